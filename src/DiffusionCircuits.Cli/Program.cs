@@ -1,0 +1,4 @@
+using System.CommandLine;
+using DiffusionCircuits.Cli;
+
+return CliApp.Run(args);

@@ -1,0 +1,51 @@
+using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace DiffusionCircuits.Onnx;
+
+/// <summary>How an export lays out attention probabilities.</summary>
+public enum AttentionLayout
+{
+    /// <summary>[B*H, S_q, S_k]: PyTorch 1.x / diffusers AttnProcessor (bmm) exports.</summary>
+    BatchHeads3D,
+
+    /// <summary>[B, H, S_q, S_k]: PyTorch 2.x exports (SDPA decomposed) and plain 4-D matmul attention.</summary>
+    Heads4D,
+}
+
+/// <summary>
+/// One attention layer found in a graph: its stable name (<c>down.1.attn</c>, or <c>attn.0</c> when node names
+/// do not allow one), where it lives in the graph, and its geometry. Heads are named <c>{Name}.h{k}</c>.
+/// </summary>
+public sealed record AttentionLayer
+{
+    public required string Name { get; init; }
+    public required int Index { get; init; }
+    public required string SoftmaxNode { get; init; }
+    /// <summary>The softmax output: attention probabilities p[.., i, j].</summary>
+    public required string ProbabilitiesTensor { get; init; }
+    /// <summary>The output of MatMul(p, V): head outputs z before heads are merged and projected.</summary>
+    public required string HeadOutputTensor { get; init; }
+    public required string PvMatMulNode { get; init; }
+    public required bool IsCrossAttention { get; init; }
+    public AttentionLayout Layout { get; init; }
+    public int Heads { get; init; }
+    public int QueryTokens { get; init; }
+    public int KeyTokens { get; init; }
+    public int GridHeight { get; init; }
+    public int GridWidth { get; init; }
+    public int HeadDim { get; init; }
+    public DataType ElementType { get; init; } = DataType.Float;
+
+    public string Kind => IsCrossAttention ? "cross" : "self";
+
+    public string HeadName(int head) => $"{Name}.h{head}";
+
+    /// <summary>Graph output that carries this layer's attention maps after instrumentation.</summary>
+    public string MapsOutput => $"attn.{Name}";
+
+    /// <summary>Graph input [B, H] that scales each head's output (1 keeps, 0 ablates).</summary>
+    public string MaskInput => $"mask.{Name}";
+
+    /// <summary>Graph input, broadcastable to z, that replaces ablated head outputs (mean ablation).</summary>
+    public string MeanInput => $"mean.{Name}";
+}

@@ -1,0 +1,116 @@
+using Microsoft.ML.OnnxRuntime;
+using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace DiffusionCircuits.Onnx;
+
+/// <summary>Creates ONNX Runtime sessions for in-memory models, keeping external weight files resolvable.</summary>
+public static class OrtSessions
+{
+    public static InferenceSession Create(OnnxModel model, SessionOptions options)
+    {
+        string file = model.SourcePath ?? "model";
+        try
+        {
+            if (!model.HasExternalData || model.SourcePath == null) return new InferenceSession(model.ToBytes(), options);
+            // External data resolves relative to the model file and must stay inside its folder: load a scratch
+            // copy written beside the original weights (the weights are read while the session is created).
+            string sourceDir = Path.GetDirectoryName(Path.GetFullPath(model.SourcePath))!;
+            string path = Path.Combine(sourceDir, $".{Path.GetFileNameWithoutExtension(model.SourcePath)}.dc-{Guid.NewGuid().ToString("N")[..8]}.onnx");
+            try
+            {
+                File.WriteAllBytes(path, model.ToBytes());
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Read-only model folder: a scratch folder with hard links (or copies) of the weights.
+                string dir = Directory.CreateTempSubdirectory("diffcircuits-").FullName;
+                path = Path.Combine(dir, "model.onnx");
+                model.Save(path);
+            }
+            try
+            {
+                return new InferenceSession(path, options);
+            }
+            finally
+            {
+                try { File.Delete(path); } catch (IOException) { }
+            }
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxModelException($"ONNX Runtime cannot load '{file}': {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>Inputs for one run of a denoiser: the sample, the timestep and zero conditioning, shaped from the model.</summary>
+public sealed class ProbeInputs : IDisposable
+{
+    private ProbeInputs(string[] names, OrtValue[] values, long batch, long[] sampleShape)
+    {
+        Names = names;
+        Values = values;
+        Batch = batch;
+        SampleShape = sampleShape;
+    }
+
+    public string[] Names { get; }
+    public OrtValue[] Values { get; }
+    public long Batch { get; }
+    public long[] SampleShape { get; }
+
+    /// <summary>Sample of N(0,1) values (seeded), timestep 500, conditioning zeros; dynamic sizes from the arguments.</summary>
+    public static ProbeInputs Create(ModelSignature signature, long batch, int sampleSize, int seed = 1)
+    {
+        var sample = signature.Sample;
+        batch = sample.FixedDim(0) ?? batch;
+        var sampleShape = new[]
+        {
+            batch, sample.FixedDim(1) ?? 3, sample.FixedDim(2) ?? sampleSize, sample.FixedDim(3) ?? sampleSize,
+        };
+        var names = new List<string>();
+        var values = new List<OrtValue>();
+        var rng = new Random(seed);
+        foreach (var input in signature.Inputs)
+        {
+            long[] shape = input.Role == TensorRole.NoisySample ? sampleShape
+                : input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == signature.BatchDim ? batch : input.Role == TensorRole.Timestep ? batch : 4)).ToArray();
+            long count = shape.Aggregate(1L, (a, b) => a * b);
+            double fill(int k) => input.Role switch
+            {
+                TensorRole.NoisySample => Gaussian(rng),
+                TensorRole.Timestep => 500,
+                _ => 0,
+            };
+            names.Add(input.Name);
+            values.Add(CreateTensor(input.ElementType, shape, count, fill, input.Name));
+        }
+        return new ProbeInputs(names.ToArray(), values.ToArray(), batch, sampleShape);
+    }
+
+    internal static OrtValue CreateTensor(DataType type, long[] shape, long count, Func<int, double> fill, string name) => type switch
+    {
+        DataType.Float => OrtValue.CreateTensorValueFromMemory(Fill(count, k => (float)fill(k)), shape),
+        DataType.Double => OrtValue.CreateTensorValueFromMemory(Fill(count, fill), shape),
+        DataType.Float16 => OrtValue.CreateTensorValueFromMemory(Fill(count, k => (Float16)(float)fill(k)), shape),
+        DataType.Int64 => OrtValue.CreateTensorValueFromMemory(Fill(count, k => (long)fill(k)), shape),
+        DataType.Int32 => OrtValue.CreateTensorValueFromMemory(Fill(count, k => (int)fill(k)), shape),
+        _ => throw new OnnxModelException($"Input '{name}' has element type {type.ToString().ToLowerInvariant()}, which DiffusionCircuits cannot feed " +
+                                          "(supported: float, float16, double, int64, int32)."),
+    };
+
+    private static T[] Fill<T>(long count, Func<int, T> f)
+    {
+        var a = new T[count];
+        for (int i = 0; i < a.Length; i++) a[i] = f(i);
+        return a;
+    }
+
+    private static double Gaussian(Random rng) =>
+        Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    public void Dispose()
+    {
+        foreach (var v in Values) v.Dispose();
+    }
+}
