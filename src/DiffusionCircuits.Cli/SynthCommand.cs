@@ -36,7 +36,7 @@ internal static class SynthCommand
             int first = parse.GetValue(start);
             var faces = new List<FaceImage>();
             int k = 0;
-            foreach (var face in gen.Generate(n, first))
+            foreach (var face in gen.GenerateMany(n, first))
             {
                 using (var bmp = SkiaPixels.FromPlanes(face.RgbPlanes, s, s)) SkiaPixels.SavePng(bmp, Path.Combine(dir, "images", face.Id + ".png"));
                 using (var maskBmp = MaskBitmap(face.PartMask!, s)) SkiaPixels.SavePng(maskBmp, Path.Combine(dir, "masks", face.Id + ".png"));

@@ -92,10 +92,15 @@ public sealed class ImageFolder
         try
         {
             using var stream = File.OpenRead(file);
+            if (stream.Length == 0)
+            {
+                reason = "empty file";
+                return null;
+            }
             using var codec = SKCodec.Create(stream, out var result);
             if (codec == null)
             {
-                reason = stream.Length == 0 ? "empty file" : $"not a decodable image ({result})";
+                reason = $"not a decodable image ({result})";
                 return null;
             }
             // Large images are decoded at a reduced scale when the codec supports it (JPEG), to bound memory.

@@ -41,7 +41,7 @@ public sealed class SyntheticFaceGenerator
     }
 
     /// <summary>Faces 0..count-1, generated lazily.</summary>
-    public IEnumerable<FaceImage> Generate(int count, int start = 0)
+    public IEnumerable<FaceImage> GenerateMany(int count, int start = 0)
     {
         for (int i = start; i < start + count; i++) yield return Generate(i);
     }

@@ -21,7 +21,8 @@ public sealed record AttentionDiscoveryResult(ModelSignature Signature, IReadOnl
 /// </summary>
 public static class AttentionDiscovery
 {
-    private static readonly HashSet<string> ScoreSteps = new() { "Add", "Mul", "Div", "Sub", "Cast", "Where", "Identity" };
+    // Reshape appears where a per-head mask is added on a [B, H, S, S] view of [B*H, S, S] scores.
+    private static readonly HashSet<string> ScoreSteps = new() { "Add", "Mul", "Div", "Sub", "Cast", "Where", "Identity", "Reshape" };
     private static readonly HashSet<string> ProbabilitySteps = new() { "Cast", "Dropout", "Identity" };
     private static readonly HashSet<string> FusedAttentionOps = new()
     {

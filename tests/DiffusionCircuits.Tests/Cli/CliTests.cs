@@ -1,0 +1,89 @@
+using System.Text.Json;
+using DiffusionCircuits.Cli;
+using DiffusionCircuits.Tests.Support;
+
+namespace DiffusionCircuits.Tests.Cli;
+
+/// <summary>CLI tests redirect the process-wide console, so they never run in parallel with each other.</summary>
+[Collection("Console")]
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try { return (CliApp.Run(args, stdout, stderr), stdout.ToString(), stderr.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    [Fact]
+    public void Inspect_json_lists_inputs_roles_and_layers()
+    {
+        var (code, output, _) = Run("inspect", ModelRunner.Fixture("exports/cross3d.onnx"), "--json", "--sample-size", "16");
+        Assert.Equal(0, code);
+        var json = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(14, json.GetProperty("opset").GetInt64());
+        Assert.Equal("timestep t", json.GetProperty("inputs").EnumerateArray().Single(i => i.GetProperty("name").GetString() == "timestep").GetProperty("role").GetString());
+        var layers = json.GetProperty("layers").EnumerateArray().ToList();
+        Assert.Equal(4, layers.Count);
+        Assert.Equal("cross", layers[2].GetProperty("kind").GetString());
+        Assert.Equal("mid_cross.h3", layers[2].GetProperty("headNames")[3].GetString());
+        Assert.Equal(16, json.GetProperty("totalHeads").GetInt32());
+    }
+
+    [Fact]
+    public void Instrument_writes_a_model_with_maps_and_mask_inputs()
+    {
+        var output = Path.Combine(Directory.CreateTempSubdirectory().FullName, "out.onnx");
+        var (code, stdout, _) = Run("instrument", ModelRunner.Fixture("exports/bmm3d.onnx"), "-o", output, "--sample-size", "16");
+        Assert.Equal(0, code);
+        Assert.Contains("mask.mid_attn [B, 4]", stdout);
+        var model = DiffusionCircuits.Onnx.OnnxModel.Load(output);
+        Assert.Contains(model.Graph.Output, o => o.Name == "attn.up_attn");
+        Assert.Contains(model.Graph.Input, i => i.Name == "mean.down_attn");
+    }
+
+    [Fact]
+    public void Instrument_refuses_an_unwritable_output_before_doing_any_work()
+    {
+        var (code, _, err) = Run("instrument", ModelRunner.Fixture("exports/bmm3d.onnx"), "-o", "/nonexistent-dc-folder/out.onnx");
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.Contains("Cannot write '/nonexistent-dc-folder/out.onnx'", err);
+    }
+
+    [Fact]
+    public void A_bad_model_file_is_one_clear_line_and_exit_code_2()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "bad.onnx");
+        File.WriteAllText(path, "garbage");
+        var (code, _, err) = Run("inspect", path);
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.StartsWith("error: ", err);
+        Assert.Contains(path, err);
+        Assert.DoesNotContain("   at ", err);
+    }
+
+    [Fact]
+    public void Synth_writes_images_masks_and_a_manifest()
+    {
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        var (code, _, _) = Run("synth", "--count", "3", "--size", "24", "--seed", "9", "--out", dir, "--npy");
+        Assert.Equal(0, code);
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(dir, "images"), "*.png").Length);
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(dir, "masks"), "*.png").Length);
+        var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "manifest.json"))).RootElement;
+        Assert.Equal(9, manifest.GetProperty("seed").GetInt32());
+        Assert.Equal(3, manifest.GetProperty("faces").GetArrayLength());
+        Assert.Equal(128 + 3 * 24 * 24 * 3, new FileInfo(Path.Combine(dir, "images.npy")).Length);
+    }
+
+    [Fact]
+    public void Synth_rejects_a_bad_size_with_the_allowed_range()
+    {
+        var (code, _, err) = Run("synth", "--count", "3", "--size", "4", "--out", Directory.CreateTempSubdirectory().FullName);
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.Contains("between 8 and 1024", err);
+    }
+}
