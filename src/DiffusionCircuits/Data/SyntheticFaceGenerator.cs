@@ -30,7 +30,7 @@ public sealed class SyntheticFaceGenerator
     public FaceImage Generate(int index)
     {
         // One independent stream per face: faces do not depend on how many were generated before.
-        var rng = new Random(HashCode.Combine(_seed, index, 0x5EED));
+        var rng = new Random(StableSeed.Of(_seed, index, 0x5EED));
         var face = FaceParameters.Sample(rng);
         var (planes, mask) = Render(face, RenderSize, rng);
         if (RenderSize == Size)

@@ -67,3 +67,21 @@ public class SyntheticFaceTests
         Assert.True(Row(FacePart.Nose) > Row(FacePart.Eyes) && Row(FacePart.Nose) < Row(FacePart.Mouth));
     }
 }
+
+public class SyntheticFaceStabilityTests
+{
+    /// <summary>
+    /// The training set of the bundled model and every report depend on faces being the same in every process:
+    /// this pinned checksum fails if generation picks up per-process randomness (such as HashCode) or changes.
+    /// </summary>
+    [Fact]
+    public void Face_pixels_are_pinned_across_processes_and_versions()
+    {
+        var face = new SyntheticFaceGenerator(seed: 20251, size: 32).Generate(0);
+        var bytes = face.RgbPlanes.Select(SkiaPixels.ToByte).Concat(face.PartMask!).ToArray();
+        Assert.Equal(ExpectedSha256, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes)));
+    }
+
+    // Also the SHA-256 of face 0 of tools/train/work/synth-train (images.npy as CHW bytes + masks.npy), checked with numpy.
+    private const string ExpectedSha256 = "6AFF35684441A8BA6C688F7241E9188A1853AB938DB7CF87EE9A8B7A252FD112";
+}

@@ -1,0 +1,82 @@
+using DiffusionCircuits.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace DiffusionCircuits.Diffusion;
+
+/// <summary>
+/// Runs a denoiser eps_theta(x_t, t) in batches through ONNX Runtime: feeds the timestep in the model's own type and
+/// rank, zero conditioning for any other input, and reads the predicted noise. Safe to call from one thread at a time.
+/// </summary>
+public sealed class DenoiserSession : IDisposable
+{
+    private readonly InferenceSession _session;
+
+    public DenoiserSession(OnnxModel model, int sampleSize = 32, SessionOptions? options = null)
+    {
+        Signature = new ModelSignature(model);
+        var s = Signature.Sample;
+        Channels = (int)(s.FixedDim(1) ?? 3);
+        Height = (int)(s.FixedDim(2) ?? sampleSize);
+        Width = (int)(s.FixedDim(3) ?? sampleSize);
+        FixedBatch = (int?)s.FixedDim(0);
+        _session = OrtSessions.Create(model, options ?? new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR });
+    }
+
+    public ModelSignature Signature { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int? FixedBatch { get; }
+    public int SampleLength => Channels * Height * Width;
+
+    /// <summary>Predicts eps for a batch: <paramref name="noisy"/> is [B, C, H, W]; returns [B, C, H, W].</summary>
+    public float[] PredictNoise(float[] noisy, int[] timesteps)
+    {
+        int batch = timesteps.Length;
+        if (noisy.Length != batch * SampleLength)
+            throw new ArgumentException($"Expected {batch} x {SampleLength} values, got {noisy.Length}.");
+        if (FixedBatch is int fb && fb != batch)
+            throw new ArgumentException($"The model takes batches of exactly {fb}; got {batch}.");
+        var names = new List<string>();
+        var values = new List<OrtValue>();
+        try
+        {
+            foreach (var input in Signature.Inputs)
+            {
+                names.Add(input.Name);
+                values.Add(input.Role switch
+                {
+                    TensorRole.NoisySample => input.ElementType == DataType.Float
+                        ? OrtValue.CreateTensorValueFromMemory(noisy, new long[] { batch, Channels, Height, Width })
+                        : ProbeInputs.CreateTensor(input.ElementType, new long[] { batch, Channels, Height, Width }, noisy.Length, k => noisy[k], input.Name),
+                    TensorRole.Timestep => TimestepValue(input, timesteps),
+                    _ => ProbeInputs.CreateTensor(input.ElementType,
+                        input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == Signature.BatchDim ? batch : 1)).ToArray(),
+                        input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == Signature.BatchDim ? batch : 1)).Aggregate(1L, (a, b) => a * b),
+                        _ => 0, input.Name),
+                });
+            }
+            using var results = _session.Run(new RunOptions(), names, values, new[] { Signature.NoiseOutput.Name });
+            var output = results[0];
+            if (output.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
+                return output.GetTensorDataAsSpan<Float16>().ToArray().Select(h => (float)h).ToArray();
+            return output.GetTensorDataAsSpan<float>().ToArray();
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+
+    private static OrtValue TimestepValue(TensorSpec input, int[] timesteps)
+    {
+        bool scalar = input.Rank == 0;
+        if (scalar && timesteps.Distinct().Count() > 1)
+            throw new ArgumentException($"Input '{input.Name}' is a scalar timestep: every sample of a batch must share one timestep.");
+        long[] shape = scalar ? Array.Empty<long>() : new long[] { timesteps.Length };
+        return ProbeInputs.CreateTensor(input.ElementType, shape, scalar ? 1 : timesteps.Length, k => timesteps[k], input.Name);
+    }
+
+    public void Dispose() => _session.Dispose();
+}

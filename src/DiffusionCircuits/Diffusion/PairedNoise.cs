@@ -1,0 +1,49 @@
+using System.Text;
+
+namespace DiffusionCircuits.Diffusion;
+
+/// <summary>
+/// Seeded Gaussian noise that depends only on (run seed, image id, timestep): baseline and ablated runs of the same
+/// image see the same eps (paired design), whatever the batch order or which process computes them.
+/// </summary>
+public static class PairedNoise
+{
+    public static void Fill(Span<float> eps, int seed, string imageId, int timestep)
+    {
+        var rng = new Random(StableSeed.Of(seed, StableHash(imageId), timestep, 0xE95));
+        for (int i = 0; i < eps.Length; i += 2)
+        {
+            // Box-Muller: two independent N(0, 1) values per pair of uniforms.
+            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+            double r = Math.Sqrt(-2.0 * Math.Log(u1));
+            eps[i] = (float)(r * Math.Cos(2 * Math.PI * u2));
+            if (i + 1 < eps.Length) eps[i + 1] = (float)(r * Math.Sin(2 * Math.PI * u2));
+        }
+    }
+
+    /// <summary>FNV-1a over UTF-8: stable across processes and platforms.</summary>
+    public static long StableHash(string text)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (var b in Encoding.UTF8.GetBytes(text)) h = (h ^ b) * 1099511628211UL;
+        return (long)h;
+    }
+}
+
+/// <summary>Forward noising of clean images in [0, 1] into the model's [-1, 1] space.</summary>
+public static class ForwardNoising
+{
+    /// <summary>x_t = sqrt(abar_t) (2 x0 - 1) + sqrt(1 - abar_t) eps, written into <paramref name="noisy"/>.</summary>
+    public static void Apply(ReadOnlySpan<float> cleanUnit, ReadOnlySpan<float> eps, NoiseSchedule schedule, int t, Span<float> noisy)
+    {
+        float a = (float)schedule.SignalScale(t), s = (float)schedule.NoiseScale(t);
+        for (int i = 0; i < noisy.Length; i++) noisy[i] = a * (2f * cleanUnit[i] - 1f) + s * eps[i];
+    }
+
+    /// <summary>The clean image the model implies: x0 = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), in [-1, 1] space.</summary>
+    public static void PredictClean(ReadOnlySpan<float> noisy, ReadOnlySpan<float> epsHat, NoiseSchedule schedule, int t, Span<float> clean)
+    {
+        float a = (float)schedule.SignalScale(t), s = (float)schedule.NoiseScale(t);
+        for (int i = 0; i < clean.Length; i++) clean[i] = (noisy[i] - s * epsHat[i]) / a;
+    }
+}
