@@ -17,6 +17,7 @@ public static class CliApp
             InstrumentCommand.Create(),
             SynthCommand.Create(),
             PrepareCommand.Create(),
+            EvaluateCommand.Create(),
         };
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         if (output != null) config.Output = output;

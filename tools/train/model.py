@@ -81,8 +81,19 @@ class Mid(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, base=32):
+    """eps_theta(x_t, t) = c(t) (x_t - sqrt(abar_t) mu) + network(x_t, t).
+
+    The first term is the best linear estimate of eps for data of mean mu and variance var (a Wiener filter,
+    c(t) = sqrt(1 - abar_t) / (abar_t var + 1 - abar_t)); the U-Net learns what it misses. At high t the linear
+    term is already near-optimal, so the small model does not have to reproduce x_t to within 1% (the plain
+    parameterisation's weak spot). The output conv starts at zero: training starts from the linear estimator.
+    mu and var are those of the training mix in [-1, 1] (measured: -0.060 and 0.228).
+    """
+
+    def __init__(self, base=32, data_mean=-0.060, data_var=0.228):
         super().__init__()
+        self.data_mean, self.data_var = data_mean, data_var
+        self.register_buffer("alpha_bar", linear_alpha_bar().float(), persistent=False)
         c1, c2 = base, 2 * base
         tdim = 4 * base
         self.base = base
@@ -94,15 +105,19 @@ class UNet(nn.Module):
         self.up = nn.ModuleList([Level(c2 + c1, c1, tdim, attn=False), Level(c2 + c2, c2, tdim, attn=True)])
         self.out_norm = nn.GroupNorm(8, c1)
         self.conv_out = nn.Conv2d(c1, 3, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x, t):
+        a = self.alpha_bar[t][:, None, None, None]
+        linear = (1 - a).sqrt() * (x - a.sqrt() * self.data_mean) / (a * self.data_var + 1 - a)
         temb = self.time(timestep_embedding(t, self.base))
         h0 = self.down[0](self.conv_in(x), temb)                 # [B, c1, 32, 32]
         h1 = self.down[1](self.downsample[0](h0), temb)          # [B, c2, 16, 16]
         m = self.mid(self.downsample[1](h1), temb)               # [B, c2, 8, 8]
         u1 = self.up[1](torch.cat([F.interpolate(m, scale_factor=2.0, mode="nearest"), h1], 1), temb)   # 16x16
         u0 = self.up[0](torch.cat([F.interpolate(u1, scale_factor=2.0, mode="nearest"), h0], 1), temb)  # 32x32
-        return self.conv_out(F.silu(self.out_norm(u0)))
+        return linear + self.conv_out(F.silu(self.out_norm(u0)))
 
 
 def linear_alpha_bar(T=1000, beta_start=1e-4, beta_end=0.02):

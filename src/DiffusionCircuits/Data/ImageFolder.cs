@@ -30,7 +30,8 @@ public sealed class ImageFolder
     private readonly List<SkippedImage> _skipped = new();
     private byte[]? _templateMask;
 
-    public ImageFolder(string path, int size, int maxImages = 0, CropKind? crop = null, int sampleSeed = 0)
+    /// <param name="onlyFiles">When given, only files with these names (for example a held-out list) are read.</param>
+    public ImageFolder(string path, int size, int maxImages = 0, CropKind? crop = null, int sampleSeed = 0, IReadOnlyCollection<string>? onlyFiles = null)
     {
         if (size < 8 || size > 1024) throw new ArgumentOutOfRangeException(nameof(size), size, "Image size must be between 8 and 1024 pixels.");
         string dir = Path.GetFullPath(path);
@@ -45,8 +46,11 @@ public sealed class ImageFolder
 
         var files = Directory.EnumerateFiles(dir)
             .Where(f => Extensions.Contains(System.IO.Path.GetExtension(f).ToLowerInvariant()))
+            .Where(f => onlyFiles == null || onlyFiles.Contains(System.IO.Path.GetFileName(f)))
             .OrderBy(f => System.IO.Path.GetFileName(f), StringComparer.Ordinal)
             .ToList();
+        if (files.Count == 0 && onlyFiles != null)
+            throw new InvalidDataException($"Image folder '{path}' contains none of the {onlyFiles.Count} listed files.");
         if (files.Count == 0)
             throw new InvalidDataException($"Image folder '{path}' contains no images ({string.Join(", ", Extensions)}).");
         if (maxImages > 0 && files.Count > maxImages)

@@ -1,0 +1,169 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Reporting;
+using Spectre.Console;
+
+namespace DiffusionCircuits.Cli;
+
+/// <summary>`evaluate`: how well a denoiser predicts noise on held-out faces, plus denoising and sampling pictures.</summary>
+internal static class EvaluateCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "The denoiser (ONNX).", DefaultValueFactory = _ => Defaults.ModelPath };
+        var real = new Option<string?>("--real") { Description = "Real faces: an img_align_celeba folder (or any image folder)." };
+        var heldout = new Option<string?>("--heldout") { Description = "Only these files of --real (one name per line, # comments), e.g. models/heldout-celeba.txt." };
+        var images = new Option<int>("--images") { Description = "Images per data set.", DefaultValueFactory = _ => 300 };
+        var synthSeed = new Option<int>("--synthetic-seed") { Description = "Seed of the synthetic faces.", DefaultValueFactory = _ => 1 };
+        var synthStart = new Option<int>("--synthetic-start") { Description = "Index of the first synthetic face.", DefaultValueFactory = _ => 0 };
+        var timesteps = new Option<string>("--timesteps") { Description = "Comma-separated timesteps.", DefaultValueFactory = _ => "50,200,400,600,800" };
+        var seed = new Option<int>("--seed") { Description = "Noise seed (paired noise per image and timestep).", DefaultValueFactory = _ => 1 };
+        var samples = new Option<int>("--samples") { Description = "DDIM samples to draw for the sample grid (0 = none).", DefaultValueFactory = _ => 64 };
+        var ddimSteps = new Option<int>("--ddim-steps") { Description = "DDIM steps per sample.", DefaultValueFactory = _ => 50 };
+        var output = new Option<string>("--out") { Description = "Folder for evaluation.json, denoising.png and samples.png.", DefaultValueFactory = _ => "reports/evaluate" };
+        var cmd = new Command("evaluate",
+            "Measure a denoiser's held-out eps-MSE per timestep on synthetic and real faces next to the network-free baselines " +
+            "(eps_hat = 0, eps_hat = x_t), and draw denoised faces (predicted x0 from t = 200 and 400) and DDIM samples.")
+        {
+            model, real, heldout, images, synthSeed, synthStart, timesteps, seed, samples, ddimSteps, output,
+        };
+        cmd.SetAction(parse =>
+        {
+            var watch = Stopwatch.StartNew();
+            string outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            var ts = ParseTimesteps(parse.GetValue(timesteps)!);
+            int n = parse.GetValue(images);
+            if (n < 1) throw new UserFacingException($"--images must be at least 1 (got {n}).");
+            OnnxModel onnx;
+            try { onnx = OnnxModel.Load(parse.GetValue(model)!); }
+            catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
+            var schedule = NoiseSchedule.FromModel(onnx);
+            using var denoiser = new DenoiserSession(onnx);
+            int size = denoiser.Height;
+
+            var synthetic = new SyntheticFaceGenerator(parse.GetValue(synthSeed), size).GenerateMany(n, parse.GetValue(synthStart)).ToList();
+            var sets = new List<(string Name, List<FaceImage> Images)> { ("synthetic", synthetic) };
+            string? realDir = parse.GetValue(real);
+            if (realDir != null)
+            {
+                IReadOnlyCollection<string>? only = null;
+                if (parse.GetValue(heldout) is string list)
+                {
+                    if (!File.Exists(list)) throw new UserFacingException($"Held-out list '{list}' does not exist.");
+                    only = File.ReadAllLines(list).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet();
+                }
+                try { sets.Add(("celeba", new ImageFolder(realDir, size, onlyFiles: only).Read().Take(n).ToList())); }
+                catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
+            }
+
+            var results = new Dictionary<string, IReadOnlyList<EpsilonMse>>();
+            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    foreach (var (name, set) in sets)
+                    {
+                        var task = ctx.AddTask($"eps-MSE {name}", maxValue: set.Count);
+                        results[name] = DenoiserEvaluation.Measure(denoiser, schedule, set, ts, parse.GetValue(seed),
+                            progress: new Progress<int>(c => task.Value = c));
+                        task.Value = set.Count;
+                    }
+                });
+
+            var table = new Table().AddColumns("data", "images", "t", "eps-MSE model", "eps_hat = 0", "eps_hat = x_t");
+            foreach (var (name, rows) in results)
+                foreach (var r in rows)
+                    table.AddRow(name, r.Images.ToString(), r.Timestep.ToString(), $"{r.ModelMse:F4}", $"{r.ZeroBaselineMse:F4}", $"{r.NoisyInputBaselineMse:F4}");
+            AnsiConsole.Write(table);
+
+            DenoisingPicture(denoiser, schedule, sets, parse.GetValue(seed), Path.Combine(outDir, "denoising.png"));
+            int sampleCount = parse.GetValue(samples);
+            if (sampleCount > 0)
+            {
+                var x = DdimSampler.Sample(denoiser.PredictNoise, schedule, sampleCount, denoiser.SampleLength, parse.GetValue(ddimSteps), parse.GetValue(seed));
+                var grid = new ImageGrid(size, size, 3);
+                int cols = (int)Math.Ceiling(Math.Sqrt(sampleCount));
+                for (int r = 0; r * cols < sampleCount; r++)
+                    grid.AddRow("", Enumerable.Range(r * cols, Math.Min(cols, sampleCount - r * cols))
+                        .Select(i => ImageGrid.FromModelSpace(x.AsSpan(i * denoiser.SampleLength, denoiser.SampleLength))));
+                grid.Save(Path.Combine(outDir, "samples.png"), $"{sampleCount} DDIM samples, {parse.GetValue(ddimSteps)} steps, seed {parse.GetValue(seed)}");
+            }
+
+            var json = new
+            {
+                model = Path.GetFullPath(parse.GetValue(model)!),
+                schedule = schedule.Name,
+                seed = parse.GetValue(seed),
+                definition = "eps-MSE = mean over images and pixels of (eps_hat - eps)^2, paired seeded noise per (seed, image id, t)",
+                sets = results.ToDictionary(kv => kv.Key, kv => kv.Value),
+                seconds = Math.Round(watch.Elapsed.TotalSeconds, 1),
+            };
+            AtomicFile.WriteAllText(Path.Combine(outDir, "evaluation.json"),
+                JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+            Console.Out.WriteLine($"Wrote {outDir}/evaluation.json, denoising.png{(sampleCount > 0 ? ", samples.png" : "")} in {watch.Elapsed.TotalSeconds:F0} s.");
+            return CliApp.Ok;
+        });
+        return cmd;
+    }
+
+    internal static int[] ParseTimesteps(string text)
+    {
+        try
+        {
+            var ts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+            if (ts.Length == 0 || ts.Any(t => t < 0 || t > 999)) throw new FormatException();
+            return ts;
+        }
+        catch (FormatException)
+        {
+            throw new UserFacingException($"--timesteps must be comma-separated integers in 0..999 (got '{text}').");
+        }
+    }
+
+    /// <summary>Rows: clean, x_t and predicted x0 at t = 200 and 400, for 8 faces of each data set.</summary>
+    private static void DenoisingPicture(DenoiserSession denoiser, NoiseSchedule schedule, List<(string Name, List<FaceImage> Images)> sets, int seed, string path)
+    {
+        int len = denoiser.SampleLength, cols = 8;
+        var grid = new ImageGrid(denoiser.Width, denoiser.Height, 3);
+        foreach (var (name, images) in sets)
+        {
+            var faces = images.Take(cols).ToList();
+            grid.AddRow($"{name}: clean x0", faces.Select(f => f.RgbPlanes));
+            foreach (int t in new[] { 200, 400 })
+            {
+                var noisy = new float[faces.Count * len];
+                var eps = new float[len];
+                for (int i = 0; i < faces.Count; i++)
+                {
+                    PairedNoise.Fill(eps, seed, faces[i].Id, t);
+                    ForwardNoising.Apply(faces[i].RgbPlanes, eps, schedule, t, noisy.AsSpan(i * len, len));
+                }
+                var predicted = denoiser.PredictNoise(noisy, Enumerable.Repeat(t, faces.Count).ToArray());
+                var clean = new float[noisy.Length];
+                ForwardNoising.PredictClean(noisy, predicted, schedule, t, clean);
+                grid.AddRow($"{name}: x_t, t={t}", Enumerable.Range(0, faces.Count).Select(i => ImageGrid.FromModelSpace(noisy.AsSpan(i * len, len))));
+                grid.AddRow($"{name}: predicted x0", Enumerable.Range(0, faces.Count).Select(i => ImageGrid.FromModelSpace(clean.AsSpan(i * len, len))));
+            }
+        }
+        grid.Save(path, "Held-out faces denoised in one step: x0 = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)");
+    }
+}
+
+/// <summary>Where the bundled model and data live, relative to the working directory or the executable.</summary>
+internal static class Defaults
+{
+    public static string ModelPath => Find(Path.Combine("models", "reference-ddpm-32.onnx"));
+    public static string HeldOutCelebA => Find(Path.Combine("models", "heldout-celeba.txt"));
+
+    private static string Find(string relative)
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, relative))) return Path.Combine(dir.FullName, relative);
+        return relative;
+    }
+}
