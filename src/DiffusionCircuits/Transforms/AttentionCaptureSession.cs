@@ -1,0 +1,212 @@
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace DiffusionCircuits.Transforms;
+
+/// <summary>Options for running an instrumented denoiser.</summary>
+public sealed record CaptureOptions
+{
+    /// <summary>Image side for models whose spatial size is dynamic.</summary>
+    public int SampleSize { get; init; } = 32;
+
+    /// <summary>CUDA device id, or null for CPU. Falls back to CPU with a note when the GPU runtime is not present.</summary>
+    public int? GpuDeviceId { get; init; }
+
+    /// <summary>ONNX Runtime intra-op threads (0 = its default, all cores).</summary>
+    public int Threads { get; init; }
+}
+
+/// <summary>
+/// Runs an instrumented copy of a denoiser in batches through ONNX Runtime: noisy images and timesteps in; predicted
+/// noise and every layer's attention maps out. Optional per-sample head masks ablate heads (zero or mean ablation).
+/// This is the batched path behind the ML.NET stages and the ablation sweep: one Run per batch, outputs read in place.
+/// </summary>
+public sealed class AttentionCaptureSession : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly string[] _outputNames;
+
+    public AttentionCaptureSession(string modelPath, CaptureOptions? options = null)
+        : this(LoadModel(modelPath), options) { }
+
+    public AttentionCaptureSession(OnnxModel model, CaptureOptions? options = null)
+    {
+        options ??= new CaptureOptions();
+        ModelPath = model.SourcePath;
+        Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
+        Schedule = NoiseSchedule.FromModel(model);
+        Instrumented = ModelInstrumenter.Instrument(model, Discovery);
+        var sample = Discovery.Signature.Sample;
+        Channels = (int)(sample.FixedDim(1) ?? 3);
+        Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
+        Width = (int)(sample.FixedDim(3) ?? options.SampleSize);
+        var sessionOptions = CreateSessionOptions(options, out var note);
+        DeviceNote = note;
+        _session = OrtSessions.Create(Instrumented.Model, sessionOptions);
+        _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }.Concat(Layers.Select(l => l.MapsOutput)).ToArray();
+        Geometries = Layers.Select(l => l.IsCrossAttention ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
+    }
+
+    public string? ModelPath { get; }
+    public AttentionDiscoveryResult Discovery { get; }
+    public InstrumentedModel Instrumented { get; }
+    public NoiseSchedule Schedule { get; }
+    public IReadOnlyList<AttentionLayer> Layers => Discovery.Layers;
+    public IReadOnlyList<TokenGeometry?> Geometries { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int SampleLength => Channels * Height * Width;
+    public int TotalHeads => Discovery.TotalHeads;
+
+    /// <summary>Where the session runs, and why if not where asked.</summary>
+    public string DeviceNote { get; }
+
+    /// <summary>Number of ONNX Runtime Run calls so far (the cost measure of sweeps).</summary>
+    public long RunCalls { get; private set; }
+
+    /// <summary>Total forward passes (rows) so far.</summary>
+    public long ForwardPasses { get; private set; }
+
+    /// <summary>
+    /// One forward pass of a batch. <paramref name="masks"/>, when given, has one [B, H] array per layer (1 keeps a
+    /// head, 0 ablates it); <paramref name="means"/> optionally replaces ablated heads' outputs (mean ablation), in
+    /// the layer's head-output layout for the whole batch. Dispose the result to release ONNX Runtime's buffers.
+    /// </summary>
+    public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null)
+    {
+        int batch = timesteps.Length;
+        if (noisy.Length != batch * SampleLength)
+            throw new ArgumentException($"Expected {batch} x {SampleLength} noisy values, got {noisy.Length}.");
+        var names = new List<string>();
+        var values = new List<OrtValue>();
+        try
+        {
+            foreach (var input in Discovery.Signature.Inputs)
+            {
+                names.Add(input.Name);
+                values.Add(input.Role switch
+                {
+                    TensorRole.NoisySample => input.ElementType == DataType.Float
+                        ? OrtValue.CreateTensorValueFromMemory(noisy, new long[] { batch, Channels, Height, Width })
+                        : ProbeInputs.CreateTensor(input.ElementType, new long[] { batch, Channels, Height, Width }, noisy.Length, k => noisy[k], input.Name),
+                    TensorRole.Timestep => ProbeInputs.CreateTensor(input.ElementType, input.Rank == 0 ? Array.Empty<long>() : new long[] { batch },
+                        input.Rank == 0 ? 1 : batch, k => timesteps[k], input.Name),
+                    _ => ZeroConditioning(input, batch),
+                });
+            }
+            for (int l = 0; l < Layers.Count; l++)
+            {
+                var layer = Layers[l];
+                var mask = masks?[l] ?? Ones(batch * layer.Heads);
+                if (mask.Length != batch * layer.Heads) throw new ArgumentException($"Mask for {layer.Name} must have {batch} x {layer.Heads} values.");
+                names.Add(layer.MaskInput);
+                values.Add(OrtValue.CreateTensorValueFromMemory(mask, new long[] { batch, layer.Heads }));
+                long[] meanShape = layer.Layout == AttentionLayout.Heads4D
+                    ? new long[] { batch, layer.Heads, layer.QueryTokens, layer.HeadDim }
+                    : new long[] { batch * layer.Heads, layer.QueryTokens, layer.HeadDim };
+                var mean = means?[l] ?? Zeros(batch * layer.Heads * layer.QueryTokens * layer.HeadDim);
+                names.Add(layer.MeanInput);
+                values.Add(OrtValue.CreateTensorValueFromMemory(mean, meanShape));
+            }
+            var results = _session.Run(new RunOptions(), names, values, _outputNames);
+            RunCalls++;
+            ForwardPasses += batch;
+            return new CaptureBatch(this, results, batch);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new OnnxModelException($"ONNX Runtime failed running '{ModelPath ?? "model"}' on a batch of {batch}: {e.Message}", e);
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+
+    private float[] _ones = Array.Empty<float>(), _zeros = Array.Empty<float>();
+
+    private float[] Ones(int n)
+    {
+        if (_ones.Length != n) _ones = Enumerable.Repeat(1f, n).ToArray();
+        return _ones;
+    }
+
+    private float[] Zeros(int n)
+    {
+        if (_zeros.Length < n) _zeros = new float[n];
+        return _zeros.Length == n ? _zeros : _zeros[..n];
+    }
+
+    private OrtValue ZeroConditioning(TensorSpec input, int batch)
+    {
+        var shape = input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == Discovery.Signature.BatchDim ? batch : 1)).ToArray();
+        return ProbeInputs.CreateTensor(input.ElementType, shape, shape.Aggregate(1L, (a, b) => a * b), _ => 0, input.Name);
+    }
+
+    /// <summary>CPU by default; CUDA when asked and available, else CPU with the reason.</summary>
+    public static SessionOptions CreateSessionOptions(CaptureOptions options, out string note)
+    {
+        var so = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        if (options.Threads > 0) so.IntraOpNumThreads = options.Threads;
+        note = "CPU";
+        if (options.GpuDeviceId is int gpu)
+        {
+            try
+            {
+                so.AppendExecutionProvider_CUDA(gpu);
+                note = $"CUDA device {gpu}";
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                note = $"CPU (GPU {gpu} was asked for, but the CUDA execution provider is not available: install the " +
+                       "Microsoft.ML.OnnxRuntime.Gpu package in place of Microsoft.ML.OnnxRuntime to use it)";
+            }
+        }
+        return so;
+    }
+
+    private static OnnxModel LoadModel(string path) => OnnxModel.Load(path);
+
+    public void Dispose() => _session.Dispose();
+}
+
+/// <summary>The outputs of one batch, read in place from ONNX Runtime's buffers until disposed.</summary>
+public sealed class CaptureBatch : IDisposable
+{
+    private readonly AttentionCaptureSession _owner;
+    private readonly IDisposableReadOnlyCollection<OrtValue> _results;
+
+    internal CaptureBatch(AttentionCaptureSession owner, IDisposableReadOnlyCollection<OrtValue> results, int batch)
+    {
+        _owner = owner;
+        _results = results;
+        Batch = batch;
+    }
+
+    public int Batch { get; }
+
+    /// <summary>Predicted noise of row <paramref name="row"/> ([C, H, W]).</summary>
+    public ReadOnlySpan<float> PredictedNoise(int row) =>
+        _results[0].GetTensorDataAsSpan<float>().Slice(row * _owner.SampleLength, _owner.SampleLength);
+
+    /// <summary>The [S_q, S_k] map of one head of one row; the same memory order in both layouts.</summary>
+    public ReadOnlySpan<float> Map(int layer, int row, int head)
+    {
+        var l = _owner.Layers[layer];
+        int size = l.QueryTokens * l.KeyTokens;
+        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
+    }
+
+    /// <summary>All heads' maps of one row of a layer, [H, S_q, S_k].</summary>
+    public ReadOnlySpan<float> Maps(int layer, int row)
+    {
+        var l = _owner.Layers[layer];
+        int size = l.Heads * l.QueryTokens * l.KeyTokens;
+        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice(row * size, size);
+    }
+
+    public void Dispose() => _results.Dispose();
+}
