@@ -176,10 +176,10 @@ public sealed class AttentionFeatureCalculator
     }
 
     /// <summary>All features of one self-attention head; cross-attention heads get entropy only (others NaN).</summary>
-    public HeadFeatures Compute(ReadOnlySpan<float> map, AttentionLayer layer, TokenGeometry? geometry, ImageTokenMaps? image)
+    public HeadFeatures Compute(ReadOnlySpan<float> map, AttentionLayer layer, TokenGeometry? geometry, ImageTokenMaps? image, bool includeEntropy = true)
     {
         int sq = layer.QueryTokens, sk = layer.KeyTokens;
-        var f = new HeadFeatures { EntropyNats = EntropyNats(map, sq, sk) };
+        var f = new HeadFeatures { EntropyNats = includeEntropy ? EntropyNats(map, sq, sk) : float.NaN };
         f.NormalizedEntropy = sk > 1 ? f.EntropyNats / MathF.Log(sk) : 0f;
         if (geometry == null || layer.IsCrossAttention || sq != sk || geometry.Tokens != sq)
         {

@@ -1,0 +1,160 @@
+using System.Reflection;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace DiffusionCircuits.Transforms;
+
+/// <summary>
+/// SchemaShape.Column's constructor and SchemaShape.Create are internal in ML.NET 5: estimators describe their output
+/// columns through this one helper (reflection on the internal constructor), so the workaround lives in one place.
+/// </summary>
+public static class SchemaShapes
+{
+    /// <summary>The shape of a data view's schema, to call an estimator's GetOutputSchema with.</summary>
+    public static SchemaShape From(DataViewSchema schema) =>
+        new(schema.Where(c => !c.IsHidden).Select(c => Column(c.Name, c.Type)));
+
+    private static readonly ConstructorInfo ColumnConstructor = typeof(SchemaShape.Column)
+        .GetConstructors(BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance)
+        .Single(c => c.GetParameters().Length == 5);
+
+    internal static SchemaShape.Column Column(string name, DataViewType type)
+    {
+        var (kind, item) = type is VectorDataViewType v
+            ? (v.IsKnownSize ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.VariableVector, v.ItemType)
+            : (SchemaShape.Column.VectorKind.Scalar, type);
+        return (SchemaShape.Column)ColumnConstructor.Invoke(new object?[] { name, kind, item, false, null });
+    }
+
+    /// <summary>The input shape with these columns added (replacing same-named ones).</summary>
+    internal static SchemaShape With(SchemaShape input, IEnumerable<(string Name, DataViewType Type)> added)
+    {
+        var list = added.ToList();
+        var columns = input.Where(c => list.All(a => a.Name != c.Name)).ToList();
+        columns.AddRange(list.Select(a => Column(a.Name, a.Type)));
+        return new SchemaShape(columns);
+    }
+
+    internal static void Require(SchemaShape input, string column, string stage)
+    {
+        if (input.All(c => c.Name != column))
+            throw new ArgumentOutOfRangeException(nameof(input), $"{stage} needs an input column '{column}', which the data does not have.");
+    }
+
+    internal static DataViewSchema.Column Require(DataViewSchema schema, string column, string stage) =>
+        schema.GetColumnOrNull(column) ?? throw new ArgumentOutOfRangeException(nameof(schema),
+            $"{stage} needs an input column '{column}'; the data has {string.Join(", ", schema.Select(c => c.Name))}.");
+}
+
+/// <summary>An output column of a row-mapping stage and how to fill it for one row.</summary>
+internal sealed record MappedColumn(string Name, DataViewType Type, DataViewSchema.Annotations? Annotations = null);
+
+/// <summary>
+/// Computes a stage's output columns for the current input row. One mapper per cursor (cursors of a cursor set run
+/// on different threads), so a mapper can keep scratch buffers without locking.
+/// </summary>
+internal interface IRowMapper
+{
+    /// <summary>Called once per input row, before any output getter of that row is used.</summary>
+    void Compute(DataViewRow input);
+
+    /// <summary>Copies output column <paramref name="index"/> of the current row into <paramref name="value"/>.</summary>
+    void Get<T>(int index, ref T value);
+}
+
+/// <summary>
+/// A lazy IDataView that adds columns computed row by row from an input view (ML.NET's own RowToRowMapper types are
+/// not usable outside ML.NET). Input columns pass through; rows are computed only when an output column is read.
+/// </summary>
+internal sealed class MappedDataView : IDataView
+{
+    private readonly IDataView _input;
+    private readonly IReadOnlyList<MappedColumn> _outputs;
+    private readonly Func<DataViewSchema, IRowMapper> _mapperFactory;
+    private readonly IReadOnlyList<string> _inputsNeeded;
+
+    public MappedDataView(IDataView input, IReadOnlyList<MappedColumn> outputs, IReadOnlyList<string> inputsNeeded, Func<DataViewSchema, IRowMapper> mapperFactory)
+    {
+        _input = input;
+        _outputs = outputs;
+        _inputsNeeded = inputsNeeded;
+        _mapperFactory = mapperFactory;
+        var builder = new DataViewSchema.Builder();
+        foreach (var c in input.Schema.Where(c => !c.IsHidden && outputs.All(o => o.Name != c.Name))) builder.AddColumn(c.Name, c.Type, c.Annotations);
+        foreach (var o in outputs) builder.AddColumn(o.Name, o.Type, o.Annotations);
+        Schema = builder.ToSchema();
+    }
+
+    public bool CanShuffle => false;
+    public DataViewSchema Schema { get; }
+    public long? GetRowCount() => _input.GetRowCount();
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    {
+        var needed = columnsNeeded.Select(c => c.Name).ToHashSet();
+        bool anyOutput = _outputs.Any(o => needed.Contains(o.Name));
+        var inputNames = needed.Where(n => _outputs.All(o => o.Name != n)).ToHashSet();
+        if (anyOutput) inputNames.UnionWith(_inputsNeeded);
+        var inputColumns = _input.Schema.Where(c => inputNames.Contains(c.Name)).ToList();
+        var cursor = _input.GetRowCursor(inputColumns);
+        return new Cursor(this, cursor, anyOutput ? _mapperFactory(_input.Schema) : null, needed);
+    }
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        new[] { GetRowCursor(columnsNeeded, rand) };
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly MappedDataView _view;
+        private readonly DataViewRowCursor _input;
+        private readonly IRowMapper? _mapper;
+        private readonly HashSet<string> _active;
+        private long _computedFor = -1;
+
+        public Cursor(MappedDataView view, DataViewRowCursor input, IRowMapper? mapper, HashSet<string> active)
+        {
+            (_view, _input, _mapper, _active) = (view, input, mapper, active);
+        }
+
+        public override DataViewSchema Schema => _view.Schema;
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Name);
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool MoveNext() => _input.MoveNext();
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            int output = -1;
+            for (int i = 0; i < _view._outputs.Count; i++) if (_view._outputs[i].Name == column.Name) output = i;
+            if (output < 0) return _input.GetGetter<TValue>(_input.Schema[column.Name]);
+            if (_mapper == null) throw new InvalidOperationException($"Column '{column.Name}' was not requested when the cursor was created.");
+            return (ref TValue value) =>
+            {
+                if (_computedFor != _input.Position)
+                {
+                    _mapper.Compute(_input);
+                    _computedFor = _input.Position;
+                }
+                _mapper.Get(output, ref value);
+            };
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _input.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>VBuffer helpers that reuse the destination's array (no allocation per row once warm).</summary>
+internal static class Buffers
+{
+    public static void CopyTo<T>(ReadOnlySpan<T> source, ref VBuffer<T> destination)
+    {
+        var editor = VBufferEditor.Create(ref destination, source.Length);
+        source.CopyTo(editor.Values);
+        destination = editor.Commit();
+    }
+}

@@ -1,0 +1,51 @@
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using Microsoft.ML;
+
+namespace DiffusionCircuits.Transforms;
+
+/// <summary>
+/// ML.NET catalog entry points for DiffusionCircuits' stages:
+/// <code>
+/// var data = ml.Data.LoadFaceImages("img_align_celeba", size: 32);     // or ml.Data.SyntheticFaces(count, seed)
+/// var pipe = ml.Transforms.AddDiffusionNoise(timesteps: new[] { 50, 200, 400, 600, 800 }, seed: 1)
+///     .Append(ml.Transforms.CaptureAttention("models/reference-ddpm-32.onnx"))
+///     .Append(ml.Transforms.AttentionEntropy())
+///     .Append(ml.Transforms.AttentionProbes());
+/// IDataView rows = pipe.Fit(data).Transform(data);                      // one row per (image, timestep)
+/// </code>
+/// Stages are lazy and stream: nothing is computed until a cursor reads a column, and memory does not grow with rows.
+/// Transformers cannot be saved in ML.NET's model format (its ICanSaveModel is internal); keep their options instead.
+/// </summary>
+public static class DiffusionCircuitsCatalog
+{
+    /// <summary>Clean images from a folder (an img_align_celeba folder gets the CelebA crop and part template).</summary>
+    public static FaceImageDataView LoadFaceImages(this DataOperationsCatalog data, string path, int size = 32, int maxImages = 0, int sampleSeed = 0)
+    {
+        var folder = new ImageFolder(path, size, maxImages, sampleSeed: sampleSeed);
+        return new FaceImageDataView(folder.Read, size);
+    }
+
+    /// <summary>Procedural synthetic faces with exact part masks, deterministic from the seed.</summary>
+    public static FaceImageDataView SyntheticFaces(this DataOperationsCatalog data, int count, int seed = 1, int size = 32, int start = 0)
+    {
+        var generator = new SyntheticFaceGenerator(seed, size);
+        return new FaceImageDataView(() => generator.GenerateMany(count, start), size, count);
+    }
+
+    /// <summary>One row per (image, timestep) with paired seeded noise: columns Timestep, Noise and <paramref name="outputColumn"/> (x_t).</summary>
+    public static DiffusionNoiseEstimator AddDiffusionNoise(this TransformsCatalog transforms, string outputColumn = "Noisy", string inputColumn = FaceImageDataView.ImageColumn,
+        IReadOnlyList<int>? timesteps = null, int seed = 1, NoiseSchedule? schedule = null) =>
+        new(outputColumn, inputColumn, timesteps, seed, schedule);
+
+    /// <summary>Instruments the model and runs it in batches: PredictedNoise, LossMse and Attention.&lt;layer&gt; columns.</summary>
+    public static AttentionCaptureEstimator CaptureAttention(this TransformsCatalog transforms, string modelPath, int batchSize = 32, CaptureOptions? options = null,
+        string noisyColumn = "Noisy") =>
+        new(modelPath, options, batchSize, noisyColumn);
+
+    /// <summary>EntropyNats and NormalizedEntropy per head.</summary>
+    public static HeadFeatureEstimator AttentionEntropy(this TransformsCatalog transforms) => HeadFeatureEstimator.Entropy();
+
+    /// <summary>DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity and Symmetry per head.</summary>
+    public static HeadFeatureEstimator AttentionProbes(this TransformsCatalog transforms) => HeadFeatureEstimator.Probes();
+}

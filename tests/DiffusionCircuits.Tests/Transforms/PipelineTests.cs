@@ -1,0 +1,140 @@
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Tests.Support;
+using DiffusionCircuits.Transforms;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace DiffusionCircuits.Tests.Transforms;
+
+public class PipelineTests
+{
+    private static readonly int S = PlantedCircuit.Tokens;
+
+    /// <summary>6x6 images with a left/right part split, for the planted model (3 x 6 x 6 input, 36 tokens).</summary>
+    private static FaceImageDataView PlantedImages(int count)
+    {
+        IEnumerable<FaceImage> Source()
+        {
+            for (int k = 0; k < count; k++)
+            {
+                var rng = new Random(k);
+                var pixels = Enumerable.Range(0, 3 * S).Select(_ => (float)rng.NextDouble()).ToArray();
+                var mask = Enumerable.Range(0, S).Select(i => (byte)(i % 6 < 3 ? FacePart.Skin : FacePart.Hair)).ToArray();
+                yield return new FaceImage($"img{k}", 6, 6, pixels, mask);
+            }
+        }
+        return new FaceImageDataView(Source, 6, count);
+    }
+
+    private static string SavePlanted(AttentionLayout layout)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
+        PlantedCircuit.Build(layout).Save(path);
+        return path;
+    }
+
+    private static List<(int Timestep, float Loss, float[] Entropy, float[] Distance, float[] Edge, float[] Semantic, float[] Symmetry)> Run(AttentionLayout layout, int images)
+    {
+        var ml = new MLContext(seed: 1);
+        var data = PlantedImages(images);
+        var pipe = ml.Transforms.AddDiffusionNoise(timesteps: new[] { 100, 700 }, seed: 3)
+            .Append(ml.Transforms.CaptureAttention(SavePlanted(layout), batchSize: 3, options: new CaptureOptions { SampleSize = 6 }))
+            .Append(ml.Transforms.AttentionEntropy())
+            .Append(ml.Transforms.AttentionProbes());
+        var rows = pipe.Fit(data).Transform(data);
+        var result = new List<(int, float, float[], float[], float[], float[], float[])>();
+        using var cursor = rows.GetRowCursor(rows.Schema);
+        var t = cursor.GetGetter<int>(rows.Schema["Timestep"]);
+        var loss = cursor.GetGetter<float>(rows.Schema["LossMse"]);
+        ValueGetter<VBuffer<float>> G(string c) => cursor.GetGetter<VBuffer<float>>(rows.Schema[c]);
+        var (e, d, edge, sem, sym) = (G("EntropyNats"), G("DistanceImageUnits"), G("EdgeAlignment"), G("SemanticAffinity"), G("Symmetry"));
+        while (cursor.MoveNext())
+        {
+            int ts = 0; float l = 0; VBuffer<float> a = default, b = default, c = default, s = default, m = default;
+            t(ref ts); loss(ref l); e(ref a); d(ref b); edge(ref c); sem(ref s); sym(ref m);
+            result.Add((ts, l, a.DenseValues().ToArray(), b.DenseValues().ToArray(), c.DenseValues().ToArray(), s.DenseValues().ToArray(), m.DenseValues().ToArray()));
+        }
+        return result;
+    }
+
+    [Theory]
+    [InlineData(AttentionLayout.Heads4D)]
+    [InlineData(AttentionLayout.BatchHeads3D)]
+    public void Planted_heads_have_their_known_entropy(AttentionLayout layout)
+    {
+        var rows = Run(layout, images: 5);
+        Assert.Equal(10, rows.Count);                                   // 5 images x 2 timesteps, batches of 3 cross images
+        Assert.Equal(new[] { 100, 700, 100, 700 }, rows.Take(4).Select(r => r.Timestep));
+        double local = (16 * Math.Log(9) + 16 * Math.Log(6) + 4 * Math.Log(4)) / 36;   // interior, edge, corner queries
+        foreach (var r in rows)
+        {
+            Assert.Equal(Math.Log(36), r.Entropy[0], 5);                // uniform
+            Assert.Equal(0, r.Entropy[1], 6);                           // one-hot
+            Assert.Equal(local, r.Entropy[2], 5);                       // 3x3 window
+            Assert.Equal(Math.Log(36), r.Entropy[3], 5);
+            Assert.True(r.Loss > 0 && float.IsFinite(r.Loss));
+        }
+    }
+
+    [Fact]
+    public void A_local_head_has_entropy_ln9_on_interior_queries()
+    {
+        var map = PlantedCircuit.ExpectedMap(PlantedPattern.Local3x3);
+        var calc = new AttentionFeatureCalculator();
+        foreach (int i in Enumerable.Range(0, S).Where(i => i / 6 is > 0 and < 5 && i % 6 is > 0 and < 5))
+            Assert.Equal(Math.Log(9), calc.EntropyNats(map.AsSpan(i * S, S), 1, S), 6);
+    }
+
+    [Fact]
+    public void Attention_distance_equals_its_closed_form()
+    {
+        var r = Run(AttentionLayout.Heads4D, images: 1)[0];
+        double meanPair = 0;
+        for (int i = 0; i < S; i++)
+            for (int j = 0; j < S; j++)
+                meanPair += Math.Sqrt(Math.Pow((i % 6 - j % 6) / 6.0, 2) + Math.Pow((i / 6 - j / 6) / 6.0, 2));
+        Assert.Equal(meanPair / (S * S), r.Distance[0], 5);                                     // uniform: mean pair distance
+        Assert.Equal((30 / 6.0 + 5 * Math.Sqrt(26) / 6 + Math.Sqrt(50) / 6) / 36, r.Distance[1], 5);  // one-hot to i+1
+    }
+
+    [Fact]
+    public void Uniform_heads_have_no_alignment_and_no_semantic_affinity_and_chance_symmetry()
+    {
+        var r = Run(AttentionLayout.Heads4D, images: 2)[0];
+        Assert.Equal(0, r.Edge[0], 6);
+        Assert.Equal(0, r.Semantic[0], 6);
+        Assert.Equal(256.0 / (36 * 36), r.Symmetry[0], 6);   // mirror windows cover 16 x 16 query-key pairs per row/column
+        // A one-hot head looking one token right stays in its half of the left/right part split from columns
+        // 0, 1, 3 and 4 (4 of 6 queries), against a chance share of 1/2: affinity 4/6 - 1/2.
+        Assert.Equal(4.0 / 6 - 0.5, r.Semantic[1], 5);
+    }
+
+    [Fact]
+    public void Feature_columns_name_their_heads()
+    {
+        var ml = new MLContext();
+        var data = PlantedImages(1);
+        var rows = ml.Transforms.AddDiffusionNoise(timesteps: new[] { 10 })
+            .Append(ml.Transforms.CaptureAttention(SavePlanted(AttentionLayout.Heads4D), options: new CaptureOptions { SampleSize = 6 }))
+            .Append(ml.Transforms.AttentionEntropy()).Fit(data).Transform(data);
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        rows.Schema["EntropyNats"].Annotations.GetValue("SlotNames", ref names);
+        Assert.Equal(new[] { "down.1.attn.h0", "down.1.attn.h1", "down.1.attn.h2", "down.1.attn.h3", "down.1.attn.h4" }, names.DenseValues().Select(n => n.ToString()));
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 5, 36, 36), rows.Schema["Attention.down.1.attn"].Type);
+    }
+
+    [Fact]
+    public void Estimators_report_their_output_schema_and_missing_inputs()
+    {
+        var ml = new MLContext();
+        var data = PlantedImages(1);
+        var shape = SchemaShapes.From(data.Schema);
+        var noised = ml.Transforms.AddDiffusionNoise().GetOutputSchema(shape);
+        Assert.Contains(noised, c => c.Name == "Noisy");
+        Assert.Contains(noised, c => c.Name == "Timestep");
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => { ml.Transforms.AttentionEntropy().GetOutputSchema(shape); });
+        Assert.Contains("CaptureAttention", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => { ml.Transforms.AddDiffusionNoise(inputColumn: "Pixels").GetOutputSchema(shape); });
+    }
+}
