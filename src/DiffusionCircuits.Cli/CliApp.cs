@@ -18,6 +18,7 @@ public static class CliApp
             SynthCommand.Create(),
             PrepareCommand.Create(),
             EvaluateCommand.Create(),
+            FeaturesCommand.Create(),
         };
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         if (output != null) config.Output = output;

@@ -34,7 +34,7 @@ public static class AtomicFile
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
             {
                 write(fs);
-                fs.Flush(flushToDisk: true);
+                if (fs.CanWrite) fs.Flush(flushToDisk: true);   // a writer that closed the stream has flushed it
             }
             File.Move(tmp, path, overwrite: true);
         }

@@ -57,11 +57,14 @@ public static class DenoiserEvaluation
         return timesteps.Select((t, k) => new EpsilonMse(t, count, sums[k][0] / n, sums[k][1] / n, sums[k][2] / n)).ToList();
     }
 
-    internal static void CheckSize(FaceImage image, DenoiserSession denoiser)
+    internal static void CheckSize(FaceImage image, DenoiserSession denoiser) => CheckSize(image, denoiser.Height, denoiser.Width, denoiser.SampleLength);
+
+    /// <summary>Images must match the model's input exactly; the message names the image and both sizes.</summary>
+    public static void CheckSize(FaceImage image, int height, int width, int sampleLength)
     {
-        if (image.Width != denoiser.Width || image.Height != denoiser.Height || image.RgbPlanes.Length != denoiser.SampleLength)
+        if (image.Width != width || image.Height != height || image.RgbPlanes.Length != sampleLength)
             throw new InvalidDataException(
                 $"Image '{image.Id}' is {image.Width}x{image.Height} with {image.RgbPlanes.Length / Math.Max(1, image.Width * image.Height)} channels; " +
-                $"the model takes {denoiser.Channels}x{denoiser.Height}x{denoiser.Width}.");
+                $"the model takes {sampleLength / (width * height)}x{height}x{width}.");
     }
 }

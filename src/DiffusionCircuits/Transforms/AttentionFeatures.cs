@@ -88,7 +88,21 @@ public sealed class ImageTokenMaps
         Texture = texture;
         Parts = parts;
         PartShare = partShare;
+        if (parts != null)
+        {
+            // One 0/1 vector per part present: a query's same-part mass is then one dot product.
+            PartIndicators = new float[FaceImage.PartCount][];
+            foreach (var p in parts.Distinct())
+            {
+                var v = new float[parts.Length];
+                for (int j = 0; j < parts.Length; j++) v[j] = parts[j] == p ? 1f : 0f;
+                PartIndicators[p] = v;
+            }
+        }
     }
+
+    /// <summary>For each part present, 1 on its tokens and 0 elsewhere.</summary>
+    public float[]?[]? PartIndicators { get; }
 
     /// <summary>Sobel gradient magnitude of the luma, area-pooled to tokens.</summary>
     public float[] Edge { get; }
@@ -221,11 +235,8 @@ public sealed class AttentionFeatureCalculator
         var parts = image.Parts;
         for (int i = 0; i < s; i++)
         {
-            var row = map.Slice(i * s, s);
             byte part = parts[i];
-            double same = 0;
-            for (int j = 0; j < s; j++) if (parts[j] == part) same += row[j];
-            affinity += same - image.PartShare![part];
+            affinity += TensorPrimitives.Dot(map.Slice(i * s, s), image.PartIndicators![part]!) - image.PartShare![part];
         }
         f.SemanticAffinity = (float)(affinity / s);
         return f;
