@@ -73,9 +73,11 @@ public sealed class AttentionCaptureSession : IDisposable
     /// <summary>
     /// One forward pass of a batch. <paramref name="masks"/>, when given, has one [B, H] array per layer (1 keeps a
     /// head, 0 ablates it); <paramref name="means"/> optionally replaces ablated heads' outputs (mean ablation), in
-    /// the layer's head-output layout for the whole batch. Dispose the result to release ONNX Runtime's buffers.
+    /// the layer's head-output layout for the whole batch. <paramref name="conditioning"/> feeds other float inputs by
+    /// name (e.g. encoder_hidden_states, batch first); absent ones get zeros. Dispose the result to release ONNX Runtime's buffers.
     /// </summary>
-    public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null)
+    public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null,
+        IReadOnlyDictionary<string, float[]>? conditioning = null)
     {
         int batch = timesteps.Length;
         if (noisy.Length != batch * SampleLength)
@@ -94,7 +96,9 @@ public sealed class AttentionCaptureSession : IDisposable
                         : ProbeInputs.CreateTensor(input.ElementType, new long[] { batch, Channels, Height, Width }, noisy.Length, k => noisy[k], input.Name),
                     TensorRole.Timestep => ProbeInputs.CreateTensor(input.ElementType, input.Rank == 0 ? Array.Empty<long>() : new long[] { batch },
                         input.Rank == 0 ? 1 : batch, k => timesteps[k], input.Name),
-                    _ => ZeroConditioning(input, batch),
+                    _ => conditioning != null && conditioning.TryGetValue(input.Name, out var given)
+                        ? Conditioning(input, batch, given)
+                        : ZeroConditioning(input, batch),
                 });
             }
             for (int l = 0; l < Layers.Count; l++)
@@ -138,6 +142,17 @@ public sealed class AttentionCaptureSession : IDisposable
     {
         if (_zeros.Length < n) _zeros = new float[n];
         return _zeros.Length == n ? _zeros : _zeros[..n];
+    }
+
+    private OrtValue Conditioning(TensorSpec input, int batch, float[] values)
+    {
+        long fixedPart = input.Dims.Skip(1).Select((d, i) => input.FixedDim(i + 1) ?? -1).Aggregate(1L, (a, b) => a * b);
+        if (fixedPart <= 0 || values.Length != batch * fixedPart)
+            throw new ArgumentException($"Conditioning '{input.Name}' {input.ShapeText} needs {batch} x {Math.Max(fixedPart, 0)} values (got {values.Length}).");
+        var shape = new long[input.Rank];
+        shape[0] = batch;
+        for (int i = 1; i < shape.Length; i++) shape[i] = input.FixedDim(i)!.Value;
+        return ProbeInputs.CreateTensor(input.ElementType, shape, values.Length, k => values[k], input.Name);
     }
 
     private OrtValue ZeroConditioning(TensorSpec input, int batch)
