@@ -19,8 +19,10 @@ public static class CliApp
             PrepareCommand.Create(),
             EvaluateCommand.Create(),
             FeaturesCommand.Create(),
+            BenchCommand.Create(),
         };
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 160;   // tables in logs are not wrapped at 80
         if (output != null) config.Output = output;
         if (error != null) config.Error = error;
         try

@@ -26,7 +26,6 @@ internal static class InspectCommand
                 return CliApp.Ok;
             }
             var console = AnsiConsole.Console;
-            if (Console.IsOutputRedirected) console.Profile.Width = 160;   // tables in logs are not wrapped at 80
             console.MarkupLine($"[bold]{Markup.Escape(report.File)}[/]  opset {report.Opset}, IR {report.IrVersion}, producer {Markup.Escape(report.Producer)}, {report.Nodes} nodes");
             var io = new Table().AddColumns("", "name", "type", "shape", "role");
             foreach (var t in report.Inputs) io.AddRow("in", Markup.Escape(t.Name), t.Type, Markup.Escape(t.Shape), t.Role);

@@ -9,7 +9,8 @@ namespace DiffusionCircuits.Analysis;
 /// <summary>Per-head features of every (image, timestep) of one data set, and its mean attention maps per timestep.</summary>
 public sealed class DataSetFeatures
 {
-    internal DataSetFeatures(string name, IReadOnlyList<int> timesteps, IReadOnlyList<int> headsPerLayer, IReadOnlyList<int> mapSizes)
+    /// <param name="mapSizes">Per layer, H x S_q x S_k (the size of the mean maps kept); empty when maps are not averaged.</param>
+    public DataSetFeatures(string name, IReadOnlyList<int> timesteps, IReadOnlyList<int> headsPerLayer, IReadOnlyList<int> mapSizes)
     {
         Name = name;
         Timesteps = timesteps;
@@ -158,6 +159,9 @@ public sealed record TimestepDivergence(int Timestep, double[] JsdNatsPerHead, d
 /// <summary>Aggregates and compares <see cref="DataSetFeatures"/>.</summary>
 public static class FeatureAggregation
 {
+    /// <summary>Summary rows of this name hold the entropy slope (nats per 1,000 steps); see <see cref="EntropySlopesPer1000Steps"/>.</summary>
+    public const string EntropySlopeFeature = "EntropySlopePer1000Steps";
+
     /// <summary>Mean, SD and 95% percentile-bootstrap CI over images, per head and feature, per timestep and over all timesteps.</summary>
     public static List<HeadSummary> Summarise(DataSetFeatures data, IReadOnlyList<string> headNames, int bootstrap = 2000, int seed = 0)
     {
@@ -174,7 +178,30 @@ public static class FeatureAggregation
                         values.Average(), Descriptive.StandardDeviation(values), ci.Low, ci.High));
                 }
             }
+        var slopes = EntropySlopesPer1000Steps(data, headNames.Count);
+        for (int h = 0; h < headNames.Count; h++)
+            list.Add(new HeadSummary(data.Name, headNames[h], null, EntropySlopeFeature, data.Timesteps.Count, slopes[h], double.NaN, double.NaN, double.NaN));
         return list;
+    }
+
+    /// <summary>
+    /// Slope of each head's mean entropy against t (least squares over the analysed timesteps), in nats per 1,000
+    /// steps: negative when attention sharpens as noise grows. NaN with fewer than two timesteps.
+    /// </summary>
+    public static double[] EntropySlopesPer1000Steps(DataSetFeatures data, int heads)
+    {
+        var t = data.Timesteps.Select(x => (double)x).ToArray();
+        var slopes = new double[heads];
+        if (t.Length < 2) return slopes.Select(_ => double.NaN).ToArray();
+        double tMean = t.Average(), sxx = t.Sum(x => (x - tMean) * (x - tMean));
+        for (int h = 0; h < heads; h++)
+        {
+            var y = Enumerable.Range(0, t.Length).Select(k => data.Values(h, 0, k).Average()).ToArray();
+            double yMean = y.Average(), sxy = 0;
+            for (int k = 0; k < t.Length; k++) sxy += (t[k] - tMean) * (y[k] - yMean);
+            slopes[h] = 1000 * sxy / sxx;
+        }
+        return slopes;
     }
 
     /// <summary>

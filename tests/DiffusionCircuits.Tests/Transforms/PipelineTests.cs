@@ -138,3 +138,32 @@ public class PipelineTests
         Assert.Throws<ArgumentOutOfRangeException>(() => { ml.Transforms.AddDiffusionNoise(inputColumn: "Pixels").GetOutputSchema(shape); });
     }
 }
+
+public class CaptureDeviceTests
+{
+    [Fact]
+    public void Asking_for_a_gpu_without_the_gpu_runtime_falls_back_to_cpu_and_says_why()
+    {
+        using var session = new AttentionCaptureSession(ModelRunner.Fixture("exports/heads4d.onnx"), new CaptureOptions { SampleSize = 16, GpuDeviceId = 0 });
+        Assert.StartsWith("CPU (GPU 0 was asked for", session.DeviceNote);
+        Assert.Contains("Microsoft.ML.OnnxRuntime.Gpu", session.DeviceNote);
+        using var batch = session.Run(ModelRunner.RandomSample(1, 3, 16, 1), new[] { 10 });
+        Assert.Equal(3 * 16 * 16, batch.PredictedNoise(0).Length);
+    }
+}
+
+public class EntropySlopeTests
+{
+    [Fact]
+    public void Entropy_slope_is_the_least_squares_slope_per_1000_steps()
+    {
+        var heads = new[] { "l.h0" };
+        var data = new DiffusionCircuits.Analysis.DataSetFeatures("d", new[] { 100, 300, 500 }, new[] { 1 }, Array.Empty<int>());
+        // Mean entropy 1.0, 2.0, 2.5 at t = 100, 300, 500: slope = 1000 * 0.00375 = 3.75 nats per 1000 steps.
+        data.ImageIds.Add("img");
+        float[] entropy = { 1.0f, 2.0f, 2.5f };
+        for (int k = 0; k < 3; k++) data.Features[k].Add(new[] { new HeadFeatures { EntropyNats = entropy[k] } });
+        var slopes = DiffusionCircuits.Analysis.FeatureAggregation.EntropySlopesPer1000Steps(data, heads.Length);
+        Assert.Equal(3.75, slopes[0], 9);
+    }
+}
