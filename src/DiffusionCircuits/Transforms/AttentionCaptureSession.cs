@@ -16,6 +16,9 @@ public sealed record CaptureOptions
 
     /// <summary>ONNX Runtime intra-op threads (0 = its default, all cores).</summary>
     public int Threads { get; init; }
+
+    /// <summary>Output the attention maps. Ablation sweeps only need the predicted noise, and run faster without them.</summary>
+    public bool ExposeMaps { get; init; } = true;
 }
 
 /// <summary>
@@ -37,7 +40,8 @@ public sealed class AttentionCaptureSession : IDisposable
         ModelPath = model.SourcePath;
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
         Schedule = NoiseSchedule.FromModel(model);
-        Instrumented = ModelInstrumenter.Instrument(model, Discovery);
+        Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions { ExposeMaps = options.ExposeMaps });
+        ExposesMaps = options.ExposeMaps;
         var sample = Discovery.Signature.Sample;
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
@@ -45,7 +49,7 @@ public sealed class AttentionCaptureSession : IDisposable
         var sessionOptions = CreateSessionOptions(options, out var note);
         DeviceNote = note;
         _session = OrtSessions.Create(Instrumented.Model, sessionOptions);
-        _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }.Concat(Layers.Select(l => l.MapsOutput)).ToArray();
+        _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }.Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>()).ToArray();
         Geometries = Layers.Select(l => l.IsCrossAttention ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
     }
 
@@ -60,6 +64,9 @@ public sealed class AttentionCaptureSession : IDisposable
     public int Width { get; }
     public int SampleLength => Channels * Height * Width;
     public int TotalHeads => Discovery.TotalHeads;
+
+    /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
+    public bool ExposesMaps { get; }
 
     /// <summary>Where the session runs, and why if not where asked.</summary>
     public string DeviceNote { get; }
@@ -210,6 +217,7 @@ public sealed class CaptureBatch : IDisposable
     /// <summary>The [S_q, S_k] map of one head of one row; the same memory order in both layouts.</summary>
     public ReadOnlySpan<float> Map(int layer, int row, int head)
     {
+        if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
         var l = _owner.Layers[layer];
         int size = l.QueryTokens * l.KeyTokens;
         return _results[1 + layer].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
@@ -218,6 +226,7 @@ public sealed class CaptureBatch : IDisposable
     /// <summary>All heads' maps of one row of a layer, [H, S_q, S_k].</summary>
     public ReadOnlySpan<float> Maps(int layer, int row)
     {
+        if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
         var l = _owner.Layers[layer];
         int size = l.Heads * l.QueryTokens * l.KeyTokens;
         return _results[1 + layer].GetTensorDataAsSpan<float>().Slice(row * size, size);

@@ -4,7 +4,7 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 namespace DiffusionCircuits.Tests.Support;
 
 /// <summary>What a planted head attends to, whatever the input.</summary>
-public enum PlantedPattern { Uniform, OneHot, Local3x3 }
+public enum PlantedPattern { Uniform, OneHot, Local3x3, Self }
 
 /// <summary>A planted head: its attention pattern and how strongly its output reaches the prediction (0 = dead head).</summary>
 public sealed record PlantedHead(PlantedPattern Pattern, float OutputGain = 1f);
@@ -28,12 +28,18 @@ public static class PlantedCircuit
         new(PlantedPattern.Local3x3, 0f),     // h4: a dead head
     };
 
-    /// <summary>Builds the model; <paramref name="removedHead"/> zeroes one head's output weights (ground truth for ablation).</summary>
+    /// <summary>
+    /// Builds the model; <paramref name="removedHead"/> zeroes one head's output weights (ground truth for ablation).
+    /// With <paramref name="denoiser"/>, each head copies the tokens it attends to (head dim 3, identity value and
+    /// output weights times its gain) and there is no residual: eps_hat = sum_h gain_h P_h x_t, so heads attending to
+    /// themselves with gains summing to 1 predict eps_hat = x_t, and removing one hurts in proportion to its gain.
+    /// </summary>
     public static OnnxModel Build(AttentionLayout layout, PlantedHead[]? heads = null, bool float16 = false,
-        int? removedHead = null, string scope = "/down.1/attn/", DataType attentionType = DataType.Float)
+        int? removedHead = null, string scope = "/down.1/attn/", DataType attentionType = DataType.Float, bool denoiser = false)
     {
         heads ??= DefaultHeads;
-        int h = heads.Length, hd = h * HeadDim;
+        int headDim = denoiser ? Channels : HeadDim;
+        int h = heads.Length, hd = h * headDim;
         var rng = new Random(7);
         float[] Rand(int n, float scale = 1f) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
 
@@ -48,9 +54,16 @@ public static class PlantedCircuit
         for (int head = 0; head < h; head++)
         {
             float gain = head == removedHead ? 0f : heads[head].OutputGain;   // draw anyway: other heads keep their weights
-            for (int dim = 0; dim < HeadDim; dim++)
+            for (int dim = 0; dim < headDim; dim++)
                 for (int c = 0; c < Channels; c++)
-                    wo[(head * HeadDim + dim) * Channels + c] = (float)(rng.NextDouble() * 2 - 1) * gain;
+                    wo[(head * headDim + dim) * Channels + c] = (float)(rng.NextDouble() * 2 - 1) * gain;
+            if (denoiser)
+                for (int c = 0; c < Channels; c++)
+                    for (int dim = 0; dim < headDim; dim++)
+                    {
+                        wv[c * hd + head * headDim + dim] = c == dim ? 1f : 0f;
+                        wo[(head * headDim + dim) * Channels + c] = c == dim ? gain : 0f;
+                    }
         }
         DataType compute = float16 ? DataType.Float16 : attentionType;
         string Typed(string tensor) => compute == DataType.Float ? tensor : b.Add("Cast", new[] { tensor }, attributes: OnnxProtos.Attr("to", (long)compute));
@@ -61,8 +74,8 @@ public static class PlantedCircuit
         var k = b.Add("MatMul", new[] { xt, W(wk, Channels, hd) });
         var v = b.Add("MatMul", new[] { xt, W(wv, Channels, hd) });
         var bias = W(Bias(heads), 1, h, Tokens, Tokens);
-        var scale = W(new[] { 1f / MathF.Sqrt(HeadDim) }, 1);
-        var split = b.ConstantInt64(0, Tokens, h, HeadDim);
+        var scale = W(new[] { 1f / MathF.Sqrt(headDim) }, 1);
+        var split = b.ConstantInt64(0, Tokens, h, headDim);
         string zMerged;
         if (layout == AttentionLayout.Heads4D)
         {
@@ -79,9 +92,9 @@ public static class PlantedCircuit
         {
             string To3D(string m, long[] perm, long d1, long d2) =>
                 b.Add("Reshape", new[] { b.Add("Transpose", new[] { b.Add("Reshape", new[] { m, split }) }, attributes: OnnxProtos.Attr("perm", perm)), b.ConstantInt64(-1, d1, d2) });
-            var q3 = To3D(q, new long[] { 0, 2, 1, 3 }, Tokens, HeadDim);
-            var kT3 = To3D(k, new long[] { 0, 2, 3, 1 }, HeadDim, Tokens);
-            var v3 = To3D(v, new long[] { 0, 2, 1, 3 }, Tokens, HeadDim);
+            var q3 = To3D(q, new long[] { 0, 2, 1, 3 }, Tokens, headDim);
+            var kT3 = To3D(k, new long[] { 0, 2, 3, 1 }, headDim, Tokens);
+            var v3 = To3D(v, new long[] { 0, 2, 1, 3 }, Tokens, headDim);
             var scores = b.Add("MatMul", new[] { q3, kT3 }, scope + "MatMul");
             var scaled = b.Add("Mul", new[] { scores, scale }, scope + "Mul");
             // The planted bias is per head, so add it on a [B, H, S, S] view (as exports do with attention masks).
@@ -89,14 +102,14 @@ public static class PlantedCircuit
             var logits = b.Add("Reshape", new[] { b.Add("Add", new[] { perHead, bias }, scope + "Add"), b.ConstantInt64(-1, Tokens, Tokens) });
             var p = b.Add("Softmax", new[] { logits }, scope + "Softmax", attributes: OnnxProtos.Attr("axis", -1L));
             var z = b.Add("MatMul", new[] { p, v3 }, scope + "MatMul_1");                              // [B*H, S, d]
-            var z4 = b.Add("Reshape", new[] { z, b.ConstantInt64(-1, h, Tokens, HeadDim) });
+            var z4 = b.Add("Reshape", new[] { z, b.ConstantInt64(-1, h, Tokens, headDim) });
             zMerged = b.Add("Reshape", new[] { b.Add("Transpose", new[] { z4 }, attributes: OnnxProtos.Attr("perm", 0L, 2, 1, 3)), b.ConstantInt64(0, Tokens, hd) });
         }
         var outTokens = b.Add("MatMul", new[] { zMerged, W(wo, hd, Channels) });
         if (compute != DataType.Float) outTokens = b.Add("Cast", new[] { outTokens }, attributes: OnnxProtos.Attr("to", (long)DataType.Float));
         var image = b.Add("Reshape", new[] { b.Add("Transpose", new[] { outTokens }, attributes: OnnxProtos.Attr("perm", 0L, 2, 1)), b.ConstantInt64(0, Channels, Side, Side) });
         var tTerm = b.Add("Reshape", new[] { b.Add("Mul", new[] { b.Add("Cast", new[] { t }, attributes: OnnxProtos.Attr("to", (long)DataType.Float)), b.Constant(0f) }), b.ConstantInt64(-1, 1, 1, 1) });
-        b.Add("Add", new[] { b.Add("Add", new[] { image, x }), tTerm }, output: "eps");
+        b.Add("Add", new[] { denoiser ? image : b.Add("Add", new[] { image, x }), tTerm }, output: "eps");
         b.Output("eps", DataType.Float, "batch", Channels, Side, Side);
         return b.Build();
     }
@@ -117,6 +130,7 @@ public static class PlantedCircuit
     {
         PlantedPattern.Uniform => Enumerable.Range(0, Tokens),
         PlantedPattern.OneHot => new[] { (i + 1) % Tokens },
+        PlantedPattern.Self => new[] { i },
         _ => Enumerable.Range(0, Tokens).Where(j => Math.Abs(j / Side - i / Side) <= 1 && Math.Abs(j % Side - i % Side) <= 1),
     };
 

@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Statistics;
+using DiffusionCircuits.Transforms;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>A set of heads ablated together (global head indices in layer order), with a readable name.</summary>
+public sealed record AblationCondition(string Name, IReadOnlyList<int> Heads);
+
+/// <summary>
+/// Per-image losses of a data set without ablation and under each condition, at each timestep (METHOD.md section 5):
+/// L = mean over pixels of (eps_hat - eps)^2 with the paired noise. Everything later (degradations, tests, circuits,
+/// complexity ratios and their resampling) is computed from these numbers without another forward pass.
+/// </summary>
+public sealed class AblationResult
+{
+    public AblationResult(string dataSet, IReadOnlyList<int> timesteps, IReadOnlyList<string> imageIds, IReadOnlyList<AblationCondition> conditions)
+    {
+        (DataSet, Timesteps, ImageIds, Conditions) = (dataSet, timesteps, imageIds, conditions);
+        BaseLoss = timesteps.Select(_ => new float[imageIds.Count]).ToArray();
+        AblatedLoss = conditions.Select(_ => timesteps.Select(_ => new float[imageIds.Count]).ToArray()).ToArray();
+    }
+
+    public string DataSet { get; }
+    public IReadOnlyList<int> Timesteps { get; }
+    public IReadOnlyList<string> ImageIds { get; }
+    public IReadOnlyList<AblationCondition> Conditions { get; }
+    /// <summary>[timestep index][image]</summary>
+    public float[][] BaseLoss { get; }
+    /// <summary>[condition][timestep index][image]</summary>
+    public float[][][] AblatedLoss { get; }
+    public long ForwardPasses { get; internal set; }
+    public long RunCalls { get; internal set; }
+    public double Seconds { get; internal set; }
+
+    /// <summary>The naive cost: one Run per ablated condition, image and timestep (plus the baselines).</summary>
+    public long NaiveRunCalls => (long)ImageIds.Count * Timesteps.Count * (Conditions.Count + 1);
+
+    public int IndexOf(string condition) => Conditions.Select((c, i) => (c, i)).First(x => x.c.Name == condition).i;
+
+    /// <summary>
+    /// Degradation % = 100 (L_ablated - L_base) / L_base, L summed over the given images (with multiplicity, for
+    /// resampling; all images when null) and over timestep <paramref name="k"/> (all timesteps when null).
+    /// </summary>
+    public double DegradationPercent(int condition, int? k = null, IReadOnlyList<int>? images = null)
+    {
+        double ablated = 0, baseline = 0;
+        foreach (int kk in k is int only ? new[] { only } : Enumerable.Range(0, Timesteps.Count))
+        {
+            var a = AblatedLoss[condition][kk];
+            var b = BaseLoss[kk];
+            if (images == null)
+                for (int i = 0; i < b.Length; i++) { ablated += a[i]; baseline += b[i]; }
+            else
+                foreach (int i in images) { ablated += a[i]; baseline += b[i]; }
+        }
+        return 100 * (ablated - baseline) / baseline;
+    }
+
+    /// <summary>Per image, L_ablated - L_base averaged over timesteps: the paired differences the tests use.</summary>
+    public double[] PerImageDifferences(int condition) =>
+        Enumerable.Range(0, ImageIds.Count).Select(i => Enumerable.Range(0, Timesteps.Count).Average(k => (double)AblatedLoss[condition][k][i] - BaseLoss[k][i])).ToArray();
+}
+
+/// <summary>
+/// Zero ablation of heads (z[l,h] = 0 before the output projection) through the instrumented model's per-sample
+/// masks: each batch row carries its own condition, so a sweep over C conditions costs
+/// images x timesteps x (C + 1) / batch Run calls instead of one Run per condition, image and timestep.
+/// </summary>
+public sealed class AblationSweep
+{
+    private readonly AttentionCaptureSession _session;
+    private readonly IReadOnlyList<int> _timesteps;
+    private readonly int _seed, _batchSize;
+    private readonly int[] _layerOfHead, _headInLayer;
+
+    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64)
+    {
+        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
+        _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
+        _headInLayer = session.Layers.SelectMany(l => Enumerable.Range(0, l.Heads)).ToArray();
+    }
+
+    /// <summary>One condition per head: <c>down.1.attn.h3</c> ablates that head alone.</summary>
+    public static IReadOnlyList<AblationCondition> SingleHeads(AttentionCaptureSession session) =>
+        session.Discovery.HeadNames.Select((name, k) => new AblationCondition(name, new[] { k })).ToList();
+
+    public AblationResult Run(string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions, IProgress<double>? progress = null)
+    {
+        foreach (var c in conditions)
+            foreach (var h in c.Heads)
+                if (h < 0 || h >= _layerOfHead.Length) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_layerOfHead.Length} heads.");
+        var result = new AblationResult(dataSet, _timesteps, images.Select(i => i.Id).ToList(), conditions);
+        int len = _session.SampleLength, layers = _session.Layers.Count;
+        var noisy = new float[_batchSize * len];
+        var eps = new float[_batchSize * len];
+        var masks = _session.Layers.Select(l => new float[_batchSize * l.Heads]).ToArray();
+        var rows = new List<(int Image, int K, int Condition)>(_batchSize);
+        long total = (long)images.Count * _timesteps.Count * (conditions.Count + 1), done = 0;
+        var watch = Stopwatch.StartNew();
+        long callsBefore = _session.RunCalls;
+
+        void Flush()
+        {
+            int b = rows.Count;
+            if (b == 0) return;
+            var timesteps = new int[b];
+            foreach (var m in masks) Array.Fill(m, 1f);
+            for (int r = 0; r < b; r++)
+            {
+                var (i, k, c) = rows[r];
+                timesteps[r] = _timesteps[k];
+                PairedNoise.Fill(eps.AsSpan(r * len, len), _seed, images[i].Id, timesteps[r]);
+                ForwardNoising.Apply(images[i].RgbPlanes, eps.AsSpan(r * len, len), _session.Schedule, timesteps[r], noisy.AsSpan(r * len, len));
+                if (c >= 0)
+                    foreach (int h in conditions[c].Heads)
+                        masks[_layerOfHead[h]][r * _session.Layers[_layerOfHead[h]].Heads + _headInLayer[h]] = 0f;
+            }
+            var batchMasks = b == _batchSize ? masks : masks.Select((m, l) => m[..(b * _session.Layers[l].Heads)]).ToArray();
+            using var batch = _session.Run(b == _batchSize ? noisy : noisy[..(b * len)], timesteps, batchMasks);
+            for (int r = 0; r < b; r++)
+            {
+                var (i, k, c) = rows[r];
+                var predicted = batch.PredictedNoise(r);
+                var e = eps.AsSpan(r * len, len);
+                double se = 0;
+                for (int j = 0; j < len; j++) se += (predicted[j] - e[j]) * (predicted[j] - e[j]);
+                float loss = (float)(se / len);
+                if (!float.IsFinite(loss))
+                    throw new InvalidDataException($"The model produced NaN or infinite noise for image '{images[i].Id}' at t = {timesteps[r]}" +
+                                                   (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));
+                if (c < 0) result.BaseLoss[k][i] = loss;
+                else result.AblatedLoss[c][k][i] = loss;
+            }
+            done += b;
+            progress?.Report((double)done / total);
+            rows.Clear();
+        }
+
+        for (int i = 0; i < images.Count; i++)
+        {
+            DenoiserEvaluation.CheckSize(images[i], _session.Height, _session.Width, len);
+            for (int k = 0; k < _timesteps.Count; k++)
+                for (int c = -1; c < conditions.Count; c++)
+                {
+                    rows.Add((i, k, c));
+                    if (rows.Count == _batchSize) Flush();
+                }
+        }
+        Flush();
+        result.ForwardPasses = total;
+        result.RunCalls = _session.RunCalls - callsBefore;
+        result.Seconds = watch.Elapsed.TotalSeconds;
+        return result;
+    }
+}
+
+/// <summary>A condition's degradation with its uncertainty and paired test (METHOD.md section 5).</summary>
+public sealed record Degradation(string Condition, double DegradationPercent, double CiLow, double CiHigh, double[] PerTimestepPercent, HypothesisTest Test);
+
+public static class AblationStatistics
+{
+    /// <summary>Degradation %, a bootstrap CI over images, per-timestep values and a Wilcoxon signed-rank test on the per-image differences.</summary>
+    public static List<Degradation> Degradations(AblationResult result, int bootstrap = 2000, int seed = 0)
+    {
+        var list = new List<Degradation>();
+        for (int c = 0; c < result.Conditions.Count; c++)
+        {
+            int cc = c;
+            var ci = Resampling.BootstrapIndices(result.ImageIds.Count, idx => result.DegradationPercent(cc, null, idx), bootstrap, StableSeed.Of(seed, c));
+            var perT = Enumerable.Range(0, result.Timesteps.Count).Select(k => result.DegradationPercent(cc, k)).ToArray();
+            var test = RankTests.Wilcoxon(result.PerImageDifferences(c)) with { Test = $"Wilcoxon signed-rank: {result.Conditions[c].Name} ablated vs intact ({result.DataSet})" };
+            list.Add(new Degradation(result.Conditions[c].Name, result.DegradationPercent(c), ci.Low, ci.High, perT, test));
+        }
+        return list;
+    }
+}

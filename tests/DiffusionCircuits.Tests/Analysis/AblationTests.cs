@@ -1,0 +1,129 @@
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Tests.Support;
+using DiffusionCircuits.Transforms;
+
+namespace DiffusionCircuits.Tests.Analysis;
+
+/// <summary>
+/// Ablation on a planted denoiser whose answer is known: eps_hat = 0.6 x_t + 0.3 x_t + 0.1 x_t through three heads
+/// that attend to themselves, a dead head (gain 0) and a uniform head with a small gain. At large t, x_t is mostly
+/// noise, so removing a head hurts in proportion to its gain and the dead head changes nothing.
+/// </summary>
+public class AblationTests
+{
+    private static readonly PlantedHead[] Heads =
+    {
+        new(PlantedPattern.Self, 0.3f),      // h0: middle
+        new(PlantedPattern.Self, 0.6f),      // h1: most important
+        new(PlantedPattern.Local3x3, 0f),    // h2: dead
+        new(PlantedPattern.Self, 0.1f),      // h3: least important of the live heads
+    };
+
+    private static List<FaceImage> Images(int count, int seed) => Enumerable.Range(0, count).Select(k =>
+    {
+        var rng = new Random(seed * 1000 + k);
+        return new FaceImage($"img{seed}-{k}", 6, 6, Enumerable.Range(0, 3 * 36).Select(_ => (float)rng.NextDouble()).ToArray(), null);
+    }).ToList();
+
+    private static AttentionCaptureSession Session(PlantedHead[]? heads = null)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "denoiser.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, heads ?? Heads, denoiser: true).Save(path);
+        return new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false });
+    }
+
+    [Fact]
+    public void Single_head_ablation_ranks_the_planted_heads_and_finds_the_dead_one()
+    {
+        using var session = Session();
+        var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1, batchSize: 64);
+        var result = sweep.Run("planted", Images(12, 1), AblationSweep.SingleHeads(session));
+        var degradation = Enumerable.Range(0, 4).Select(k => result.DegradationPercent(k)).ToArray();
+        Assert.Equal(0.0, degradation[2]);                                  // dead head: exactly nothing
+        Assert.True(degradation[1] > degradation[0] && degradation[0] > degradation[3] && degradation[3] > 0,
+            $"expected h1 > h0 > h3 > 0, got {string.Join(", ", degradation.Select(d => d.ToString("F1")))}");
+        Assert.True(degradation[1] > 50, $"removing 60% of the prediction should degrade it badly (got {degradation[1]:F1}%)");
+        var importance = Circuits.Importance(result, session.Discovery.HeadNames.ToList());
+        Assert.Equal(new[] { 2, 3, 0, 1 }, Circuits.AscendingOrder(importance));
+    }
+
+    [Fact]
+    public void One_batch_carries_many_ablations_so_the_sweep_needs_far_fewer_runs_than_naive()
+    {
+        using var session = Session();
+        var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1, batchSize: 64);
+        var result = sweep.Run("planted", Images(16, 2), AblationSweep.SingleHeads(session));
+        Assert.Equal(16 * 2 * 5, result.ForwardPasses);
+        Assert.Equal(3, result.RunCalls);                       // 160 rows in batches of 64
+        Assert.True(result.NaiveRunCalls / (double)result.RunCalls >= 8);
+    }
+
+    [Fact]
+    public void Batching_does_not_change_any_loss()
+    {
+        using var session = Session();
+        var images = Images(5, 3);
+        var a = new AblationSweep(session, new[] { 300, 800 }, seed: 4, batchSize: 64).Run("x", images, AblationSweep.SingleHeads(session));
+        var b = new AblationSweep(session, new[] { 300, 800 }, seed: 4, batchSize: 3).Run("x", images, AblationSweep.SingleHeads(session));
+        for (int k = 0; k < 2; k++)
+        {
+            Assert.Equal(a.BaseLoss[k], b.BaseLoss[k]);
+            for (int c = 0; c < 4; c++) Assert.Equal(a.AblatedLoss[c][k], b.AblatedLoss[c][k]);
+        }
+    }
+
+    [Fact]
+    public void The_circuit_keeps_the_heads_whose_joint_removal_breaks_tolerance_and_drops_the_dead_one()
+    {
+        using var session = Session();
+        var names = session.Discovery.HeadNames.ToList();
+        var images = Images(12, 5);
+        var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1);
+        var singles = sweep.Run("planted", images, AblationSweep.SingleHeads(session));
+        var order = Circuits.AscendingOrder(Circuits.Importance(singles, names));
+        var joint = sweep.Run("planted", images, AblationSweep.SingleHeads(session).Concat(Circuits.PrefixConditions(order, "planted")).ToList());
+        // Removing the dead head costs nothing; removing the 0.1-gain head too costs more than 1%.
+        var circuit = Circuits.Find(joint, names, order, "planted", tauPercent: 1);
+        Assert.Equal(3, circuit.Size);
+        Assert.Equal(new[] { "down.1.attn.h0", "down.1.attn.h1", "down.1.attn.h3" }, circuit.Heads);
+        Assert.Equal(0.0, circuit.PrefixDegradationPercent[0]);
+        Assert.True(circuit.PrefixDegradationPercent.Zip(circuit.PrefixDegradationPercent.Skip(1)).All(p => p.Second > p.First));
+        // With a generous tolerance the 0.1 head goes too.
+        Assert.Equal(2, Circuits.Find(joint, names, order, "planted", tauPercent: circuit.PrefixDegradationPercent[1] + 0.01).Size);
+    }
+
+    [Fact]
+    public void Effective_number_of_heads_is_the_exponential_entropy_of_importance()
+    {
+        Assert.Equal(4, Circuits.EffectiveHeads(new double[] { 1, 1, 1, 1 }), 12);
+        Assert.Equal(1, Circuits.EffectiveHeads(new double[] { 0, 5, 0, 0 }), 12);
+        Assert.Equal(Math.Exp(-(0.75 * Math.Log(0.75) + 0.25 * Math.Log(0.25))), Circuits.EffectiveHeads(new double[] { 3, 1 }), 12);
+        Assert.Equal(0, Circuits.EffectiveHeads(new double[] { 0, 0 }));
+    }
+
+    [Fact]
+    public void A_model_that_relies_on_more_heads_for_one_data_set_has_a_complexity_ratio_above_one()
+    {
+        // The same planted denoiser; "real" images are measured at t = 900 (heads matter), "synthetic" at t = 900 too
+        // but a second session where only one head carries the prediction stands in for a simpler circuit.
+        using var spread = Session(new[] { new PlantedHead(PlantedPattern.Self, 0.25f), new(PlantedPattern.Self, 0.25f), new(PlantedPattern.Self, 0.25f), new(PlantedPattern.Self, 0.25f) });
+        using var focused = Session(new[] { new PlantedHead(PlantedPattern.Self, 0.94f), new(PlantedPattern.Self, 0.02f), new(PlantedPattern.Self, 0.02f), new(PlantedPattern.Self, 0.02f) });
+        var names = spread.Discovery.HeadNames.ToList();
+        AblationResult Measure(AttentionCaptureSession s, string set, int seed)
+        {
+            var sweep = new AblationSweep(s, new[] { 900 }, seed: 1);
+            var singles = sweep.Run(set, Images(10, seed), AblationSweep.SingleHeads(s));
+            var order = Circuits.AscendingOrder(Circuits.Importance(singles, names));
+            return sweep.Run(set, Images(10, seed), AblationSweep.SingleHeads(s)
+                .Concat(Circuits.PrefixConditions(order, "real")).Concat(Circuits.PrefixConditions(order, "synthetic")).ToList());
+        }
+        var ratios = Circuits.Ratios(Measure(spread, "real", 6), Measure(focused, "synthetic", 7), names, tauPercent: 5, resamples: 200, permutations: 199, seed: 3);
+        var neff = ratios.Single(r => r.Measure.StartsWith("effective", StringComparison.Ordinal));
+        Assert.InRange(neff.Real, 3.9, 4.0);                 // four equal heads
+        Assert.InRange(neff.Synthetic, 1.0, 1.6);            // one dominant head
+        Assert.True(neff.Ratio > 2.5 && neff.Ci.Low > 1, $"ratio {neff.Ratio:F2}, CI {neff.Ci.Low:F2}..{neff.Ci.High:F2}");
+        Assert.True(neff.Permutation.PValue < 0.05);
+    }
+}
