@@ -4,7 +4,7 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 namespace DiffusionCircuits.Tests.Support;
 
 /// <summary>What a planted head attends to, whatever the input.</summary>
-public enum PlantedPattern { Uniform, OneHot, Local3x3, Self }
+public enum PlantedPattern { Uniform, OneHot, Local3x3, Self, EdgeColumns }
 
 /// <summary>A planted head: its attention pattern and how strongly its output reaches the prediction (0 = dead head).</summary>
 public sealed record PlantedHead(PlantedPattern Pattern, float OutputGain = 1f);
@@ -131,6 +131,7 @@ public static class PlantedCircuit
         PlantedPattern.Uniform => Enumerable.Range(0, Tokens),
         PlantedPattern.OneHot => new[] { (i + 1) % Tokens },
         PlantedPattern.Self => new[] { i },
+        PlantedPattern.EdgeColumns => Enumerable.Range(0, Tokens).Where(j => j % Side is 2 or 3),   // where a left/right split has its edge
         _ => Enumerable.Range(0, Tokens).Where(j => Math.Abs(j / Side - i / Side) <= 1 && Math.Abs(j % Side - i % Side) <= 1),
     };
 

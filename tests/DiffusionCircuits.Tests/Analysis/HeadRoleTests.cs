@@ -1,0 +1,87 @@
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Tests.Support;
+using DiffusionCircuits.Transforms;
+
+namespace DiffusionCircuits.Tests.Analysis;
+
+public class HeadRoleTests
+{
+    [Theory]
+    // scikit-learn's documented values of adjusted_rand_score
+    [InlineData(new[] { 0, 0, 1, 1 }, new[] { 0, 0, 1, 1 }, 1.0)]
+    [InlineData(new[] { 0, 0, 1, 1 }, new[] { 1, 1, 0, 0 }, 1.0)]
+    [InlineData(new[] { 0, 0, 1, 2 }, new[] { 0, 0, 1, 1 }, 0.5714285714285714)]
+    [InlineData(new[] { 0, 0, 0, 0 }, new[] { 0, 1, 2, 3 }, 0.0)]
+    public void Adjusted_rand_index_matches_scikit_learn(int[] a, int[] b, double expected) =>
+        Assert.Equal(expected, HeadRoles.AdjustedRandIndex(a, b), 12);
+
+    [Fact]
+    public void Silhouette_matches_a_hand_computation()
+    {
+        // Points 0, 1 (cluster 0) and 4 (cluster 1): s(0) = (4 - 1)/4, s(1) = (3 - 1)/3, s(4) = 0 (alone).
+        var z = new[] { new[] { 0f }, new[] { 1f }, new[] { 4f } };
+        var s = HeadRoles.Silhouettes(z, new[] { 0, 0, 1 });
+        Assert.Equal(0.75, s[0], 12);
+        Assert.Equal(2.0 / 3, s[1], 12);
+        Assert.Equal(0, s[2]);
+    }
+
+    [Fact]
+    public void Roles_are_named_from_centroid_probes_and_k_is_capped_at_the_head_count()
+    {
+        var names = new[] { "a.h0", "a.h1", "a.h2" };
+        var features = new[]
+        {
+            new double[] { 0.9, 0.2, 0.8, 0, 0, 0.1, 5 },     // strongly edge-aligned
+            new double[] { 0.9, 0.6, 0.0, 0, 0, 0.1, 5 },     // far-reaching
+            new double[] { 0.9, 0.1, 0.1, 0, 0, 0.1, 0 },     // near and unimportant
+        };
+        var roles = HeadRoles.Cluster(names, features, k: 8, seed: 1);
+        Assert.Equal(3, roles.K);
+        Assert.Contains("capped", roles.Note);
+        Assert.Equal("edge", roles.RoleOf(0));
+        Assert.Equal("global", roles.RoleOf(1));
+        Assert.Contains(roles.RoleOf(2), new[] { "local", "low-importance" });
+    }
+
+    [Fact]
+    public void Planted_global_local_and_edge_heads_fall_into_separate_roles()
+    {
+        var heads = new[]
+        {
+            new PlantedHead(PlantedPattern.Uniform), new(PlantedPattern.Local3x3), new(PlantedPattern.EdgeColumns),
+            new(PlantedPattern.Uniform), new(PlantedPattern.Local3x3), new(PlantedPattern.EdgeColumns),
+        };
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "roles.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, heads).Save(path);
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        // Dark left half, bright right half (edge between columns 2 and 3), plus mild noise.
+        var images = Enumerable.Range(0, 12).Select(k =>
+        {
+            var rng = new Random(k);
+            var px = new float[3 * 36];
+            for (int c = 0; c < 3; c++) for (int i = 0; i < 36; i++) px[c * 36 + i] = (i % 6 < 3 ? 0.1f : 0.9f) + (float)(rng.NextDouble() * 0.05);
+            return new FaceImage($"stripe{k}", 6, 6, px, null);
+        }).ToList();
+        var data = new FeatureExtractor(session, new[] { 200, 600 }, seed: 1).Run("stripes", images);
+        var names = session.Discovery.HeadNames.ToList();
+        int[] probeIndex = { 1, 2, 3, 4, 5, 6 };   // HeadFeatures indices of NormalizedEntropy .. Symmetry
+        var features = Enumerable.Range(0, names.Count).Select(h =>
+            probeIndex.Select(f => data.PerImageMeans(h, f).Average()).Append(1.0).ToArray()).ToArray();
+        var roles = HeadRoles.Cluster(names, features, k: 3, seed: 2);
+        Assert.Equal(roles.Labels[0], roles.Labels[3]);
+        Assert.Equal(roles.Labels[1], roles.Labels[4]);
+        Assert.Equal(roles.Labels[2], roles.Labels[5]);
+        Assert.Equal(3, roles.Labels.Distinct().Count());
+        Assert.Equal("edge", roles.RoleOf(2));
+        Assert.Equal("global", roles.RoleOf(0));
+        Assert.Contains(roles.RoleOf(1), new[] { "local", "positional" });
+        Assert.True(roles.MeanSilhouette > 0.5);
+        double stability = HeadRoles.Stability(roles, names, sample =>
+            Enumerable.Range(0, names.Count).Select(h => probeIndex.Select(f => sample.Average(i => data.PerImageMeans(h, f)[i])).Append(1.0).ToArray()).ToArray(),
+            images.Count, resamples: 10, seed: 3);
+        Assert.Equal(1.0, stability, 6);
+    }
+}
