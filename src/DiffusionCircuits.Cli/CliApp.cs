@@ -20,6 +20,7 @@ public static class CliApp
             EvaluateCommand.Create(),
             FeaturesCommand.Create(),
             BenchCommand.Create(),
+            CircuitsCommand.Create(),
         };
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 160;   // tables in logs are not wrapped at 80

@@ -11,6 +11,8 @@ namespace DiffusionCircuits.Diffusion;
 public sealed class DenoiserSession : IDisposable
 {
     private readonly InferenceSession _session;
+    // Held for the session's life: a RunOptions collected during a native Run call corrupts its flags.
+    private readonly RunOptions _runOptions = new();
 
     public DenoiserSession(OnnxModel model, int sampleSize = 32, SessionOptions? options = null)
     {
@@ -57,7 +59,7 @@ public sealed class DenoiserSession : IDisposable
                         _ => 0, input.Name),
                 });
             }
-            using var results = _session.Run(new RunOptions(), names, values, new[] { Signature.NoiseOutput.Name });
+            using var results = _session.Run(_runOptions, names, values, new[] { Signature.NoiseOutput.Name });
             var output = results[0];
             if (output.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
                 return output.GetTensorDataAsSpan<Float16>().ToArray().Select(h => (float)h).ToArray();
@@ -78,5 +80,9 @@ public sealed class DenoiserSession : IDisposable
         return ProbeInputs.CreateTensor(input.ElementType, shape, scalar ? 1 : timesteps.Length, k => timesteps[k], input.Name);
     }
 
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
 }

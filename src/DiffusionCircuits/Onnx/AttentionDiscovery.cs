@@ -167,7 +167,8 @@ public static class AttentionDiscovery
         long batch = inputs.Batch;
         var names = layers.SelectMany(l => new[] { l.ProbabilitiesTensor, l.HeadOutputTensor }).ToArray();
         using var session = OrtSessions.Create(probe, new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR });
-        using var results = session.Run(new RunOptions(), inputs.Names, inputs.Values, names);
+        using var runOptions = new RunOptions();
+        using var results = session.Run(runOptions, inputs.Names, inputs.Values, names);
         inputs.Dispose();
         var (sampleH, sampleW) = (inputs.SampleShape[2], inputs.SampleShape[3]);
         var measured = new List<AttentionLayer>();

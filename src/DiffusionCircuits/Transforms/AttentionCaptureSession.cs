@@ -29,6 +29,8 @@ public sealed record CaptureOptions
 public sealed class AttentionCaptureSession : IDisposable
 {
     private readonly InferenceSession _session;
+    // Held for the session's life: a RunOptions collected during a native Run call corrupts its flags.
+    private readonly RunOptions _runOptions = new();
     private readonly string[] _outputNames;
 
     public AttentionCaptureSession(string modelPath, CaptureOptions? options = null)
@@ -122,7 +124,7 @@ public sealed class AttentionCaptureSession : IDisposable
                 names.Add(layer.MeanInput);
                 values.Add(OrtValue.CreateTensorValueFromMemory(mean, meanShape));
             }
-            var results = _session.Run(new RunOptions(), names, values, _outputNames);
+            var results = _session.Run(_runOptions, names, values, _outputNames);
             RunCalls++;
             ForwardPasses += batch;
             return new CaptureBatch(this, results, batch);
@@ -192,7 +194,11 @@ public sealed class AttentionCaptureSession : IDisposable
 
     private static OnnxModel LoadModel(string path) => OnnxModel.Load(path);
 
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
 }
 
 /// <summary>The outputs of one batch, read in place from ONNX Runtime's buffers until disposed.</summary>

@@ -127,3 +127,34 @@ public class AblationTests
         Assert.True(neff.Permutation.PValue < 0.05);
     }
 }
+
+public class CircuitAnalysisTests
+{
+    [Fact]
+    public void The_whole_causal_analysis_runs_on_a_planted_denoiser_and_reports_consistent_results()
+    {
+        var heads = new[] { new PlantedHead(PlantedPattern.Self, 0.7f), new(PlantedPattern.Self, 0.3f), new(PlantedPattern.Uniform, 0f), new(PlantedPattern.Local3x3, 0f) };
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, heads, denoiser: true).Save(path);
+        using var maps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        using var noMaps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false });
+        List<FaceImage> Images(int seed) => Enumerable.Range(0, 8).Select(k =>
+        {
+            var rng = new Random(seed * 100 + k);
+            return new FaceImage($"{seed}-{k}", 6, 6, Enumerable.Range(0, 108).Select(_ => (float)rng.NextDouble()).ToArray(), null);
+        }).ToList();
+        var options = new CircuitAnalysisOptions { Timesteps = new[] { 600, 900 }, Roles = 3, TolerancePercent = 1, Bootstrap = 200, Permutations = 199, StabilityResamples = 5 };
+        var r = new CircuitAnalysis(maps, noMaps, options).Run(Images(1), Images(2));
+        Assert.Equal(new[] { "down.1.attn.h0", "down.1.attn.h1", "down.1.attn.h2", "down.1.attn.h3" }, r.HeadNames);
+        Assert.Equal(0, r.ImportancePercent[2]);
+        Assert.Equal(0, r.ImportancePercent[3]);
+        Assert.True(r.ImportancePercent[0] > r.ImportancePercent[1] && r.ImportancePercent[1] > 0);
+        Assert.All(r.Circuits, c => Assert.Equal(new[] { "down.1.attn.h0", "down.1.attn.h1" }, c.Heads));   // the two dead heads go
+        Assert.Equal(3, r.Roles.K);
+        Assert.Contains(r.Degradations, d => d.Degradation.Condition.StartsWith("role.", StringComparison.Ordinal));
+        Assert.All(r.Degradations, d => Assert.Equal("Benjamini-Hochberg", d.Degradation.Test.Correction));
+        Assert.Equal(2, r.Ratios.Count);
+        Assert.Equal(1.0, r.Ratios.Single(q => q.Measure.StartsWith("circuit", StringComparison.Ordinal)).Ratio);
+        Assert.True(r.RunCalls * 8 <= r.ForwardPasses, "one batch should carry many ablations");
+    }
+}

@@ -19,7 +19,8 @@ public static class ModelRunner
         }).ToArray();
         try
         {
-            using var results = session.Run(new RunOptions(), names, values, outputs);
+            using var runOptions = new RunOptions();
+            using var results = session.Run(runOptions, names, values, outputs);
             var dict = new Dictionary<string, (float[], long[])>();
             for (int i = 0; i < outputs.Length; i++)
             {

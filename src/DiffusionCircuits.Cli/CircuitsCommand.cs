@@ -1,0 +1,141 @@
+using System.CommandLine;
+using System.Text.Json;
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Transforms;
+using Spectre.Console;
+
+namespace DiffusionCircuits.Cli;
+
+/// <summary>`circuits`: ablation, roles, circuits and the complexity ratio of real to synthetic faces.</summary>
+internal static class CircuitsCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "The denoiser (ONNX).", DefaultValueFactory = _ => Defaults.ModelPath };
+        var real = new Option<string>("--real") { Description = "Real faces: an img_align_celeba folder (or any image folder).", Required = true };
+        var heldout = new Option<string?>("--heldout") { Description = "Only these files of --real (one name per line), e.g. models/heldout-celeba.txt." };
+        var images = new Option<int>("--images") { Description = "Images per data set.", DefaultValueFactory = _ => 64 };
+        var synthSeed = new Option<int>("--synthetic-seed") { Description = "Seed of the synthetic faces.", DefaultValueFactory = _ => 1 };
+        var timesteps = new Option<string>("--timesteps") { Description = "Comma-separated timesteps.", DefaultValueFactory = _ => "50,200,400,600,800" };
+        var roles = new Option<int>("--roles") { Description = "Number of roles k for k-means (capped at the number of heads).", DefaultValueFactory = _ => 8 };
+        var tau = new Option<double>("--tolerance") { Description = "Circuit tolerance tau, % degradation of the joint ablation.", DefaultValueFactory = _ => 10 };
+        var seed = new Option<int>("--seed") { Description = "Seed for noise, clustering, bootstrap and permutations.", DefaultValueFactory = _ => 1 };
+        var bootstrap = new Option<int>("--bootstrap") { Description = "Bootstrap resamples (and permutations).", DefaultValueFactory = _ => 2000 };
+        var output = new Option<string>("--out") { Description = "Folder for degradation.csv, roles.csv and circuits.json.", DefaultValueFactory = _ => "reports/circuits" };
+        var cmd = new Command("circuits",
+            "Zero-ablate every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
+            "complexity ratio real/synthetic with bootstrap CI and permutation p (METHOD.md sections 4-6).")
+        {
+            model, real, heldout, images, synthSeed, timesteps, roles, tau, seed, bootstrap, output,
+        };
+        cmd.SetAction(parse =>
+        {
+            string outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            int n = parse.GetValue(images);
+            if (n < 2) throw new UserFacingException($"--images must be at least 2 (got {n}).");
+            if (parse.GetValue(roles) < 1) throw new UserFacingException($"--roles must be at least 1 (got {parse.GetValue(roles)}).");
+            if (parse.GetValue(bootstrap) < 100) throw new UserFacingException($"--bootstrap must be at least 100 (got {parse.GetValue(bootstrap)}).");
+            var options = new CircuitAnalysisOptions
+            {
+                Timesteps = EvaluateCommand.ParseTimesteps(parse.GetValue(timesteps)!), Seed = parse.GetValue(seed), Roles = parse.GetValue(roles),
+                TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Permutations = parse.GetValue(bootstrap),
+            };
+            AttentionCaptureSession maps, noMaps;
+            try
+            {
+                maps = new AttentionCaptureSession(parse.GetValue(model)!);
+                noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false });
+            }
+            catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
+            using var _1 = maps;
+            using var _2 = noMaps;
+            List<FaceImage> realImages;
+            try
+            {
+                var only = parse.GetValue(heldout) is string list ? FeaturesCommand.ReadList(list) : null;
+                realImages = new ImageFolder(parse.GetValue(real)!, maps.Height, onlyFiles: only).Read().Take(n).ToList();
+            }
+            catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
+            if (realImages.Count < 2) throw new UserFacingException($"Only {realImages.Count} readable real image(s) in '{parse.GetValue(real)}'.");
+            var synthetic = new SyntheticFaceGenerator(parse.GetValue(synthSeed), maps.Height).GenerateMany(realImages.Count).ToList();
+
+            CircuitAnalysisResult result = null!;
+            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var tasks = new Dictionary<string, ProgressTask>();
+                    var progress = new Progress<(string Stage, double Fraction)>(p =>
+                    {
+                        if (!tasks.TryGetValue(p.Stage, out var task)) tasks[p.Stage] = task = ctx.AddTask(p.Stage, maxValue: 1);
+                        task.Value = p.Fraction;
+                    });
+                    result = new CircuitAnalysis(maps, noMaps, options).Run(realImages, synthetic, progress);
+                    foreach (var t in tasks.Values) t.Value = 1;
+                });
+            Write(result, outDir);
+            Print(result);
+            return CliApp.Ok;
+        });
+        return cmd;
+    }
+
+    private static void Print(CircuitAnalysisResult r)
+    {
+        var roles = new Table().AddColumns("role", "heads", "entropy nats (mean +/- SD)", "importance %", "silhouette");
+        foreach (var role in r.Roles.Roles)
+        {
+            var idx = role.Heads.Select(h => r.HeadNames.ToList().IndexOf(h)).ToList();
+            var entropy = idx.Select(h => (r.Features[0].PerImageMeans(h, 0).Average() + r.Features[1].PerImageMeans(h, 0).Average()) / 2).ToList();
+            double mean = entropy.Average(), sd = entropy.Count > 1 ? Statistics.Descriptive.StandardDeviation(entropy.ToArray()) : 0;
+            roles.AddRow(role.Name, string.Join(" ", role.Heads), $"{mean:F3} +/- {sd:F3}", $"{idx.Average(h => r.ImportancePercent[h]):F1}", $"{role.Silhouette:F2}");
+        }
+        AnsiConsole.Write(roles);
+        Console.Out.WriteLine($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {r.RoleStabilityAri:F3}");
+        foreach (var set in new[] { "real", "synthetic" })
+        {
+            var single = r.Degradations.Where(d => d.DataSet == set && r.HeadNames.Contains(d.Degradation.Condition)).Select(d => d.Degradation.DegradationPercent).ToList();
+            Console.Out.WriteLine($"{set}: single-head degradation {single.Min():F1}% .. {single.Max():F1}%");
+        }
+        var circuits = new Table().AddColumns("data", "circuit size (tau)", "effective heads", "circuit");
+        foreach (var c in r.Circuits) circuits.AddRow(c.DataSet, $"{c.Size} ({c.TolerancePercent:G3}%)", $"{c.EffectiveHeads:F2}", string.Join(" ", c.Heads));
+        AnsiConsole.Write(circuits);
+        var ratios = new Table().AddColumns("complexity ratio real/synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p");
+        foreach (var q in r.Ratios)
+            ratios.AddRow(q.Measure, $"{q.Real:F3}", $"{q.Synthetic:F3}", $"{q.Ratio:F3}", $"{q.Ci.Low:F3} .. {q.Ci.High:F3}",
+                q.Permutation.AtResolution ? $"< {q.Permutation.Resolution:G3}" : $"{q.Permutation.PValue:G3}");
+        AnsiConsole.Write(ratios);
+        Console.Out.WriteLine($"Ablation cost: {r.ForwardPasses} forward passes in {r.RunCalls} Run calls, {r.AblationSeconds:F1} s " +
+                              $"(naive heads x images x timesteps: {r.NaiveRunCalls} Run calls for single heads alone).");
+    }
+
+    private static void Write(CircuitAnalysisResult r, string dir)
+    {
+        AtomicFile.Write(Path.Combine(dir, "degradation.csv"), stream =>
+        {
+            using var w = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
+            w.WriteLine("dataset,condition,degradation_percent,ci_low,ci_high," + string.Join(",", r.Ablations[0].Timesteps.Select(t => $"t{t}_percent")) + ",wilcoxon_w,p,p_bh");
+            foreach (var (set, d) in r.Degradations)
+                w.WriteLine($"{set},{d.Condition},{FeatureAggregation.Num(d.DegradationPercent)},{FeatureAggregation.Num(d.CiLow)},{FeatureAggregation.Num(d.CiHigh)}," +
+                            string.Join(",", d.PerTimestepPercent.Select(FeatureAggregation.Num)) +
+                            $",{FeatureAggregation.Num(d.Test.Statistic)},{FeatureAggregation.Num(d.Test.PValue)},{FeatureAggregation.Num(d.Test.AdjustedPValue ?? double.NaN)}");
+        });
+        AtomicFile.Write(Path.Combine(dir, "roles.csv"), stream =>
+        {
+            using var w = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
+            w.WriteLine("head,role,importance_percent");
+            for (int h = 0; h < r.HeadNames.Count; h++) w.WriteLine($"{r.HeadNames[h]},{r.Roles.RoleOf(h)},{FeatureAggregation.Num(r.ImportancePercent[h])}");
+        });
+        var json = new
+        {
+            roles = r.Roles.Roles.Select(x => new { x.Name, x.Heads, centroidZ = HeadRoles.Probes.Zip(x.CentroidZ).ToDictionary(p => p.First, p => p.Second), x.Silhouette }),
+            roleStabilityAri = r.RoleStabilityAri,
+            circuits = r.Circuits,
+            ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.PValue, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),
+            cost = new { r.ForwardPasses, r.RunCalls, naiveRunCallsSingleHeads = r.NaiveRunCalls, seconds = r.AblationSeconds },
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, "circuits.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+    }
+}
