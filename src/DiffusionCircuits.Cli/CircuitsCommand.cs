@@ -23,12 +23,13 @@ internal static class CircuitsCommand
         var tau = new Option<double>("--tolerance") { Description = "Circuit tolerance tau, % degradation of the joint ablation.", DefaultValueFactory = _ => 10 };
         var seed = new Option<int>("--seed") { Description = "Seed for noise, clustering, bootstrap and permutations.", DefaultValueFactory = _ => 1 };
         var bootstrap = new Option<int>("--bootstrap") { Description = "Bootstrap resamples (and permutations).", DefaultValueFactory = _ => 2000 };
+        var ablation = new Option<AblationKind>("--ablation") { Description = "Zero (z = 0) or Mean (z = its mean over the data set at the same timestep and position).", DefaultValueFactory = _ => AblationKind.Zero };
         var output = new Option<string>("--out") { Description = "Folder for degradation.csv, roles.csv and circuits.json.", DefaultValueFactory = _ => "reports/circuits" };
         var cmd = new Command("circuits",
             "Zero-ablate every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
             "complexity ratio real/synthetic with bootstrap CI and permutation p (METHOD.md sections 4-6).")
         {
-            model, real, heldout, images, synthSeed, timesteps, roles, tau, seed, bootstrap, output,
+            model, real, heldout, images, synthSeed, timesteps, roles, tau, seed, bootstrap, ablation, output,
         };
         cmd.SetAction(parse =>
         {
@@ -41,13 +42,13 @@ internal static class CircuitsCommand
             var options = new CircuitAnalysisOptions
             {
                 Timesteps = EvaluateCommand.ParseTimesteps(parse.GetValue(timesteps)!), Seed = parse.GetValue(seed), Roles = parse.GetValue(roles),
-                TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Permutations = parse.GetValue(bootstrap),
+                TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Permutations = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
             };
             AttentionCaptureSession maps, noMaps;
             try
             {
                 maps = new AttentionCaptureSession(parse.GetValue(model)!);
-                noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false });
+                noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean });
             }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
             using var _1 = maps;

@@ -6,6 +6,16 @@ using DiffusionCircuits.Transforms;
 
 namespace DiffusionCircuits.Analysis;
 
+/// <summary>What an ablated head's output z becomes (METHOD.md section 5).</summary>
+public enum AblationKind
+{
+    /// <summary>z[l,h] = 0.</summary>
+    Zero,
+
+    /// <summary>z[l,h] = its mean over the data set at the same timestep and position.</summary>
+    Mean,
+}
+
 /// <summary>A set of heads ablated together (global head indices in layer order), with a readable name.</summary>
 public sealed record AblationCondition(string Name, IReadOnlyList<int> Heads);
 
@@ -65,9 +75,11 @@ public sealed class AblationResult
 }
 
 /// <summary>
-/// Zero ablation of heads (z[l,h] = 0 before the output projection) through the instrumented model's per-sample
+/// Zero or mean ablation of heads (z[l,h] before the output projection) through the instrumented model's per-sample
 /// masks: each batch row carries its own condition, so a sweep over C conditions costs
 /// images x timesteps x (C + 1) / batch Run calls instead of one Run per condition, image and timestep.
+/// Mean ablation needs a session created with <see cref="CaptureOptions.ExposeHeadOutputs"/>: one extra pass over the
+/// data set computes the means per timestep and position (the data set is its own reference).
 /// </summary>
 public sealed class AblationSweep
 {
@@ -76,11 +88,57 @@ public sealed class AblationSweep
     private readonly int _seed, _batchSize;
     private readonly int[] _layerOfHead, _headInLayer;
 
-    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64)
+    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero)
     {
-        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
+        (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, batchSize, kind);
+        if (kind == AblationKind.Mean && !session.ExposesHeadOutputs)
+            throw new ArgumentException("Mean ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
         _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
         _headInLayer = session.Layers.SelectMany(l => Enumerable.Range(0, l.Heads)).ToArray();
+    }
+
+    public AblationKind Kind { get; }
+
+    /// <summary>
+    /// Mean head outputs over the images at each timestep: [timestep index][layer] of [H, S_q, d], with each image's
+    /// paired noise. Costs images x timesteps forward passes.
+    /// </summary>
+    public float[][][] MeanHeadOutputs(IReadOnlyList<FaceImage> images)
+    {
+        int len = _session.SampleLength;
+        var sums = _timesteps.Select(_ => _session.Layers.Select(l => new double[l.Heads * l.QueryTokens * l.HeadDim]).ToArray()).ToArray();
+        var noisy = new float[_batchSize * len];
+        var eps = new float[len];
+        var rows = new List<(int Image, int K)>();
+        void Flush()
+        {
+            if (rows.Count == 0) return;
+            int b = rows.Count;
+            var ts = new int[b];
+            for (int r = 0; r < b; r++)
+            {
+                ts[r] = _timesteps[rows[r].K];
+                PairedNoise.Fill(eps, _seed, images[rows[r].Image].Id, ts[r]);
+                ForwardNoising.Apply(images[rows[r].Image].RgbPlanes, eps, _session.Schedule, ts[r], noisy.AsSpan(r * len, len));
+            }
+            using var batch = _session.Run(b == _batchSize ? noisy : noisy[..(b * len)], ts);
+            for (int r = 0; r < b; r++)
+                for (int l = 0; l < _session.Layers.Count; l++)
+                {
+                    var z = batch.HeadOutputs(l, r);
+                    var sum = sums[rows[r].K][l];
+                    for (int i = 0; i < z.Length; i++) sum[i] += z[i];
+                }
+            rows.Clear();
+        }
+        for (int i = 0; i < images.Count; i++)
+            for (int k = 0; k < _timesteps.Count; k++)
+            {
+                rows.Add((i, k));
+                if (rows.Count == _batchSize) Flush();
+            }
+        Flush();
+        return sums.Select(perT => perT.Select(s => s.Select(v => (float)(v / images.Count)).ToArray()).ToArray()).ToArray();
     }
 
     /// <summary>One condition per head: <c>down.1.attn.h3</c> ablates that head alone.</summary>
@@ -93,7 +151,9 @@ public sealed class AblationSweep
             foreach (var h in c.Heads)
                 if (h < 0 || h >= _layerOfHead.Length) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_layerOfHead.Length} heads.");
         var result = new AblationResult(dataSet, _timesteps, images.Select(i => i.Id).ToList(), conditions);
-        int len = _session.SampleLength, layers = _session.Layers.Count;
+        int len = _session.SampleLength;
+        var meanZ = Kind == AblationKind.Mean ? MeanHeadOutputs(images) : null;
+        var means = meanZ == null ? null : _session.Layers.Select(l => new float[_batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray();
         var noisy = new float[_batchSize * len];
         var eps = new float[_batchSize * len];
         var masks = _session.Layers.Select(l => new float[_batchSize * l.Heads]).ToArray();
@@ -119,7 +179,19 @@ public sealed class AblationSweep
                         masks[_layerOfHead[h]][r * _session.Layers[_layerOfHead[h]].Heads + _headInLayer[h]] = 0f;
             }
             var batchMasks = b == _batchSize ? masks : masks.Select((m, l) => m[..(b * _session.Layers[l].Heads)]).ToArray();
-            using var batch = _session.Run(b == _batchSize ? noisy : noisy[..(b * len)], timesteps, batchMasks);
+            float[]?[]? batchMeans = null;
+            if (meanZ != null)
+            {
+                // Each row's mean input is the data set's mean z at that row's timestep (only ablated heads read it).
+                for (int r = 0; r < b; r++)
+                    for (int l = 0; l < means!.Length; l++)
+                    {
+                        var m = meanZ[rows[r].K][l];
+                        m.CopyTo(means[l].AsSpan(r * m.Length, m.Length));
+                    }
+                batchMeans = means!.Select((m, l) => b == _batchSize ? m : m[..(b * meanZ[0][l].Length)]).ToArray();
+            }
+            using var batch = _session.Run(b == _batchSize ? noisy : noisy[..(b * len)], timesteps, batchMasks, batchMeans);
             for (int r = 0; r < b; r++)
             {
                 var (i, k, c) = rows[r];

@@ -15,6 +15,8 @@ public sealed record CircuitAnalysisOptions
     public int Permutations { get; init; } = 2000;
     public int StabilityResamples { get; init; } = 50;
     public int BatchSize { get; init; } = 64;
+    /// <summary>Zero or mean ablation; mean needs the ablation session to expose head outputs.</summary>
+    public AblationKind Ablation { get; init; } = AblationKind.Zero;
 }
 
 /// <summary>Everything the causal analysis found, ready to print or serialise.</summary>
@@ -54,7 +56,7 @@ public sealed class CircuitAnalysis
         var sets = new[] { ("real", real), ("synthetic", synthetic) };
         var features = sets.Select(s => extractor.Run(s.Item1, s.Item2, progress: new Progress<int>(c => progress?.Report(($"features {s.Item1}", c / (double)s.Item2.Count))))).ToList();
 
-        var sweep = new AblationSweep(_ablation, o.Timesteps, o.Seed, o.BatchSize);
+        var sweep = new AblationSweep(_ablation, o.Timesteps, o.Seed, o.BatchSize, o.Ablation);
         var singleConditions = AblationSweep.SingleHeads(_ablation);
         var singles = sets.Select(s => sweep.Run(s.Item1, s.Item2, singleConditions, new Progress<double>(f => progress?.Report(($"single-head ablation {s.Item1}", f))))).ToList();
         // Importance for roles: the mean of the two data sets' single-head degradations.

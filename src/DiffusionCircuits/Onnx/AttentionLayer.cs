@@ -43,6 +43,9 @@ public sealed record AttentionLayer
     /// <summary>Graph output that carries this layer's attention maps after instrumentation.</summary>
     public string MapsOutput => $"attn.{Name}";
 
+    /// <summary>Graph output with the head outputs z before any ablation (when asked for), in the layer's layout.</summary>
+    public string HeadOutputsOutput => $"z.{Name}";
+
     /// <summary>Graph input [B, H] that scales each head's output (1 keeps, 0 ablates).</summary>
     public string MaskInput => $"mask.{Name}";
 

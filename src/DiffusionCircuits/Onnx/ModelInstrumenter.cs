@@ -12,6 +12,9 @@ public sealed record InstrumentOptions
     /// <summary>Add inputs <c>mask.&lt;layer&gt;</c> [B, H] and <c>mean.&lt;layer&gt;</c> for head ablation.</summary>
     public bool AddAblationInputs { get; init; } = true;
 
+    /// <summary>Add an output <c>z.&lt;layer&gt;</c> with the head outputs before ablation (for mean ablation).</summary>
+    public bool ExposeHeadOutputs { get; init; }
+
     /// <summary>Only these layers (by name); null for all.</summary>
     public IReadOnlySet<string>? Layers { get; init; }
 }
@@ -64,6 +67,14 @@ public static class ModelInstrumenter
                 graph.Output.Add(OnnxProtos.TensorValue(layer.MapsOutput, DataType.Float, MapDims(layer, batch)));
             }
 
+            if (options.ExposeHeadOutputs)
+            {
+                added.Add(half
+                    ? OnnxProtos.Node("Cast", new[] { layer.HeadOutputTensor }, new[] { layer.HeadOutputsOutput }, $"dc/{layer.Name}/z_out", null, OnnxProtos.Attr("to", (long)DataType.Float))
+                    : OnnxProtos.Node("Identity", new[] { layer.HeadOutputTensor }, new[] { layer.HeadOutputsOutput }, $"dc/{layer.Name}/z_out"));
+                graph.Output.Add(OnnxProtos.TensorValue(layer.HeadOutputsOutput, DataType.Float, MeanDims(layer, batch)));
+            }
+
             if (options.AddAblationInputs)
             {
                 string p = $"dc/{layer.Name}/";
@@ -89,7 +100,7 @@ public static class ModelInstrumenter
                 added.Add(OnnxProtos.Node("Mul", new[] { mean, km }, new[] { p + "z_mean" }, p + "z_mean"));
                 added.Add(OnnxProtos.Node("Add", new[] { p + "z_kept", p + "z_mean" }, new[] { zNew }, p + "z"));
                 // Every later reader of z now reads z'.
-                foreach (var node in graph.Node)
+                foreach (var node in graph.Node.Where(n => !n.Name.StartsWith("dc/", StringComparison.Ordinal)))
                     for (int i = 0; i < node.Input.Count; i++)
                         if (node.Input[i] == z) node.Input[i] = zNew;
             }

@@ -19,6 +19,9 @@ public sealed record CaptureOptions
 
     /// <summary>Output the attention maps. Ablation sweeps only need the predicted noise, and run faster without them.</summary>
     public bool ExposeMaps { get; init; } = true;
+
+    /// <summary>Output each layer's head outputs z before ablation (needed to compute means for mean ablation).</summary>
+    public bool ExposeHeadOutputs { get; init; }
 }
 
 /// <summary>
@@ -42,8 +45,9 @@ public sealed class AttentionCaptureSession : IDisposable
         ModelPath = model.SourcePath;
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
         Schedule = NoiseSchedule.FromModel(model);
-        Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions { ExposeMaps = options.ExposeMaps });
+        Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions { ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs });
         ExposesMaps = options.ExposeMaps;
+        ExposesHeadOutputs = options.ExposeHeadOutputs;
         var sample = Discovery.Signature.Sample;
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
@@ -51,7 +55,9 @@ public sealed class AttentionCaptureSession : IDisposable
         var sessionOptions = CreateSessionOptions(options, out var note);
         DeviceNote = note;
         _session = OrtSessions.Create(Instrumented.Model, sessionOptions);
-        _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }.Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>()).ToArray();
+        _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }
+            .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
+            .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>()).ToArray();
         Geometries = Layers.Select(l => l.IsCrossAttention ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
     }
 
@@ -69,6 +75,9 @@ public sealed class AttentionCaptureSession : IDisposable
 
     /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
     public bool ExposesMaps { get; }
+
+    /// <summary>Whether batches carry head outputs z (<see cref="CaptureOptions.ExposeHeadOutputs"/>).</summary>
+    public bool ExposesHeadOutputs { get; }
 
     /// <summary>Where the session runs, and why if not where asked.</summary>
     public string DeviceNote { get; }
@@ -227,6 +236,16 @@ public sealed class CaptureBatch : IDisposable
         var l = _owner.Layers[layer];
         int size = l.QueryTokens * l.KeyTokens;
         return _results[1 + layer].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
+    }
+
+    /// <summary>All heads' outputs z of one row of a layer before ablation, [H, S_q, d] (same order in both layouts).</summary>
+    public ReadOnlySpan<float> HeadOutputs(int layer, int row)
+    {
+        if (!_owner.ExposesHeadOutputs) throw new InvalidOperationException("This session was created without ExposeHeadOutputs.");
+        var l = _owner.Layers[layer];
+        int size = l.Heads * l.QueryTokens * l.HeadDim;
+        int index = 1 + (_owner.ExposesMaps ? _owner.Layers.Count : 0) + layer;
+        return _results[index].GetTensorDataAsSpan<float>().Slice(row * size, size);
     }
 
     /// <summary>All heads' maps of one row of a layer, [H, S_q, S_k].</summary>

@@ -158,3 +158,56 @@ public class CircuitAnalysisTests
         Assert.True(r.RunCalls * 8 <= r.ForwardPasses, "one batch should carry many ablations");
     }
 }
+
+public class MeanAblationTests
+{
+    private static List<FaceImage> Images(int count, int seed) => Enumerable.Range(0, count).Select(k =>
+    {
+        var rng = new Random(seed * 1000 + k);
+        return new FaceImage($"m{seed}-{k}", 6, 6, Enumerable.Range(0, 108).Select(_ => (float)rng.NextDouble()).ToArray(), null);
+    }).ToList();
+
+    private static AttentionCaptureSession Session(AttentionLayout layout)
+    {
+        var heads = new[] { new PlantedHead(PlantedPattern.Self, 0.6f), new(PlantedPattern.Uniform, 0.4f) };
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "mean.onnx");
+        PlantedCircuit.Build(layout, heads, denoiser: true).Save(path);
+        return new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false, ExposeHeadOutputs = true });
+    }
+
+    [Theory]
+    [InlineData(AttentionLayout.Heads4D)]
+    [InlineData(AttentionLayout.BatchHeads3D)]
+    public void Mean_ablation_over_a_one_image_data_set_changes_nothing_while_zero_ablation_hurts(AttentionLayout layout)
+    {
+        using var session = Session(layout);
+        var one = Images(1, 1);
+        var mean = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Mean).Run("one", one, AblationSweep.SingleHeads(session));
+        var zero = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Zero).Run("one", one, AblationSweep.SingleHeads(session));
+        for (int c = 0; c < 2; c++)
+        {
+            Assert.True(Math.Abs(mean.DegradationPercent(c)) < 1e-3, $"head {c}: mean ablation with its own output changed the loss by {mean.DegradationPercent(c)}%");
+            Assert.True(zero.DegradationPercent(c) > 1);
+        }
+    }
+
+    [Fact]
+    public void Mean_ablation_is_milder_than_zero_ablation_on_varied_images()
+    {
+        using var session = Session(AttentionLayout.Heads4D);
+        var images = Images(10, 2);
+        var mean = new AblationSweep(session, new[] { 900 }, seed: 3, kind: AblationKind.Mean).Run("many", images, AblationSweep.SingleHeads(session));
+        var zero = new AblationSweep(session, new[] { 900 }, seed: 3, kind: AblationKind.Zero).Run("many", images, AblationSweep.SingleHeads(session));
+        Assert.True(mean.DegradationPercent(0) > 0 && mean.DegradationPercent(0) < zero.DegradationPercent(0));
+    }
+
+    [Fact]
+    public void Mean_ablation_without_head_outputs_is_refused_clearly()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "m.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, denoiser: true).Save(path);
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        var e = Assert.Throws<ArgumentException>(() => new AblationSweep(session, new[] { 100 }, 1, kind: AblationKind.Mean));
+        Assert.Contains("ExposeHeadOutputs", e.Message);
+    }
+}
