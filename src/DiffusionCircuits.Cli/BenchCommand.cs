@@ -19,9 +19,9 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "The denoiser (ONNX).", DefaultValueFactory = _ => Defaults.ModelPath };
+        var model = CommonOptions.Model();
         var images = new Option<int>("--images") { Description = "Synthetic images (each at every timestep).", DefaultValueFactory = _ => 32 };
-        var timesteps = new Option<string>("--timesteps") { Description = "Comma-separated timesteps.", DefaultValueFactory = _ => "50,200,400,600,800" };
+        var timesteps = CommonOptions.Timesteps();
         var batch = new Option<int>("--batch") { Description = "Rows per ONNX Runtime run for the batched paths.", DefaultValueFactory = _ => 32 };
         var output = new Option<string>("--out") { Description = "Where to write bench.json.", DefaultValueFactory = _ => "reports/bench" };
         var cmd = new Command("bench", "Measure capture throughput: raw ONNX Runtime (original and instrumented, batched), the ML.NET pipeline, and ML.NET's ApplyOnnxModel row by row.")

@@ -13,12 +13,13 @@ internal static class CircuitsCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "The denoiser (ONNX).", DefaultValueFactory = _ => Defaults.ModelPath };
-        var real = new Option<string>("--real") { Description = "Real faces: an img_align_celeba folder (or any image folder).", Required = true };
-        var heldout = new Option<string?>("--heldout") { Description = "Only these files of --real (one name per line), e.g. models/heldout-celeba.txt." };
-        var images = new Option<int>("--images") { Description = "Images per data set.", DefaultValueFactory = _ => 64 };
-        var synthSeed = new Option<int>("--synthetic-seed") { Description = "Seed of the synthetic faces.", DefaultValueFactory = _ => 1 };
-        var timesteps = new Option<string>("--timesteps") { Description = "Comma-separated timesteps.", DefaultValueFactory = _ => "50,200,400,600,800" };
+        var model = CommonOptions.Model();
+        var real = CommonOptions.Real();
+        real.Required = true;
+        var heldout = CommonOptions.Heldout();
+        var images = CommonOptions.Images(64);
+        var synthSeed = CommonOptions.SyntheticSeed();
+        var timesteps = CommonOptions.Timesteps();
         var roles = new Option<int>("--roles") { Description = "Number of roles k for k-means (capped at the number of heads).", DefaultValueFactory = _ => 8 };
         var tau = new Option<double>("--tolerance") { Description = "Circuit tolerance tau, % degradation of the joint ablation.", DefaultValueFactory = _ => 10 };
         var seed = new Option<int>("--seed") { Description = "Seed for noise, clustering, bootstrap and permutations.", DefaultValueFactory = _ => 1 };
@@ -53,13 +54,7 @@ internal static class CircuitsCommand
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
             using var _1 = maps;
             using var _2 = noMaps;
-            List<FaceImage> realImages;
-            try
-            {
-                var only = parse.GetValue(heldout) is string list ? FeaturesCommand.ReadList(list) : null;
-                realImages = new ImageFolder(parse.GetValue(real)!, maps.Height, onlyFiles: only).Read().Take(n).ToList();
-            }
-            catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
+            var (realImages, _) = CommonOptions.LoadReal(parse.GetValue(real)!, parse.GetValue(heldout), maps.Height, n);
             if (realImages.Count < 2) throw new UserFacingException($"Only {realImages.Count} readable real image(s) in '{parse.GetValue(real)}'.");
             var synthetic = new SyntheticFaceGenerator(parse.GetValue(synthSeed), maps.Height).GenerateMany(realImages.Count).ToList();
 

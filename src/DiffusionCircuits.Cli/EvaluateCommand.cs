@@ -14,13 +14,13 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "The denoiser (ONNX).", DefaultValueFactory = _ => Defaults.ModelPath };
-        var real = new Option<string?>("--real") { Description = "Real faces: an img_align_celeba folder (or any image folder)." };
-        var heldout = new Option<string?>("--heldout") { Description = "Only these files of --real (one name per line, # comments), e.g. models/heldout-celeba.txt." };
-        var images = new Option<int>("--images") { Description = "Images per data set.", DefaultValueFactory = _ => 300 };
-        var synthSeed = new Option<int>("--synthetic-seed") { Description = "Seed of the synthetic faces.", DefaultValueFactory = _ => 1 };
+        var model = CommonOptions.Model();
+        var real = CommonOptions.Real();
+        var heldout = CommonOptions.Heldout();
+        var images = CommonOptions.Images(300);
+        var synthSeed = CommonOptions.SyntheticSeed();
         var synthStart = new Option<int>("--synthetic-start") { Description = "Index of the first synthetic face.", DefaultValueFactory = _ => 0 };
-        var timesteps = new Option<string>("--timesteps") { Description = "Comma-separated timesteps.", DefaultValueFactory = _ => "50,200,400,600,800" };
+        var timesteps = CommonOptions.Timesteps();
         var seed = new Option<int>("--seed") { Description = "Noise seed (paired noise per image and timestep).", DefaultValueFactory = _ => 1 };
         var samples = new Option<int>("--samples") { Description = "DDIM samples to draw for the sample grid (0 = none).", DefaultValueFactory = _ => 64 };
         var ddimSteps = new Option<int>("--ddim-steps") { Description = "DDIM steps per sample.", DefaultValueFactory = _ => 50 };
@@ -51,14 +51,8 @@ internal static class EvaluateCommand
             string? realDir = parse.GetValue(real);
             if (realDir != null)
             {
-                IReadOnlyCollection<string>? only = null;
-                if (parse.GetValue(heldout) is string list)
-                {
-                    if (!File.Exists(list)) throw new UserFacingException($"Held-out list '{list}' does not exist.");
-                    only = File.ReadAllLines(list).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet();
-                }
-                try { sets.Add(("celeba", new ImageFolder(realDir, size, onlyFiles: only).Read().Take(n).ToList())); }
-                catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
+                var (realImages, folder) = CommonOptions.LoadReal(realDir, parse.GetValue(heldout), size, n);
+                sets.Add((folder.IsCelebA ? "celeba" : "real", realImages));
             }
 
             var results = new Dictionary<string, IReadOnlyList<EpsilonMse>>();

@@ -13,12 +13,12 @@ internal static class FeaturesCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "The denoiser (ONNX).", DefaultValueFactory = _ => Defaults.ModelPath };
-        var real = new Option<string?>("--real") { Description = "Real faces: an img_align_celeba folder (or any image folder). Without it only synthetic faces are analysed." };
-        var heldout = new Option<string?>("--heldout") { Description = "Only these files of --real (one name per line), e.g. models/heldout-celeba.txt." };
-        var images = new Option<int>("--images") { Description = "Images per data set.", DefaultValueFactory = _ => 64 };
-        var synthSeed = new Option<int>("--synthetic-seed") { Description = "Seed of the synthetic faces.", DefaultValueFactory = _ => 1 };
-        var timesteps = new Option<string>("--timesteps") { Description = "Comma-separated timesteps.", DefaultValueFactory = _ => "50,200,400,600,800" };
+        var model = CommonOptions.Model();
+        var real = CommonOptions.Real(" Without it only synthetic faces are analysed.");
+        var heldout = CommonOptions.Heldout();
+        var images = CommonOptions.Images(64);
+        var synthSeed = CommonOptions.SyntheticSeed();
+        var timesteps = CommonOptions.Timesteps();
         var seed = new Option<int>("--seed") { Description = "Seed for noise and bootstrap.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int>("--batch") { Description = "Rows (image x timestep) per ONNX Runtime run.", DefaultValueFactory = _ => 32 };
         var gpu = new Option<int?>("--gpu") { Description = "CUDA device id (needs the Microsoft.ML.OnnxRuntime.Gpu package; falls back to CPU with a message)." };
@@ -50,11 +50,8 @@ internal static class FeaturesCommand
             };
             if (parse.GetValue(real) is string realDir)
             {
-                var only = parse.GetValue(heldout) is string list ? ReadList(list) : null;
-                ImageFolder folder;
-                try { folder = new ImageFolder(realDir, session.Height, onlyFiles: only); }
-                catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
-                sources.Add((folder.IsCelebA ? "celeba" : "real", () => folder.Read().Take(n)));
+                var (realImages, folder) = CommonOptions.LoadReal(realDir, parse.GetValue(heldout), session.Height, n);
+                sources.Add((folder.IsCelebA ? "celeba" : "real", () => realImages));
             }
 
             var extractor = new FeatureExtractor(session, ts, parse.GetValue(seed), parse.GetValue(batch));
@@ -97,11 +94,5 @@ internal static class FeaturesCommand
             return CliApp.Ok;
         });
         return cmd;
-    }
-
-    internal static HashSet<string> ReadList(string path)
-    {
-        if (!File.Exists(path)) throw new UserFacingException($"File list '{path}' does not exist.");
-        return File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet();
     }
 }

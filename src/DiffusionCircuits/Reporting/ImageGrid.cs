@@ -22,7 +22,8 @@ public sealed class ImageGrid
 
     public void Save(string path, string? title = null)
     {
-        int cell = ImageWidth * Scale, cellH = ImageHeight * Scale, labelW = 190, gap = 2, top = title == null ? 4 : 28;
+        int cell = ImageWidth * Scale, cellH = ImageHeight * Scale, gap = 2, top = title == null ? 4 : 28;
+        int labelW = _rows.Any(r => r.Label.Length > 0) ? 190 : 4;   // no label column when no row has a label
         int cols = _rows.Max(r => r.Cells.Count);
         using var bitmap = new SKBitmap(labelW + cols * (cell + gap), top + _rows.Count * (cellH + gap));
         using var canvas = new SKCanvas(bitmap);
