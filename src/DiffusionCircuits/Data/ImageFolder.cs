@@ -27,6 +27,9 @@ public sealed class ImageFolder
 {
     public static readonly string[] Extensions = { ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif" };
 
+    /// <summary>Images that cannot be decoded at reduced scale (PNG, BMP) are refused above this many pixels.</summary>
+    public const long MaxDecodedPixels = 40_000_000;
+
     private readonly List<SkippedImage> _skipped = new();
     private byte[]? _templateMask;
 
@@ -109,8 +112,19 @@ public sealed class ImageFolder
             }
             // Large images are decoded at a reduced scale when the codec supports it (JPEG), to bound memory.
             var dims = codec.Info.Size;
+            if (dims.Width < 1 || dims.Height < 1)
+            {
+                reason = $"no pixels ({dims.Width}x{dims.Height})";
+                return null;
+            }
             float scale = Math.Min(1f, 4f * Size / Math.Min(dims.Width, dims.Height));
             if (scale < 1f) dims = codec.GetScaledDimensions(scale);
+            if ((long)dims.Width * dims.Height > MaxDecodedPixels)
+            {
+                reason = $"too large to decode ({codec.Info.Width}x{codec.Info.Height}; {codec.EncodedFormat} cannot be decoded at reduced scale " +
+                         $"and the limit is {MaxDecodedPixels / 1_000_000} megapixels): downscale it first";
+                return null;
+            }
             var info = new SKImageInfo(dims.Width, dims.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
             using var bitmap = new SKBitmap(info);
             var decode = codec.GetPixels(info, bitmap.GetPixels());
