@@ -1,10 +1,10 @@
-"""Export the trained reference model (EMA weights) to ONNX, and measure it on the held-out faces.
+"""Export the trained reference model (EMA weights) to ONNX, and save the EMA weights beside it.
 
     /usr/bin/python3 tools/train/export.py [--checkpoint tools/train/checkpoints/ckpt.pt] [--out models/reference-ddpm-32.onnx]
 
 Inputs `x_t` [B, 3, 32, 32] float and `timestep` [B] int64; output `eps` [B, 3, 32, 32]; dynamic batch. The schedule
 is declared in the model's metadata (diffusion.schedule / timesteps / beta_start / beta_end), which DiffusionCircuits
-reads. Also prints the held-out eps-MSE per timestep (PyTorch side, a cross-check of the C# `evaluate` numbers).
+reads. Held-out eps-MSE and the model card's pictures come from the C# side: tools/train/finish.sh runs both steps.
 """
 import argparse, json, os
 
@@ -51,6 +51,10 @@ def main():
     onnx.checker.check_model(model)
     onnx.save(model, tmp)
     os.replace(tmp, args.out)
+    # The EMA weights alone (2 MB) ship too, for PyTorch-side comparisons (tools/bench): torch.load + UNet().load_state_dict.
+    weights = os.path.splitext(args.out)[0] + ".pt"
+    torch.save({"ema": ck["ema"], "base": train_args["base"], "step": ck["step"]}, weights + ".tmp")
+    os.replace(weights + ".tmp", weights)
     print(json.dumps({"out": args.out, "steps": ck["step"], "parameters": params, "minutes": ck["wall"] / 60}))
 
 
