@@ -141,6 +141,59 @@ public sealed class AblationSweep
         return sums.Select(perT => perT.Select(s => s.Select(v => (float)(v / images.Count)).ToArray()).ToArray()).ToArray();
     }
 
+    /// <summary>
+    /// Losses of given noisy rows without ablation (column 0) and under each condition (columns 1..C), for callers that
+    /// bring their own x_t and eps (the ML.NET stage). Zero ablation; rows and conditions share batches.
+    /// </summary>
+    public float[][] ScoreRows(float[] noisy, float[] eps, int[] timesteps, IReadOnlyList<AblationCondition> conditions)
+    {
+        if (Kind != AblationKind.Zero) throw new NotSupportedException("ScoreRows does zero ablation; use Run for mean ablation.");
+        int len = _session.SampleLength, count = timesteps.Length;
+        var losses = Enumerable.Range(0, count).Select(_ => new float[conditions.Count + 1]).ToArray();
+        var masks = _session.Layers.Select(l => new float[_batchSize * l.Heads]).ToArray();
+        var batchNoisy = new float[_batchSize * len];
+        var rows = new List<(int Row, int Condition)>(_batchSize);
+        void Flush()
+        {
+            int b = rows.Count;
+            if (b == 0) return;
+            var ts = new int[b];
+            foreach (var m in masks) Array.Fill(m, 1f);
+            for (int r = 0; r < b; r++)
+            {
+                var (row, c) = rows[r];
+                ts[r] = timesteps[row];
+                noisy.AsSpan(row * len, len).CopyTo(batchNoisy.AsSpan(r * len, len));
+                if (c >= 0)
+                    foreach (int h in conditions[c].Heads)
+                        masks[_layerOfHead[h]][r * _session.Layers[_layerOfHead[h]].Heads + _headInLayer[h]] = 0f;
+            }
+            var batchMasks = b == _batchSize ? masks : masks.Select((m, l) => m[..(b * _session.Layers[l].Heads)]).ToArray();
+            using var batch = _session.Run(b == _batchSize ? batchNoisy : batchNoisy[..(b * len)], ts, batchMasks);
+            for (int r = 0; r < b; r++)
+            {
+                var (row, c) = rows[r];
+                losses[row][c + 1] = Loss(batch.PredictedNoise(r), eps.AsSpan(row * len, len));
+            }
+            rows.Clear();
+        }
+        for (int row = 0; row < count; row++)
+            for (int c = -1; c < conditions.Count; c++)
+            {
+                rows.Add((row, c));
+                if (rows.Count == _batchSize) Flush();
+            }
+        Flush();
+        return losses;
+    }
+
+    private static float Loss(ReadOnlySpan<float> predicted, ReadOnlySpan<float> eps)
+    {
+        double se = 0;
+        for (int j = 0; j < eps.Length; j++) se += (predicted[j] - eps[j]) * (predicted[j] - eps[j]);
+        return (float)(se / eps.Length);
+    }
+
     /// <summary>One condition per head: <c>down.1.attn.h3</c> ablates that head alone.</summary>
     public static IReadOnlyList<AblationCondition> SingleHeads(AttentionCaptureSession session) =>
         session.Discovery.HeadNames.Select((name, k) => new AblationCondition(name, new[] { k })).ToList();
@@ -195,11 +248,7 @@ public sealed class AblationSweep
             for (int r = 0; r < b; r++)
             {
                 var (i, k, c) = rows[r];
-                var predicted = batch.PredictedNoise(r);
-                var e = eps.AsSpan(r * len, len);
-                double se = 0;
-                for (int j = 0; j < len; j++) se += (predicted[j] - e[j]) * (predicted[j] - e[j]);
-                float loss = (float)(se / len);
+                float loss = Loss(batch.PredictedNoise(r), eps.AsSpan(r * len, len));
                 if (!float.IsFinite(loss))
                     throw new InvalidDataException($"The model produced NaN or infinite noise for image '{images[i].Id}' at t = {timesteps[r]}" +
                                                    (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));

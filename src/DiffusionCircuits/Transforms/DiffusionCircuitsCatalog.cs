@@ -43,6 +43,14 @@ public static class DiffusionCircuitsCatalog
         string noisyColumn = "Noisy") =>
         new(modelPath, options, batchSize, noisyColumn);
 
+    /// <summary>
+    /// Per row, the loss with and without each condition's heads zero-ablated (default: every head alone), in one
+    /// batch per row: BaseLossMse, AblatedLossMse and DegradationPercent columns.
+    /// </summary>
+    public static HeadAblationEstimator ScoreHeadAblation(this TransformsCatalog transforms, string modelPath,
+        IReadOnlyList<Analysis.AblationCondition>? conditions = null, CaptureOptions? options = null) =>
+        new(modelPath, conditions, options);
+
     /// <summary>EntropyNats and NormalizedEntropy per head.</summary>
     public static HeadFeatureEstimator AttentionEntropy(this TransformsCatalog transforms) => HeadFeatureEstimator.Entropy();
 

@@ -1,0 +1,84 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>
+/// Role clustering as an ML.NET estimator. Fit reads one row per head: a text column with the head's name and a float
+/// vector of its probes in <see cref="HeadRoles.Probes"/> order (NaN = not measured); it standardises them and runs
+/// k-means (see <see cref="HeadRoles"/>). Transform adds <c>Role</c> (text) to each head row.
+/// </summary>
+public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts = 5, string headColumn = "Head", string probesColumn = "Probes") : IEstimator<HeadRoleTransformer>
+{
+    public HeadRoleTransformer Fit(IDataView input)
+    {
+        var heads = input.GetColumn<ReadOnlyMemory<char>>(headColumn).Select(h => h.ToString()).ToList();
+        var probes = input.GetColumn<VBuffer<float>>(probesColumn).Select(v => v.DenseValues().Select(x => (double)x).ToArray()).ToArray();
+        if (heads.Count == 0) throw new ArgumentException("ClusterHeadRoles needs at least one head row.");
+        return new HeadRoleTransformer(HeadRoles.Cluster(heads, probes, roles, seed, restarts), heads, headColumn);
+    }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        Transforms.SchemaShapes.Require(inputSchema, headColumn, "ClusterHeadRoles");
+        Transforms.SchemaShapes.Require(inputSchema, probesColumn, "ClusterHeadRoles");
+        return Transforms.SchemaShapes.With(inputSchema, new (string, DataViewType)[] { (HeadRoleTransformer.RoleColumn, TextDataViewType.Instance) });
+    }
+}
+
+/// <summary>The fitted roles: looks each row's head up and adds its role name.</summary>
+public sealed class HeadRoleTransformer : ITransformer
+{
+    public const string RoleColumn = "Role";
+    private readonly Dictionary<string, string> _roleOfHead;
+    private readonly string _headColumn;
+
+    internal HeadRoleTransformer(RoleClustering clustering, IReadOnlyList<string> heads, string headColumn)
+    {
+        Clustering = clustering;
+        _headColumn = headColumn;
+        _roleOfHead = heads.Select((h, i) => (h, i)).ToDictionary(x => x.h, x => clustering.RoleOf(x.i));
+    }
+
+    public RoleClustering Clustering { get; }
+    public bool IsRowToRowMapper => false;
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new Transforms.EmptyView(inputSchema)).Schema;
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("Save RoleClustering (JSON) instead; ML.NET's ICanSaveModel is internal.");
+    public IDataView Transform(IDataView input) => Build(input);
+
+    private Transforms.MappedDataView Build(IDataView input)
+    {
+        Transforms.SchemaShapes.Require(input.Schema, _headColumn, "ClusterHeadRoles");
+        return new Transforms.MappedDataView(input, new[] { new Transforms.MappedColumn(RoleColumn, TextDataViewType.Instance) }, new[] { _headColumn }, _ => new Mapper(this));
+    }
+
+    private sealed class Mapper(HeadRoleTransformer t) : Transforms.IRowMapper
+    {
+        private ReadOnlyMemory<char> _role;
+
+        public void Compute(DataViewRow input)
+        {
+            ReadOnlyMemory<char> head = default;
+            input.GetGetter<ReadOnlyMemory<char>>(input.Schema[t._headColumn])(ref head);
+            _role = (t._roleOfHead.TryGetValue(head.ToString(), out var r) ? r : "unknown").AsMemory();
+        }
+
+        public void Get<T>(int index, ref T value) => value = (T)(object)_role;
+    }
+}
+
+/// <summary>Analysis stages, reached as <c>mlContext.Analysis()</c>.</summary>
+public sealed class AnalysisCatalog
+{
+    internal AnalysisCatalog() { }
+
+    /// <summary>k-means role clustering of heads from their probes (one row per head).</summary>
+    public HeadRoleEstimator ClusterHeadRoles(int roles = 8, int seed = 0, int restarts = 5, string headColumn = "Head", string probesColumn = "Probes") =>
+        new(roles, seed, restarts, headColumn, probesColumn);
+}
+
+public static class AnalysisCatalogExtensions
+{
+    public static AnalysisCatalog Analysis(this MLContext context) => new();
+}

@@ -1,0 +1,123 @@
+using DiffusionCircuits.Analysis;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace DiffusionCircuits.Transforms;
+
+/// <summary>
+/// Ablation scoring as a pipeline stage: for each row (a noisy image x_t with its noise eps and timestep) it runs the
+/// intact model and the model with each condition's heads zero-ablated, all in one batch (one ONNX Runtime Run per row
+/// instead of one per condition), and adds <c>BaseLossMse</c> (float), <c>AblatedLossMse</c> and
+/// <c>DegradationPercent</c> (float [conditions], slot names = condition names; 100 (L_c - L_0) / L_0 for the row).
+/// Conditions default to every head alone. Aggregate degradations over rows with sums of losses (METHOD.md section 5).
+/// </summary>
+public sealed class HeadAblationEstimator : IEstimator<ITransformer>
+{
+    private readonly string _modelPath;
+    private readonly IReadOnlyList<AblationCondition>? _conditions;
+    private readonly CaptureOptions _options;
+
+    public HeadAblationEstimator(string modelPath, IReadOnlyList<AblationCondition>? conditions = null, CaptureOptions? options = null)
+    {
+        _modelPath = modelPath;
+        _conditions = conditions;
+        _options = (options ?? new CaptureOptions()) with { ExposeMaps = false };
+    }
+
+    public ITransformer Fit(IDataView input)
+    {
+        var session = new AttentionCaptureSession(_modelPath, _options);
+        var transformer = new HeadAblationTransformer(session, _conditions ?? AblationSweep.SingleHeads(session));
+        transformer.GetOutputSchema(input.Schema);
+        return transformer;
+    }
+
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        foreach (var c in new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
+            SchemaShapes.Require(inputSchema, c, "ScoreHeadAblation");
+        var vector = new VectorDataViewType(NumberDataViewType.Single, 0);
+        return SchemaShapes.With(inputSchema, new (string, DataViewType)[]
+        {
+            (HeadAblationTransformer.BaseLossColumn, NumberDataViewType.Single), (HeadAblationTransformer.AblatedLossColumn, vector), (HeadAblationTransformer.DegradationColumn, vector),
+        });
+    }
+}
+
+/// <summary>The fitted ablation stage; holds the ONNX Runtime session. Dispose it when done.</summary>
+public sealed class HeadAblationTransformer : ITransformer, IDisposable
+{
+    public const string BaseLossColumn = "BaseLossMse", AblatedLossColumn = "AblatedLossMse", DegradationColumn = "DegradationPercent";
+
+    public HeadAblationTransformer(AttentionCaptureSession session, IReadOnlyList<AblationCondition> conditions)
+    {
+        Session = session;
+        Conditions = conditions;
+    }
+
+    public AttentionCaptureSession Session { get; }
+    public IReadOnlyList<AblationCondition> Conditions { get; }
+    public bool IsRowToRowMapper => false;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep the model path and conditions instead.");
+    public IDataView Transform(IDataView input) => Build(input);
+    public void Dispose() => Session.Dispose();
+
+    private MappedDataView Build(IDataView input)
+    {
+        foreach (var c in new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
+            SchemaShapes.Require(input.Schema, c, "ScoreHeadAblation");
+        int n = Conditions.Count;
+        var names = Conditions.Select(c => c.Name.AsMemory()).ToArray();
+        var ab = new DataViewSchema.Annotations.Builder();
+        ab.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, n),
+            (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)((ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(n, names)));
+        var annotations = ab.ToAnnotations();
+        var outputs = new[]
+        {
+            new MappedColumn(BaseLossColumn, NumberDataViewType.Single),
+            new MappedColumn(AblatedLossColumn, new VectorDataViewType(NumberDataViewType.Single, n), annotations),
+            new MappedColumn(DegradationColumn, new VectorDataViewType(NumberDataViewType.Single, n), annotations),
+        };
+        return new MappedDataView(input, outputs, new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn },
+            _ => new Mapper(this));
+    }
+
+    private sealed class Mapper(HeadAblationTransformer t) : IRowMapper
+    {
+        // One batch per row: the intact model and every condition (per-sample masks).
+        private readonly AblationSweep _sweep = new(t.Session, Array.Empty<int>(), seed: 0, batchSize: t.Conditions.Count + 1);
+        private VBuffer<float> _noisy, _noise;
+        private float _base;
+        private readonly float[] _ablated = new float[t.Conditions.Count], _degradation = new float[t.Conditions.Count];
+
+        public void Compute(DataViewRow input)
+        {
+            int timestep = 0;
+            input.GetGetter<VBuffer<float>>(input.Schema["Noisy"])(ref _noisy);
+            input.GetGetter<VBuffer<float>>(input.Schema[DiffusionNoiseTransformer.NoiseColumn])(ref _noise);
+            input.GetGetter<int>(input.Schema[DiffusionNoiseTransformer.TimestepColumn])(ref timestep);
+            var losses = _sweep.ScoreRows(_noisy.DenseValues().ToArray(), _noise.DenseValues().ToArray(), new[] { timestep }, t.Conditions)[0];
+            _base = losses[0];
+            for (int c = 0; c < _ablated.Length; c++)
+            {
+                _ablated[c] = losses[c + 1];
+                _degradation[c] = 100f * (losses[c + 1] - losses[0]) / losses[0];
+            }
+        }
+
+        public void Get<T>(int index, ref T value)
+        {
+            if (index == 0)
+            {
+                value = (T)(object)_base;
+                return;
+            }
+            var v = (VBuffer<float>)(object)value!;
+            Buffers.CopyTo<float>(index == 1 ? _ablated : _degradation, ref v);
+            value = (T)(object)v;
+        }
+    }
+}
