@@ -40,25 +40,9 @@ public sealed class DenoiserSession : IDisposable
             throw new ArgumentException($"Expected {batch} x {SampleLength} values, got {noisy.Length}.");
         if (FixedBatch is int fb && fb != batch)
             throw new ArgumentException($"The model takes batches of exactly {fb}; got {batch}.");
-        var names = new List<string>();
-        var values = new List<OrtValue>();
+        var (names, values) = ProbeInputs.ForBatch(Signature, noisy, timesteps, Channels, Height, Width);
         try
         {
-            foreach (var input in Signature.Inputs)
-            {
-                names.Add(input.Name);
-                values.Add(input.Role switch
-                {
-                    TensorRole.NoisySample => input.ElementType == DataType.Float
-                        ? OrtValue.CreateTensorValueFromMemory(noisy, new long[] { batch, Channels, Height, Width })
-                        : ProbeInputs.CreateTensor(input.ElementType, new long[] { batch, Channels, Height, Width }, noisy.Length, k => noisy[k], input.Name),
-                    TensorRole.Timestep => TimestepValue(input, timesteps),
-                    _ => ProbeInputs.CreateTensor(input.ElementType,
-                        input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == Signature.BatchDim ? batch : 1)).ToArray(),
-                        input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == Signature.BatchDim ? batch : 1)).Aggregate(1L, (a, b) => a * b),
-                        _ => 0, input.Name),
-                });
-            }
             using var results = _session.Run(_runOptions, names, values, new[] { Signature.NoiseOutput.Name });
             var output = results[0];
             if (output.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16)
@@ -69,15 +53,6 @@ public sealed class DenoiserSession : IDisposable
         {
             foreach (var v in values) v.Dispose();
         }
-    }
-
-    private static OrtValue TimestepValue(TensorSpec input, int[] timesteps)
-    {
-        bool scalar = input.Rank == 0;
-        if (scalar && timesteps.Distinct().Count() > 1)
-            throw new ArgumentException($"Input '{input.Name}' is a scalar timestep: every sample of a batch must share one timestep.");
-        long[] shape = scalar ? Array.Empty<long>() : new long[] { timesteps.Length };
-        return ProbeInputs.CreateTensor(input.ElementType, shape, scalar ? 1 : timesteps.Length, k => timesteps[k], input.Name);
     }
 
     public void Dispose()

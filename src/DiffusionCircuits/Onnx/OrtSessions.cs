@@ -88,6 +88,51 @@ public sealed class ProbeInputs : IDisposable
         return new ProbeInputs(names.ToArray(), values.ToArray(), batch, sampleShape);
     }
 
+    /// <summary>
+    /// A denoiser's inputs for one batch: the noisy sample [B, C, H, W] (fed without copying when float32), the
+    /// timestep in the model's own type and rank, and each conditioning input from <paramref name="conditioning"/>
+    /// (batch first) or zeros. Dispose the values after the run.
+    /// </summary>
+    public static (List<string> Names, List<OrtValue> Values) ForBatch(ModelSignature signature, float[] noisy, int[] timesteps,
+        int channels, int height, int width, IReadOnlyDictionary<string, float[]>? conditioning = null)
+    {
+        int batch = timesteps.Length;
+        var names = new List<string>();
+        var values = new List<OrtValue>();
+        foreach (var input in signature.Inputs)
+        {
+            names.Add(input.Name);
+            var sampleShape = new long[] { batch, channels, height, width };
+            values.Add(input.Role switch
+            {
+                TensorRole.NoisySample => input.ElementType == DataType.Float
+                    ? OrtValue.CreateTensorValueFromMemory(noisy, sampleShape)
+                    : CreateTensor(input.ElementType, sampleShape, noisy.Length, k => noisy[k], input.Name),
+                TensorRole.Timestep => Timestep(input, timesteps),
+                _ => Conditioning(signature, input, batch, conditioning != null && conditioning.TryGetValue(input.Name, out var given) ? given : null),
+            });
+        }
+        return (names, values);
+    }
+
+    private static OrtValue Timestep(TensorSpec input, int[] timesteps)
+    {
+        bool scalar = input.Rank == 0;
+        if (scalar && timesteps.Distinct().Count() > 1)
+            throw new ArgumentException($"Input '{input.Name}' is a scalar timestep: every sample of a batch must share one timestep.");
+        return CreateTensor(input.ElementType, scalar ? Array.Empty<long>() : new long[] { timesteps.Length }, scalar ? 1 : timesteps.Length, k => timesteps[k], input.Name);
+    }
+
+    private static OrtValue Conditioning(ModelSignature signature, TensorSpec input, int batch, float[]? values)
+    {
+        var shape = input.Dims.Select((d, i) => input.FixedDim(i) ?? (i == 0 || d == signature.BatchDim ? batch : 1)).ToArray();
+        long count = shape.Aggregate(1L, (a, b) => a * b);
+        if (values == null) return CreateTensor(input.ElementType, shape, count, _ => 0, input.Name);
+        if (values.Length != count)
+            throw new ArgumentException($"Conditioning '{input.Name}' {input.ShapeText} needs {count} values for a batch of {batch} (got {values.Length}).");
+        return CreateTensor(input.ElementType, shape, count, k => values[k], input.Name);
+    }
+
     internal static OrtValue CreateTensor(DataType type, long[] shape, long count, Func<int, double> fill, string name) => type switch
     {
         DataType.Float => OrtValue.CreateTensorValueFromMemory(Fill(count, k => (float)fill(k)), shape),

@@ -100,25 +100,9 @@ public sealed class AttentionCaptureSession : IDisposable
         int batch = timesteps.Length;
         if (noisy.Length != batch * SampleLength)
             throw new ArgumentException($"Expected {batch} x {SampleLength} noisy values, got {noisy.Length}.");
-        var names = new List<string>();
-        var values = new List<OrtValue>();
+        var (names, values) = ProbeInputs.ForBatch(Discovery.Signature, noisy, timesteps, Channels, Height, Width, conditioning);
         try
         {
-            foreach (var input in Discovery.Signature.Inputs)
-            {
-                names.Add(input.Name);
-                values.Add(input.Role switch
-                {
-                    TensorRole.NoisySample => input.ElementType == DataType.Float
-                        ? OrtValue.CreateTensorValueFromMemory(noisy, new long[] { batch, Channels, Height, Width })
-                        : ProbeInputs.CreateTensor(input.ElementType, new long[] { batch, Channels, Height, Width }, noisy.Length, k => noisy[k], input.Name),
-                    TensorRole.Timestep => ProbeInputs.CreateTensor(input.ElementType, input.Rank == 0 ? Array.Empty<long>() : new long[] { batch },
-                        input.Rank == 0 ? 1 : batch, k => timesteps[k], input.Name),
-                    _ => conditioning != null && conditioning.TryGetValue(input.Name, out var given)
-                        ? Conditioning(input, batch, given)
-                        : ZeroConditioning(input, batch),
-                });
-            }
             for (int l = 0; l < Layers.Count; l++)
             {
                 var layer = Layers[l];
@@ -148,36 +132,12 @@ public sealed class AttentionCaptureSession : IDisposable
         }
     }
 
-    private float[] _ones = Array.Empty<float>(), _zeros = Array.Empty<float>();
+    // Constant all-ones masks and all-zero means, one array per exact length (ONNX Runtime reads them in place).
+    private readonly Dictionary<int, float[]> _ones = new(), _zeros = new();
 
-    private float[] Ones(int n)
-    {
-        if (_ones.Length != n) _ones = Enumerable.Repeat(1f, n).ToArray();
-        return _ones;
-    }
+    private float[] Ones(int n) => _ones.TryGetValue(n, out var a) ? a : _ones[n] = Enumerable.Repeat(1f, n).ToArray();
 
-    private float[] Zeros(int n)
-    {
-        if (_zeros.Length < n) _zeros = new float[n];
-        return _zeros.Length == n ? _zeros : _zeros[..n];
-    }
-
-    private OrtValue Conditioning(TensorSpec input, int batch, float[] values)
-    {
-        long fixedPart = input.Dims.Skip(1).Select((d, i) => input.FixedDim(i + 1) ?? -1).Aggregate(1L, (a, b) => a * b);
-        if (fixedPart <= 0 || values.Length != batch * fixedPart)
-            throw new ArgumentException($"Conditioning '{input.Name}' {input.ShapeText} needs {batch} x {Math.Max(fixedPart, 0)} values (got {values.Length}).");
-        var shape = new long[input.Rank];
-        shape[0] = batch;
-        for (int i = 1; i < shape.Length; i++) shape[i] = input.FixedDim(i)!.Value;
-        return ProbeInputs.CreateTensor(input.ElementType, shape, values.Length, k => values[k], input.Name);
-    }
-
-    private OrtValue ZeroConditioning(TensorSpec input, int batch)
-    {
-        var shape = input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == Discovery.Signature.BatchDim ? batch : 1)).ToArray();
-        return ProbeInputs.CreateTensor(input.ElementType, shape, shape.Aggregate(1L, (a, b) => a * b), _ => 0, input.Name);
-    }
+    private float[] Zeros(int n) => _zeros.TryGetValue(n, out var a) ? a : _zeros[n] = new float[n];
 
     /// <summary>CPU by default; CUDA when asked and available, else CPU with the reason.</summary>
     public static SessionOptions CreateSessionOptions(CaptureOptions options, out string note)

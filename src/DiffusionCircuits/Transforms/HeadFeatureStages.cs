@@ -104,6 +104,9 @@ public sealed class HeadFeatureTransformer : ITransformer
         private VBuffer<float> _maps, _image;
         private VBuffer<byte> _mask;
         private readonly int _heads;
+        // Rows of one image at several timesteps are consecutive: its token maps are computed once.
+        private string? _tokensFor;
+        private ImageTokenMaps?[] _tokens = Array.Empty<ImageTokenMaps?>();
 
         public Mapper(HeadFeatureTransformer t, List<(string, AttentionLayer)> layers, int heads, DataViewSchema _)
         {
@@ -116,7 +119,15 @@ public sealed class HeadFeatureTransformer : ITransformer
         {
             bool probes = _t.Features.Any(f => f >= 2);
             FaceImage? image = null;
-            if (probes && input.Schema.GetColumnOrNull(FaceImageDataView.ImageColumn) is { } imageCol)
+            string? id = null;
+            if (input.Schema.GetColumnOrNull(FaceImageDataView.IdColumn) is { } idCol)
+            {
+                ReadOnlyMemory<char> text = default;
+                input.GetGetter<ReadOnlyMemory<char>>(idCol)(ref text);
+                id = text.ToString();
+            }
+            bool reuse = id != null && id == _tokensFor;
+            if (probes && !reuse && input.Schema.GetColumnOrNull(FaceImageDataView.ImageColumn) is { } imageCol)
             {
                 input.GetGetter<VBuffer<float>>(imageCol)(ref _image);
                 byte[]? mask = null;
@@ -132,6 +143,13 @@ public sealed class HeadFeatureTransformer : ITransformer
                 }
                 int side = (int)Math.Round(Math.Sqrt(_image.Length / 3.0));
                 image = new FaceImage("", side, side, _image.GetValues().ToArray(), mask);
+                _tokens = _layers.Select((_, l) => _geometry[l] != null ? ImageTokenMaps.Create(image, _geometry[l]!) : null).ToArray();
+                _tokensFor = id;
+            }
+            else if (!probes || !reuse)
+            {
+                _tokens = new ImageTokenMaps?[_layers.Count];
+                _tokensFor = null;
             }
             int offset = 0;
             for (int l = 0; l < _layers.Count; l++)
@@ -139,7 +157,7 @@ public sealed class HeadFeatureTransformer : ITransformer
                 var (column, layer) = _layers[l];
                 input.GetGetter<VBuffer<float>>(input.Schema[column])(ref _maps);
                 var maps = _maps.GetValues();
-                var tokens = image != null && _geometry[l] != null ? ImageTokenMaps.Create(image, _geometry[l]!) : null;
+                var tokens = _tokens[l];
                 int size = layer.QueryTokens * layer.KeyTokens;
                 for (int h = 0; h < layer.Heads; h++)
                 {
