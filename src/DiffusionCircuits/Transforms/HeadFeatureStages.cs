@@ -161,11 +161,21 @@ public sealed class HeadFeatureTransformer : ITransformer
                 int size = layer.QueryTokens * layer.KeyTokens;
                 for (int h = 0; h < layer.Heads; h++)
                 {
-                    var f = _calculator.Compute(maps.Slice(h * size, size), layer, _geometry[l], tokens, includeEntropy: _t.Features.Any(x => x < 2));
+                    var map = maps.Slice(h * size, size);
+                    // The entropy stage computes entropy only; the probes stage skips it.
+                    var f = probes
+                        ? _calculator.Compute(map, layer, _geometry[l], tokens, includeEntropy: false)
+                        : EntropyOnly(map, layer);
                     for (int k = 0; k < _t.Features.Count; k++) _values[k][offset + h] = f[_t.Features[k]];
                 }
                 offset += layer.Heads;
             }
+        }
+
+        private HeadFeatures EntropyOnly(ReadOnlySpan<float> map, AttentionLayer layer)
+        {
+            float h = _calculator.EntropyNats(map, layer.QueryTokens, layer.KeyTokens);
+            return new HeadFeatures { EntropyNats = h, NormalizedEntropy = layer.KeyTokens > 1 ? h / MathF.Log(layer.KeyTokens) : 0f };
         }
 
         public void Get<T>(int index, ref T value)
