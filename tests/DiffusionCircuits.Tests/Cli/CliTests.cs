@@ -87,3 +87,47 @@ public class CliTests
         Assert.Contains("between 8 and 1024", err);
     }
 }
+
+[Collection("Console")]
+public class CliValidationTests
+{
+    private static (int Code, string Err) Run(params string[] args)
+    {
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try { return (CliApp.Run(args, stdout, stderr), stderr.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    [Fact]
+    public void Bad_timesteps_are_refused_saying_what_is_allowed()
+    {
+        var (code, err) = Run("features", "--timesteps", "50,abc", "--images", "1", "--out", Directory.CreateTempSubdirectory().FullName);
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.Contains("comma-separated integers in 0..999", err);
+        Assert.Equal(CliApp.BadInput, Run("features", "--timesteps", "1000", "--images", "1", "--out", Directory.CreateTempSubdirectory().FullName).Code);
+    }
+
+    [Fact]
+    public void A_missing_real_folder_or_held_out_list_is_named()
+    {
+        var (code, err) = Run("circuits", "--real", "/no/such/celeba", "--images", "4", "--out", Directory.CreateTempSubdirectory().FullName);
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.Contains("/no/such/celeba", err);
+        (code, err) = Run("evaluate", "--real", ModelRunner.Fixture("images"), "--heldout", "/no/list.txt", "--images", "2", "--samples", "0",
+            "--out", Directory.CreateTempSubdirectory().FullName);
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.Contains("/no/list.txt", err);
+    }
+
+    [Fact]
+    public void Circuits_requires_real_faces_and_sane_counts()
+    {
+        Assert.NotEqual(0, Run("circuits", "--images", "4").Code);   // --real is required
+        var (code, err) = Run("circuits", "--real", ModelRunner.Fixture("images"), "--images", "1", "--out", Directory.CreateTempSubdirectory().FullName);
+        Assert.Equal(CliApp.BadInput, code);
+        Assert.Contains("at least 2", err);
+    }
+}
