@@ -80,13 +80,16 @@ internal static class CircuitsCommand
 
     private static void Print(CircuitAnalysisResult r)
     {
-        var roles = new Table().AddColumns("role", "heads", "entropy nats (mean +/- SD)", "importance %", "silhouette");
+        var roles = new Table().AddColumns("role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette");
         foreach (var role in r.Roles.Roles)
         {
             var idx = role.Heads.Select(h => r.HeadNames.ToList().IndexOf(h)).ToList();
             var entropy = idx.Select(h => (r.Features[0].PerImageMeans(h, 0).Average() + r.Features[1].PerImageMeans(h, 0).Average()) / 2).ToList();
             double mean = entropy.Average(), sd = entropy.Count > 1 ? Statistics.Descriptive.StandardDeviation(entropy.ToArray()) : 0;
-            roles.AddRow(role.Name, string.Join(" ", role.Heads), $"{mean:F3} +/- {sd:F3}", $"{idx.Average(h => r.ImportancePercent[h]):F1}", $"{role.Silhouette:F2}");
+            // The role's centroid in z-scores: its three most distinctive probes, signed.
+            var profile = string.Join(", ", HeadRoles.Probes.Zip(role.CentroidZ).OrderByDescending(p => Math.Abs(p.Second)).Take(3)
+                .Select(p => $"{p.First} {p.Second:+0.0;-0.0}"));
+            roles.AddRow(role.Name, string.Join(" ", role.Heads), $"{mean:F3} +/- {sd:F3}", $"{idx.Average(h => r.ImportancePercent[h]):F1}", profile, $"{role.Silhouette:F2}");
         }
         AnsiConsole.Write(roles);
         Console.Out.WriteLine($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {r.RoleStabilityAri:F3}");
