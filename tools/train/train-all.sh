@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -f tools/train/work/celeba/images.npy ] && [ -f tools/train/work/synth-train/images.npy ] || bash tools/train/prepare-data.sh
-/usr/bin/python3 tools/train/train.py --resume "${@:---steps 3800}"
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(--steps 3800)
+/usr/bin/python3 tools/train/train.py --resume "${args[@]}"
 bash tools/train/finish.sh
