@@ -167,3 +167,44 @@ public class EntropySlopeTests
         Assert.Equal(3.75, slopes[0], 9);
     }
 }
+
+public class PathAgreementTests
+{
+    [Fact]
+    public void The_ml_net_stages_and_the_feature_extractor_compute_the_same_numbers()
+    {
+        string model = Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx");
+        var ml = new MLContext(seed: 1);
+        var faces = ml.Data.SyntheticFaces(count: 3, seed: 4, size: 32);
+        var rows = ml.Transforms.AddDiffusionNoise(timesteps: new[] { 100, 600 }, seed: 7)
+            .Append(ml.Transforms.CaptureAttention(model, batchSize: 4))
+            .Append(ml.Transforms.AttentionEntropy())
+            .Append(ml.Transforms.AttentionProbes()).Fit(faces).Transform(faces);
+        var entropy = new List<float[]>();
+        var semantic = new List<float[]>();
+        using (var cursor = rows.GetRowCursor(rows.Schema))
+        {
+            var e = cursor.GetGetter<VBuffer<float>>(rows.Schema["EntropyNats"]);
+            var s = cursor.GetGetter<VBuffer<float>>(rows.Schema["SemanticAffinity"]);
+            VBuffer<float> a = default, b = default;
+            while (cursor.MoveNext())
+            {
+                e(ref a); s(ref b);
+                entropy.Add(a.DenseValues().ToArray());
+                semantic.Add(b.DenseValues().ToArray());
+            }
+        }
+
+        using var session = new AttentionCaptureSession(model);
+        var images = new SyntheticFaceGenerator(4, 32).GenerateMany(3).ToList();
+        var direct = new DiffusionCircuits.Analysis.FeatureExtractor(session, new[] { 100, 600 }, seed: 7, batchSize: 5).Run("s", images);
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 2; k++)
+                for (int h = 0; h < session.TotalHeads; h++)
+                {
+                    var f = direct.Features[k][i][h];
+                    Assert.True(Math.Abs(f.EntropyNats - entropy[i * 2 + k][h]) < 1e-4, $"image {i}, t index {k}, head {h}: entropy");
+                    Assert.True(Math.Abs(f.SemanticAffinity - semantic[i * 2 + k][h]) < 1e-4, $"image {i}, t index {k}, head {h}: semantic affinity");
+                }
+    }
+}
