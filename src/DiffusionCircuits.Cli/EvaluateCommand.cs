@@ -89,7 +89,8 @@ internal static class EvaluateCommand
 
             var json = new
             {
-                model = Path.GetFullPath(parse.GetValue(model)!),
+                model = parse.GetValue(model)!,
+                modelSha256 = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(parse.GetValue(model)!))).ToLowerInvariant(),
                 schedule = schedule.Name,
                 seed = parse.GetValue(seed),
                 definition = "eps-MSE = mean over images and pixels of (eps_hat - eps)^2, paired seeded noise per (seed, image id, t)",
