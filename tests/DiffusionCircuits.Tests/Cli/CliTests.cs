@@ -8,7 +8,8 @@ namespace DiffusionCircuits.Tests.Cli;
 [Collection("Console")]
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the CLI in-process with the console captured: exit code, standard output, standard error.</summary>
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var (stdout, stderr) = (new StringWriter(), new StringWriter());
         var (oldOut, oldErr) = (Console.Out, Console.Error);
@@ -93,12 +94,8 @@ public class CliValidationTests
 {
     private static (int Code, string Err) Run(params string[] args)
     {
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try { return (CliApp.Run(args, stdout, stderr), stderr.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+        var (code, _, err) = CliTests.Run(args);
+        return (code, err);
     }
 
     [Fact]

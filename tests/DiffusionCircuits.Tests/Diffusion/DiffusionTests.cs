@@ -105,12 +105,12 @@ public class DiffusionTests
     [Fact]
     public void Denoiser_session_predicts_what_torch_predicted()
     {
-        var reference = JsonDocument.Parse(File.ReadAllText(ModelRunner.Fixture("exports/reference.json"))).RootElement.GetProperty("fixtures").GetProperty("heads4d");
+        var reference = ModelRunner.ExportReference("heads4d");
         using var session = new DenoiserSession(OnnxModel.Load(ModelRunner.Fixture("exports/heads4d.onnx")), sampleSize: 16);
-        var x = reference.GetProperty("input_sample").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        var x = ModelRunner.Floats(reference, "input_sample");
         var t = reference.GetProperty("input_timestep").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         var eps = session.PredictNoise(x, t);
-        var torch = reference.GetProperty("output_eps").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        var torch = ModelRunner.Floats(reference, "output_eps");
         Assert.True(ModelRunner.MaxAbsDiff(torch, eps) <= 1e-4f);
     }
 }

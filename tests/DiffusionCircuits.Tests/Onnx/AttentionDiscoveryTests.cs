@@ -8,9 +8,6 @@ namespace DiffusionCircuits.Tests.Onnx;
 
 public class AttentionDiscoveryTests
 {
-    private static JsonElement Reference(string fixture) =>
-        JsonDocument.Parse(File.ReadAllText(ModelRunner.Fixture("exports/reference.json"))).RootElement.GetProperty("fixtures").GetProperty(fixture);
-
     [Theory]
     [InlineData("bmm3d")]
     [InlineData("heads4d")]
@@ -19,7 +16,7 @@ public class AttentionDiscoveryTests
     [InlineData("external/heads4d_external")]
     public void Finds_every_layer_of_a_torch_export_with_its_geometry(string fixture)
     {
-        var reference = Reference(fixture);
+        var reference = ModelRunner.ExportReference(fixture);
         var result = AttentionDiscovery.Discover(OnnxModel.Load(ModelRunner.Fixture($"exports/{fixture}.onnx")), sampleSize: 16);
         var expected = reference.GetProperty("layers").EnumerateArray().ToList();
         Assert.Equal(expected.Select(l => l.GetProperty("scope").GetString()), result.Layers.Select(l => l.Name));

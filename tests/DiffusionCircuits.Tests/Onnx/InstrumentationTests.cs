@@ -123,17 +123,17 @@ public class InstrumentationTests
     [InlineData("external/heads4d_external")]
     public void Instrumented_torch_exports_predict_what_torch_predicted(string fixture)
     {
-        var reference = JsonDocument.Parse(File.ReadAllText(ModelRunner.Fixture("exports/reference.json"))).RootElement.GetProperty("fixtures").GetProperty(fixture);
+        var reference = ModelRunner.ExportReference(fixture);
         var original = OnnxModel.Load(ModelRunner.Fixture($"exports/{fixture}.onnx"));
         var discovery = AttentionDiscovery.Discover(original, 16);
         var m = ModelInstrumenter.Instrument(original, discovery);
         var inputs = new Dictionary<string, (Array, long[])>
         {
-            ["sample"] = (reference.GetProperty("input_sample").EnumerateArray().Select(e => e.GetSingle()).ToArray(), new long[] { 2, 3, 16, 16 }),
+            ["sample"] = (ModelRunner.Floats(reference, "input_sample"), new long[] { 2, 3, 16, 16 }),
             ["timestep"] = (reference.GetProperty("input_timestep").EnumerateArray().Select(e => e.GetInt64()).ToArray(), new long[] { 2 }),
         };
         if (reference.GetProperty("input_context").ValueKind == JsonValueKind.Array)
-            inputs["encoder_hidden_states"] = (reference.GetProperty("input_context").EnumerateArray().Select(e => e.GetSingle()).ToArray(), new long[] { 2, 5, 8 });
+            inputs["encoder_hidden_states"] = (ModelRunner.Floats(reference, "input_context"), new long[] { 2, 5, 8 });
         foreach (var l in m.Layers)
         {
             inputs[l.MaskInput] = (Enumerable.Repeat(1f, 2 * l.Heads).ToArray(), new long[] { 2, l.Heads });
@@ -142,7 +142,7 @@ public class InstrumentationTests
         }
         var outputs = new[] { "eps" }.Concat(m.Layers.Select(l => l.MapsOutput)).ToArray();
         var run = ModelRunner.Run(m.Model, inputs, outputs);
-        var torch = reference.GetProperty("output_eps").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        var torch = ModelRunner.Floats(reference, "output_eps");
         Assert.True(ModelRunner.MaxAbsDiff(torch, run["eps"].Data) <= 1e-4f);
         foreach (var l in m.Layers)
         {

@@ -60,4 +60,12 @@ public static class ModelRunner
     }
 
     public static string Fixture(string relative) => Path.Combine(AppContext.BaseDirectory, "Fixtures", relative);
+
+    /// <summary>One torch export's entry in Fixtures/exports/reference.json (tools/fixtures/export_fixtures.py).</summary>
+    public static System.Text.Json.JsonElement ExportReference(string fixture) =>
+        System.Text.Json.JsonDocument.Parse(File.ReadAllText(Fixture("exports/reference.json"))).RootElement.GetProperty("fixtures").GetProperty(fixture);
+
+    /// <summary>A JSON array of numbers as floats.</summary>
+    public static float[] Floats(System.Text.Json.JsonElement element, string key) =>
+        element.GetProperty(key).EnumerateArray().Select(e => e.GetSingle()).ToArray();
 }

@@ -18,13 +18,13 @@ public class ExportedMapFeatureTests
     [InlineData("cross3d")]
     public void Entropy_and_jsd_of_exposed_maps_match_scipy_on_torch_maps(string fixture)
     {
-        var reference = JsonDocument.Parse(File.ReadAllText(ModelRunner.Fixture("exports/reference.json"))).RootElement.GetProperty("fixtures").GetProperty(fixture);
+        var reference = ModelRunner.ExportReference(fixture);
         using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"), new CaptureOptions { SampleSize = 16 });
-        var x = reference.GetProperty("input_sample").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        var x = ModelRunner.Floats(reference, "input_sample");
         var t = reference.GetProperty("input_timestep").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         var context = reference.GetProperty("input_context");
         var conditioning = context.ValueKind == JsonValueKind.Array
-            ? new Dictionary<string, float[]> { ["encoder_hidden_states"] = context.EnumerateArray().Select(e => e.GetSingle()).ToArray() }
+            ? new Dictionary<string, float[]> { ["encoder_hidden_states"] = ModelRunner.Floats(reference, "input_context") }
             : null;
         using var batch = session.Run(x, t, conditioning: conditioning);
         var calc = new AttentionFeatureCalculator();
