@@ -13,6 +13,9 @@ public static class CliApp
     {
         var root = new RootCommand("DiffusionCircuits: find, measure and ablate the attention heads of a diffusion UNet exported to ONNX.")
         {
+            ReportCommand.Create(),
+            CheckCommand.Create(),
+            CheckCommand.CreateBaseline(),
             InspectCommand.Create(),
             InstrumentCommand.Create(),
             SynthCommand.Create(),

@@ -18,6 +18,21 @@ internal static class CommonOptions
 
     public static Option<string> Timesteps() => new("--timesteps") { Description = "Comma-separated timesteps in 0..999.", DefaultValueFactory = _ => "50,200,400,600,800" };
 
+    public static int[] ParseTimesteps(string text) => EvaluateCommand.ParseTimesteps(text);
+
+    /// <summary>Runs library work, turning its input errors (missing or bad files, bad models, bad options) into one-line user errors.</summary>
+    public static T Translate<T>(Func<T> work)
+    {
+        try { return work(); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Onnx.OnnxModelException
+                                      or ArgumentException or UnauthorizedAccessException or IOException)
+        {
+            throw new UserFacingException(e.Message, e);
+        }
+    }
+
+    public static void Translate(Action work) => Translate(() => { work(); return 0; });
+
     /// <summary>Up to <paramref name="count"/> real faces of a folder, optionally restricted to a file list; errors name the folder or list.</summary>
     public static (List<FaceImage> Images, ImageFolder Folder) LoadReal(string folder, string? listFile, int size, int count)
     {

@@ -45,6 +45,29 @@ public sealed class AblationResult
     public long RunCalls { get; internal set; }
     public double Seconds { get; internal set; }
 
+    /// <summary>Joins results of consecutive chunks of one data set's images (same conditions and timesteps), in order.</summary>
+    public static AblationResult Concat(IReadOnlyList<AblationResult> parts)
+    {
+        var first = parts[0];
+        var joined = new AblationResult(first.DataSet, first.Timesteps, parts.SelectMany(p => p.ImageIds).ToList(), first.Conditions);
+        int at = 0;
+        foreach (var p in parts)
+        {
+            if (p.Conditions.Count != first.Conditions.Count || p.Timesteps.Count != first.Timesteps.Count)
+                throw new ArgumentException("Chunks of an ablation result must share conditions and timesteps.", nameof(parts));
+            for (int k = 0; k < first.Timesteps.Count; k++)
+            {
+                p.BaseLoss[k].CopyTo(joined.BaseLoss[k], at);
+                for (int c = 0; c < first.Conditions.Count; c++) p.AblatedLoss[c][k].CopyTo(joined.AblatedLoss[c][k], at);
+            }
+            at += p.ImageIds.Count;
+            joined.ForwardPasses += p.ForwardPasses;
+            joined.RunCalls += p.RunCalls;
+            joined.Seconds += p.Seconds;
+        }
+        return joined;
+    }
+
     /// <summary>The naive cost: one Run per ablated condition, image and timestep (plus the baselines).</summary>
     public long NaiveRunCalls => (long)ImageIds.Count * Timesteps.Count * (Conditions.Count + 1);
 
@@ -198,14 +221,17 @@ public sealed class AblationSweep
     public static IReadOnlyList<AblationCondition> SingleHeads(AttentionCaptureSession session) =>
         session.Discovery.HeadNames.Select((name, k) => new AblationCondition(name, new[] { k })).ToList();
 
-    public AblationResult Run(string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions, IProgress<double>? progress = null)
+    /// <param name="meanHeadOutputs">For mean ablation over a subset of a data set (a checkpointed chunk): the whole data set's
+    /// means from <see cref="MeanHeadOutputs"/>; computed from <paramref name="images"/> when null.</param>
+    public AblationResult Run(string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions, IProgress<double>? progress = null,
+        float[][][]? meanHeadOutputs = null)
     {
         foreach (var c in conditions)
             foreach (var h in c.Heads)
                 if (h < 0 || h >= _layerOfHead.Length) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_layerOfHead.Length} heads.");
         var result = new AblationResult(dataSet, _timesteps, images.Select(i => i.Id).ToList(), conditions);
         int len = _session.SampleLength;
-        var meanZ = Kind == AblationKind.Mean ? MeanHeadOutputs(images) : null;
+        var meanZ = Kind == AblationKind.Mean ? meanHeadOutputs ?? MeanHeadOutputs(images) : null;
         var means = meanZ == null ? null : _session.Layers.Select(l => new float[_batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray();
         var noisy = new float[_batchSize * len];
         var eps = new float[_batchSize * len];

@@ -27,10 +27,37 @@ public sealed record CircuitAnalysisResult(
     double[] ImportancePercent,
     RoleClustering Roles,
     double RoleStabilityAri,
+    double[][] ProbeMatrix,
     IReadOnlyList<(string DataSet, Degradation Degradation)> Degradations,
     IReadOnlyList<Circuit> Circuits,
     IReadOnlyList<ComplexityRatio> Ratios,
     long ForwardPasses, long RunCalls, long NaiveRunCalls, double AblationSeconds);
+
+/// <summary>
+/// Where the analysis keeps finished work. A checkpoint may split a data set's images into chunks, compute each chunk
+/// with the given function (or load it when an earlier, interrupted run finished it) and join them in order.
+/// </summary>
+public interface IAnalysisCheckpoint
+{
+    DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
+        IProgress<double>? progress);
+
+    /// <param name="stage">Names the sweep (its conditions are part of what the stored work is valid for).</param>
+    AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
+        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress);
+}
+
+/// <summary>Keeps nothing: every stage runs on the whole data set at once.</summary>
+public sealed class NoCheckpoint : IAnalysisCheckpoint
+{
+    public static readonly NoCheckpoint Instance = new();
+
+    public DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
+        IProgress<double>? progress) => compute(images, progress ?? new Progress<double>());
+
+    public AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
+        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress) => compute(images, progress ?? new Progress<double>());
+}
 
 /// <summary>
 /// Runs the causal analysis on two data sets: features (for roles), zero ablation of every head, importance, roles,
@@ -47,18 +74,27 @@ public sealed class CircuitAnalysis
         (_maps, _ablation, _options) = (withMaps, withoutMaps, options);
     }
 
-    public CircuitAnalysisResult Run(IReadOnlyList<FaceImage> real, IReadOnlyList<FaceImage> synthetic, IProgress<(string Stage, double Fraction)>? progress = null)
+    public CircuitAnalysisResult Run(IReadOnlyList<FaceImage> real, IReadOnlyList<FaceImage> synthetic, IProgress<(string Stage, double Fraction)>? progress = null,
+        IAnalysisCheckpoint? checkpoint = null)
     {
         var o = _options;
+        checkpoint ??= NoCheckpoint.Instance;
         var names = _maps.Discovery.HeadNames.ToList();
         int heads = names.Count;
         var extractor = new FeatureExtractor(_maps, o.Timesteps, o.Seed);
         var sets = new[] { ("real", real), ("synthetic", synthetic) };
-        var features = sets.Select(s => extractor.Run(s.Item1, s.Item2, progress: new Progress<int>(c => progress?.Report(($"features {s.Item1}", c / (double)s.Item2.Count))))).ToList();
+        IProgress<double> Stage(string name) => new Progress<double>(f => progress?.Report((name, f)));
+        var features = sets.Select(s => checkpoint.Features(s.Item1, s.Item2,
+            (chunk, p) => extractor.Run(s.Item1, chunk, progress: new Progress<int>(c => p.Report(c / (double)chunk.Count))), Stage($"features {s.Item1}"))).ToList();
 
         var sweep = new AblationSweep(_ablation, o.Timesteps, o.Seed, o.BatchSize, o.Ablation);
+        // Mean ablation uses the whole data set's means, also when a checkpoint runs it in chunks.
+        var means = sets.Select(s => o.Ablation == AblationKind.Mean ? sweep.MeanHeadOutputs(s.Item2) : null).ToList();
+        AblationResult Sweep(string stage, int set, IReadOnlyList<AblationCondition> conditions, string label) =>
+            checkpoint.Ablation(stage, sets[set].Item1, sets[set].Item2, conditions,
+                (chunk, p) => sweep.Run(sets[set].Item1, chunk, conditions, p, means[set]), Stage($"{label} {sets[set].Item1}"));
         var singleConditions = AblationSweep.SingleHeads(_ablation);
-        var singles = sets.Select(s => sweep.Run(s.Item1, s.Item2, singleConditions, new Progress<double>(f => progress?.Report(($"single-head ablation {s.Item1}", f))))).ToList();
+        var singles = new[] { 0, 1 }.Select(i => Sweep("single", i, singleConditions, "single-head ablation")).ToList();
         // Importance for roles: the mean of the two data sets' single-head degradations.
         var importance = Enumerable.Range(0, heads).Select(k => (singles[0].DegradationPercent(k) + singles[1].DegradationPercent(k)) / 2).ToArray();
 
@@ -75,7 +111,8 @@ public sealed class CircuitAnalysis
                 : (singles[0].DegradationPercent(h, null, realSample) + singles[1].DegradationPercent(h, null, synSample)) / 2;
             return row;
         }).ToArray();
-        var roles = HeadRoles.Cluster(names, ProbeMatrix(null, null), o.Roles, o.Seed);
+        var probeMatrix = ProbeMatrix(null, null);
+        var roles = HeadRoles.Cluster(names, probeMatrix, o.Roles, o.Seed);
         var rng = new Random(StableSeed.Of(o.Seed, 0x5AB1));
         double stability = HeadRoles.Stability(roles, names, _ =>
         {
@@ -89,7 +126,7 @@ public sealed class CircuitAnalysis
         var orders = singles.Select(s => Circuits.AscendingOrder(Circuits.Importance(s, names))).ToList();
         var joint = singleConditions.Concat(roleConditions)
             .Concat(Circuits.PrefixConditions(orders[0], "real")).Concat(Circuits.PrefixConditions(orders[1], "synthetic")).ToList();
-        var ablations = sets.Select(s => sweep.Run(s.Item1, s.Item2, joint, new Progress<double>(f => progress?.Report(($"role and circuit ablation {s.Item1}", f))))).ToList();
+        var ablations = new[] { 0, 1 }.Select(i => Sweep("joint", i, joint, "role and circuit ablation")).ToList();
 
         var degradations = ablations.SelectMany(a => AblationStatistics.Degradations(a, o.Bootstrap, o.Seed)
             .Where(d => !d.Condition.StartsWith(Circuits.PrefixPrefix, StringComparison.Ordinal)).Select(d => (a.DataSet, d))).ToList();
@@ -102,7 +139,7 @@ public sealed class CircuitAnalysis
         };
         var ratios = Circuits.Ratios(ablations[0], ablations[1], names, o.TolerancePercent, o.Bootstrap, o.Permutations, o.Seed);
         var all = singles.Concat(ablations).ToList();
-        return new CircuitAnalysisResult(names, features, ablations, importance, roles, stability, degradations, circuits, ratios,
+        return new CircuitAnalysisResult(names, features, ablations, importance, roles, stability, probeMatrix, degradations, circuits, ratios,
             all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)heads * (real.Count + synthetic.Count) * o.Timesteps.Count, all.Sum(a => a.Seconds));
     }
 }

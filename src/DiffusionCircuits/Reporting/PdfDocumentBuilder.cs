@@ -50,6 +50,26 @@ public sealed class PdfDocumentBuilder
         _y += size * 0.6f;
     }
 
+    /// <summary>A boxed notice in bold red that cannot be overlooked (e.g. data that is not what it seems).</summary>
+    public void Notice(string text, float size = 10)
+    {
+        var lines = Wrap(text, ContentWidth - 16, size, bold: true);
+        float lineHeight = size * 1.35f, height = lines.Count * lineHeight + 12;
+        EnsureSpace(height + 8);
+        float top = _y;
+        Add(canvas =>
+        {
+            using var box = new SKPaint { Color = new SKColor(200, 0, 0), Style = SKPaintStyle.Stroke, StrokeWidth = 1.5f, IsAntialias = true };
+            using var fill = new SKPaint { Color = new SKColor(255, 235, 235), Style = SKPaintStyle.Fill };
+            canvas.DrawRect(SKRect.Create(Margin, top, ContentWidth, height), fill);
+            canvas.DrawRect(SKRect.Create(Margin, top, ContentWidth, height), box);
+            using var font = Font(size, true);
+            using var ink = new SKPaint { Color = new SKColor(170, 0, 0), IsAntialias = true };
+            for (int i = 0; i < lines.Count; i++) canvas.DrawText(lines[i], Margin + 8, top + 6 + size + i * lineHeight, font, ink);
+        });
+        _y += height + 8;
+    }
+
     /// <summary>
     /// A table: header row in bold, cells word-wrapped within their column; rows never split, and a table that
     /// reaches the bottom of a page continues on the next with its header repeated.
@@ -223,7 +243,9 @@ public sealed class PdfDocumentBuilder
 
     private void Add(Action<SKCanvas> op) => _pages[^1].Add(op);
 
-    internal static SKFont Font(float size, bool bold) => new(bold ? Bold.Value : Regular.Value, size);
+    // Unhinted, linear metrics: the advances drawn match the widths the PDF declares, so text extracts as whole words at any size.
+    internal static SKFont Font(float size, bool bold) =>
+        new(bold ? Bold.Value : Regular.Value, size) { Hinting = SKFontHinting.None, LinearMetrics = true, Subpixel = true };
 
     private static SKTypeface LoadFont(string file)
     {

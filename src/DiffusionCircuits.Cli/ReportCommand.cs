@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Text.Json;
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Reporting;
+using Spectre.Console;
+
+namespace DiffusionCircuits.Cli;
+
+/// <summary>`report`: the whole analysis to report.pdf, results.json, CSV tables and charts.</summary>
+internal static class ReportCommand
+{
+    public const string RealVariable = "DIFFCIRCUITS_REAL";
+    public const string ConfigFile = "diffcircuits.json";
+
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var real = CommonOptions.Real($" Default: ${RealVariable}, else \"real\" in ./{ConfigFile}, else a procedural naturalistic stand-in (announced on the console and the report's first page).");
+        var heldout = CommonOptions.Heldout();
+        var images = new Option<int>("--images") { Description = "Images per data set (4..100000). 2000 is the paper's scale.", DefaultValueFactory = _ => 64 };
+        var synthetic = new Option<int?>("--synthetic") { Description = "Synthetic images, when different from --images." };
+        var timesteps = CommonOptions.Timesteps();
+        var roles = new Option<int>("--roles") { Description = "Number of functional roles k for k-means (1..64, capped at the number of heads).", DefaultValueFactory = _ => 8 };
+        var seed = new Option<int>("--seed") { Description = "The one seed of synthetic faces, noise, clustering, bootstrap and permutations.", DefaultValueFactory = _ => 1 };
+        var tau = new Option<double>("--tolerance") { Description = "Circuit tolerance tau: % degradation the joint ablation may reach (0 < tau <= 1000).", DefaultValueFactory = _ => 10 };
+        var bootstrap = new Option<int>("--bootstrap") { Description = "Bootstrap resamples and permutations (100..1000000).", DefaultValueFactory = _ => 2000 };
+        var ablation = new Option<AblationKind>("--ablation") { Description = "Zero or Mean ablation of a head's output.", DefaultValueFactory = _ => AblationKind.Zero };
+        var output = new Option<string?>("--out") { Description = "Output folder. Default: reports/<timestamp>/, or the unfinished run there with the same inputs (resumed)." };
+        var gpu = new Option<int?>("--gpu") { Description = "CUDA device id (needs the Microsoft.ML.OnnxRuntime.Gpu package; falls back to CPU with a message)." };
+        var chunk = new Option<int>("--chunk") { Description = "Images per checkpoint chunk (0 = automatic, max(16, n/32)). Finished chunks survive an interrupted run.", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("report",
+            "Analyse a diffusion UNet on synthetic vs real faces and write report.pdf, results.json, CSV tables and charts: attention entropy and divergence, " +
+            "head features, functional roles, head and role ablation, circuits and the complexity ratio with every hypothesis test. " +
+            "With no options: the bundled reference model, 64 + 64 faces, five timesteps (a few minutes on 2 cores). An interrupted run resumes when run again.")
+        {
+            model, real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, output, gpu, chunk,
+        };
+        cmd.SetAction(parse =>
+        {
+            var (realDir, realSource) = ResolveReal(parse.GetValue(real));
+            HashSet<string>? only = null;
+            if (parse.GetValue(heldout) is string list)
+            {
+                if (!File.Exists(list)) throw new UserFacingException($"File list '{list}' (--heldout) does not exist.");
+                only = File.ReadAllLines(list).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet();
+                if (only.Count == 0) throw new UserFacingException($"File list '{list}' (--heldout) names no files.");
+            }
+            var options = new ReportOptions
+            {
+                ModelPath = parse.GetValue(model)!, RealFolder = realDir, RealFolderSource = realSource, RealFiles = only,
+                Images = parse.GetValue(images), SyntheticImages = parse.GetValue(synthetic), Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!),
+                Roles = parse.GetValue(roles), Seed = parse.GetValue(seed), TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap),
+                Ablation = parse.GetValue(ablation), OutDir = parse.GetValue(output), GpuDeviceId = parse.GetValue(gpu), ChunkImages = parse.GetValue(chunk),
+            };
+            try { options.Validate(); }
+            catch (ArgumentException e) { throw new UserFacingException(e.Message); }
+            if (realDir == null) AnsiConsole.Write(new Panel(new Text(ReportRunner.StandInNotice, new Style(Color.Red, decoration: Decoration.Bold))) { Border = BoxBorder.Double, BorderStyle = new Style(Color.Red) });
+
+            ReportOutcome outcome = null!;
+            var runner = new ReportRunner(options, line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]"));
+            CommonOptions.Translate(() => AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var tasks = new Dictionary<string, ProgressTask>();
+                    var progress = new SynchronousProgress<(string Stage, double Fraction)>(p =>
+                    {
+                        if (!tasks.TryGetValue(p.Stage, out var task)) tasks[p.Stage] = task = ctx.AddTask(p.Stage, maxValue: 1);
+                        task.Value = Math.Min(1, p.Fraction);
+                    });
+                    outcome = runner.Run(progress);
+                    foreach (var t in tasks.Values) t.Value = 1;
+                }));
+            Summarise(outcome);
+            if (realDir == null) AnsiConsole.Write(new Panel(new Text(ReportRunner.StandInNotice, new Style(Color.Red, decoration: Decoration.Bold))) { Border = BoxBorder.Double, BorderStyle = new Style(Color.Red) });
+            return CliApp.Ok;
+        });
+        return cmd;
+    }
+
+    /// <summary>--real, else $DIFFCIRCUITS_REAL, else "real" in ./diffcircuits.json, else none (the stand-in).</summary>
+    public static (string? Folder, string? Source) ResolveReal(string? option)
+    {
+        if (option != null) return (option, "--real");
+        if (Environment.GetEnvironmentVariable(RealVariable) is { Length: > 0 } env) return (env, $"${RealVariable}");
+        if (File.Exists(ConfigFile))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(ConfigFile));
+                if (doc.RootElement.TryGetProperty("real", out var r) && r.GetString() is { Length: > 0 } path) return (path, $"./{ConfigFile}");
+            }
+            catch (JsonException e) { throw new UserFacingException($"Config file '{Path.GetFullPath(ConfigFile)}' is not valid JSON: {e.Message}"); }
+        }
+        return (null, null);
+    }
+
+    private static void Summarise(ReportOutcome o)
+    {
+        var r = o.Results;
+        var table = new Table().Title("Summary").AddColumns("measure", "value", "95% CI", "p");
+        foreach (var q in r.ComplexityRatios)
+            table.AddRow($"complexity ratio ({q.Measure})", $"{q.Ratio:F3}", $"{q.CiLow:F3} .. {q.CiHigh:F3}", q.PAtResolution ? $"< {1.0 / (q.Permutations + 1):G2}" : $"{q.PermutationP:G2}");
+        foreach (var c in r.Circuits) table.AddRow($"circuit {c.DataSet}", $"{c.Size} heads, {c.EffectiveHeads:F2} effective", "", "");
+        table.AddRow("JSD range over timesteps (nats)", $"{r.Divergence.Min(d => d.MeanJsdNats):F4} .. {r.Divergence.Max(d => d.MeanJsdNats):F4}", "", "");
+        var single = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal)).ToList();
+        table.AddRow("single-head degradation (%)", $"{single.Min(d => d.DegradationPercent):F1} .. {single.Max(d => d.DegradationPercent):F1}", "", "");
+        foreach (var role in r.Roles) table.AddRow($"role {role.Name}", $"entropy {role.EntropyMeanNats:F2} +/- {role.EntropySdNats:F2} nats", $"{role.Heads.Count} heads", "");
+        AnsiConsole.Write(table);
+        foreach (var d in r.Data.Where(d => d.Skipped > 0)) Console.Out.WriteLine($"{d.Name}: {d.Skipped} file(s) skipped (reasons in results.json and the report).");
+        Console.Out.WriteLine($"Wrote {Path.Combine(o.OutDir, "report.pdf")} ({o.PdfPages} pages), results.json, {o.Files.Count(f => f.EndsWith(".csv"))} CSV tables and " +
+                              $"{o.Files.Count(f => f.StartsWith("charts/"))} chart files in {o.OutDir} ({o.TimingsSeconds["total"]:F0} s" +
+                              (o.ChunksLoaded > 0 ? $"; resumed with {o.ChunksLoaded} finished chunk(s)" : "") + ").");
+    }
+}
+
+/// <summary>IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

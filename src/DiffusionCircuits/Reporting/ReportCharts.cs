@@ -1,0 +1,237 @@
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Onnx;
+using ScottPlot;
+
+namespace DiffusionCircuits.Reporting;
+
+/// <summary>A chart of the report: a name (file stem), a caption, and the plot at its intended size in points.</summary>
+public sealed record ReportChart(string Name, string Caption, Plot Plot, int Width, int Height);
+
+/// <summary>The report's charts, each a function of the results (ScottPlot 5, embedded DejaVu fonts).</summary>
+public static class ReportCharts
+{
+    private static readonly Lazy<string> FontName = new(() =>
+    {
+        // ScottPlot looks fonts up by name; register the embedded DejaVu Sans so charts look the same on every machine.
+        string dir = Path.Combine(Path.GetTempPath(), "diffcircuits-fonts");
+        Directory.CreateDirectory(dir);
+        foreach (var (file, bold) in new[] { ("DejaVuSans.ttf", false), ("DejaVuSans-Bold.ttf", true) })
+        {
+            string path = Path.Combine(dir, file);
+            if (!File.Exists(path))
+            {
+                using var s = typeof(ReportCharts).Assembly.GetManifestResourceStream("DiffusionCircuits.Fonts." + file)!;
+                var bytes = new MemoryStream();
+                s.CopyTo(bytes);
+                AtomicFile.WriteAllBytes(path, bytes.ToArray());
+            }
+            Fonts.AddFontFile("DejaVu Sans Embedded", path, bold, false);
+        }
+        return "DejaVu Sans Embedded";
+    });
+
+    private static readonly Color[] Palette =
+    {
+        Color.FromHex("#1f77b4"), Color.FromHex("#d62728"), Color.FromHex("#2ca02c"), Color.FromHex("#ff7f0e"),
+        Color.FromHex("#9467bd"), Color.FromHex("#8c564b"), Color.FromHex("#e377c2"), Color.FromHex("#7f7f7f"),
+        Color.FromHex("#bcbd22"), Color.FromHex("#17becf"),
+    };
+
+    public static Color ColorOf(int i) => Palette[i % Palette.Length];
+
+    private static Plot NewPlot(string title, string x, string y)
+    {
+        var plot = new Plot();
+        plot.Font.Set(FontName.Value);
+        plot.Title(title, 12);
+        plot.XLabel(x, 11);
+        plot.YLabel(y, 11);
+        return plot;
+    }
+
+    public static IReadOnlyList<ReportChart> All(ReportResults r, CircuitAnalysisResult a, IReadOnlyList<AttentionLayer> layers)
+    {
+        var charts = new List<ReportChart>();
+        foreach (var set in new[] { "synthetic", "real" }) charts.Add(EntropyHeatmap(r, layers, set));
+        charts.Add(EntropyByTimestep(r, layers));
+        charts.Add(JsdByTimestep(r));
+        charts.Add(RoleMap(r));
+        foreach (var set in new[] { "synthetic", "real" }) charts.Add(HeadDegradation(r, set));
+        foreach (var set in new[] { "synthetic", "real" }) charts.Add(RoleDegradation(r, set));
+        charts.Add(CircuitCurves(r));
+        return charts;
+    }
+
+    /// <summary>Mean entropy (nats, over images and timesteps) per layer (rows) and head (columns), with values written in the cells.</summary>
+    public static ReportChart EntropyHeatmap(ReportResults r, IReadOnlyList<AttentionLayer> layers, string set)
+    {
+        int maxHeads = layers.Max(l => l.Heads);
+        var values = new double[layers.Count, maxHeads];
+        var plot = NewPlot($"Attention entropy per head ({set})", "head", "layer");
+        for (int l = 0; l < layers.Count; l++)
+            for (int h = 0; h < maxHeads; h++)
+            {
+                var row = h < layers[l].Heads ? r.Entropy.FirstOrDefault(e => e.DataSet == set && e.Timestep == null && e.Head == layers[l].HeadName(h)) : null;
+                values[l, h] = row?.MeanNats ?? double.NaN;
+            }
+        // Cells as filled rectangles (vectors): Skia's PDF back end mangles ScottPlot's heatmap bitmap.
+        var colormap = new ScottPlot.Colormaps.Viridis();
+        double lo = Min(values), hi = Max(values);
+        for (int l = 0; l < layers.Count; l++)
+            for (int h = 0; h < layers[l].Heads; h++)
+            {
+                double v = values[l, h], f = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+                var cell = plot.Add.Rectangle(h - 0.5, h + 0.5, l - 0.5, l + 0.5);
+                cell.FillColor = colormap.GetColor(f);
+                cell.LineColor = Colors.White;
+                cell.LineWidth = 1;
+                var text = plot.Add.Text(v.ToString("F2", System.Globalization.CultureInfo.InvariantCulture), h, l);
+                text.LabelFontSize = 9;
+                text.LabelFontColor = f > 0.5 ? Colors.Black : Colors.White;
+                text.LabelAlignment = Alignment.MiddleCenter;
+            }
+        plot.Title($"Attention entropy per head ({set}; nats, {lo:F2} dark .. {hi:F2} light)", 12);
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, maxHeads).Select(h => (double)h).ToArray(), Enumerable.Range(0, maxHeads).Select(h => $"h{h}").ToArray());
+        plot.Axes.Left.SetTicks(Enumerable.Range(0, layers.Count).Select(l => (double)l).ToArray(), layers.Select(l => l.Name).ToArray());
+        plot.Axes.SetLimits(-0.5, maxHeads - 0.5, layers.Count - 0.5, -0.5);   // first layer on top
+        plot.HideGrid();
+        return new ReportChart($"entropy-heatmap-{set}", $"Mean attention entropy (nats) of every head on {set} faces, averaged over images and timesteps. " +
+                                                         "Lower is sharper attention; ln S is uniform attention over S tokens.", plot, 495, 210);
+    }
+
+    private static double Min(double[,] v) => v.Cast<double>().Where(double.IsFinite).DefaultIfEmpty(0).Min();
+    private static double Max(double[,] v) => v.Cast<double>().Where(double.IsFinite).DefaultIfEmpty(0).Max();
+
+    public static ReportChart EntropyByTimestep(ReportResults r, IReadOnlyList<AttentionLayer> layers)
+    {
+        var plot = NewPlot("Entropy against timestep", "timestep t", "mean entropy over heads (nats)");
+        var ts = r.Timesteps.Select(t => (double)t).ToArray();
+        for (int l = 0; l < layers.Count; l++)
+            foreach (var (set, dashed) in new[] { ("real", false), ("synthetic", true) })
+            {
+                var ys = r.Timesteps.Select(t => r.Entropy.Where(e => e.DataSet == set && e.Timestep == t && e.Head.StartsWith(layers[l].Name + ".h", StringComparison.Ordinal))
+                    .Average(e => e.MeanNats)).ToArray();
+                var line = plot.Add.Scatter(ts, ys, ColorOf(l));
+                line.LegendText = $"{layers[l].Name} ({set})";
+                line.LineWidth = 2;
+                if (dashed)
+                {
+                    line.LineWidth = 1;
+                    line.MarkerShape = MarkerShape.OpenSquare;
+                    line.MarkerSize = 7;
+                }
+                else line.MarkerSize = 6;
+            }
+        plot.ShowLegend(Edge.Right);
+        return new ReportChart("entropy-by-timestep", "Mean entropy of each layer's heads against the denoising timestep, real (thick lines, dots) and synthetic (thin lines, open squares) faces.", plot, 495, 260);
+    }
+
+    public static ReportChart JsdByTimestep(ReportResults r)
+    {
+        var plot = NewPlot("Divergence between data sets per timestep", "timestep t", "Jensen-Shannon divergence (nats)");
+        var ts = r.Divergence.Select(d => (double)d.Timestep).ToArray();
+        var mean = plot.Add.Scatter(ts, r.Divergence.Select(d => d.MeanJsdNats).ToArray(), ColorOf(0));
+        mean.LegendText = "mean over heads";
+        mean.LineWidth = 2;
+        var max = plot.Add.Scatter(ts, r.Divergence.Select(d => d.MaxJsdNats).ToArray(), ColorOf(1));
+        max.LegendText = "max over heads";
+        max.MarkerShape = MarkerShape.FilledTriangleUp;
+        var min = plot.Add.Scatter(ts, r.Divergence.Select(d => d.MinJsdNats).ToArray(), ColorOf(2));
+        min.LegendText = "min over heads";
+        min.MarkerShape = MarkerShape.FilledTriangleDown;
+        var gap = plot.Add.Scatter(ts, r.Divergence.Select(d => d.MeanAbsEntropyGapNats).ToArray(), ColorOf(3));
+        gap.LegendText = "mean |entropy gap|";
+        plot.ShowLegend(Edge.Right);
+        plot.Axes.SetLimitsY(0, Math.Max(1e-6, r.Divergence.Max(d => Math.Max(d.MaxJsdNats, d.MeanAbsEntropyGapNats))) * 1.1);
+        return new ReportChart("jsd-by-timestep", "JSD of the image-averaged attention maps of real and synthetic faces (METHOD.md 2), its range over heads, and the mean absolute entropy gap.", plot, 495, 250);
+    }
+
+    public static ReportChart RoleMap(ReportResults r)
+    {
+        var plot = NewPlot("Head roles (PCA of standardised head features)", "PC 1", "PC 2");
+        for (int i = 0; i < r.Roles.Count; i++)
+        {
+            var role = r.Roles[i];
+            var points = plot.Add.ScatterPoints(role.ProjectionX, role.ProjectionY, ColorOf(i));
+            points.MarkerSize = 9;
+            points.LegendText = role.Name;
+            for (int j = 0; j < role.Heads.Count; j++)
+            {
+                var label = plot.Add.Text(role.Heads[j], role.ProjectionX[j], role.ProjectionY[j]);
+                label.LabelFontSize = 7;
+                label.LabelFontColor = Colors.DimGray;
+                label.LabelOffsetX = 5;
+            }
+        }
+        plot.ShowLegend(Edge.Right);
+        return new ReportChart("role-map", "Every head's standardised features (normalised entropy, distance, edge, texture, semantic, symmetry, importance) " +
+                                           "projected on their first two principal components, coloured by k-means role.", plot, 495, 330);
+    }
+
+    public static ReportChart HeadDegradation(ReportResults r, string set)
+    {
+        var rows = r.Degradations.Where(d => d.DataSet == set && !d.Condition.StartsWith("role.", StringComparison.Ordinal))
+            .OrderByDescending(d => d.DegradationPercent).ThenBy(d => d.Condition, StringComparer.Ordinal).ToList();
+        var plot = NewPlot($"Single-head ablation ({set} faces)", "", "degradation (%)");
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var bar = plot.Add.Bar(i, rows[i].DegradationPercent);
+            bar.Color = ColorOf(0);
+            var ci = plot.Add.Line(i, rows[i].CiLowPercent, i, rows[i].CiHighPercent);
+            ci.Color = Colors.Black;
+            ci.LineWidth = 1.2f;
+        }
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, rows.Count).Select(i => (double)i).ToArray(), rows.Select(d => d.Condition).ToArray());
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -60;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
+        plot.Axes.Bottom.TickLabelStyle.FontSize = 8;
+        plot.Axes.Bottom.MinimumSize = 70;
+        plot.Axes.Margins(bottom: 0);
+        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is zeroed, {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
+    }
+
+    public static ReportChart RoleDegradation(ReportResults r, string set)
+    {
+        var rows = r.Degradations.Where(d => d.DataSet == set && d.Condition.StartsWith("role.", StringComparison.Ordinal)).ToList();
+        var plot = NewPlot($"Role ablation per timestep ({set} faces)", "timestep t", "degradation (%)");
+        var ts = r.Timesteps.Select(t => (double)t).ToArray();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var line = plot.Add.Scatter(ts, rows[i].PerTimestepPercent.ToArray(), ColorOf(i));
+            line.LegendText = rows[i].Condition["role.".Length..];
+            line.LineWidth = 2;
+        }
+        plot.ShowLegend(Edge.Right);
+        return new ReportChart($"degradation-roles-{set}", $"Degradation when all heads of a role are zeroed together, per timestep, {set} faces.", plot, 495, 250);
+    }
+
+    public static ReportChart CircuitCurves(ReportResults r)
+    {
+        var plot = NewPlot("Circuit search: joint ablation in ascending importance", "heads ablated", "joint degradation (%)");
+        for (int i = 0; i < r.Circuits.Count; i++)
+        {
+            var c = r.Circuits[i];
+            var xs = Enumerable.Range(1, c.PrefixDegradationPercent.Count).Select(x => (double)x).ToArray();
+            var line = plot.Add.Scatter(xs, c.PrefixDegradationPercent.ToArray(), ColorOf(i));
+            line.LegendText = $"{c.DataSet}: circuit {c.Size} heads";
+            line.LineWidth = 2;
+        }
+        var tau = plot.Add.HorizontalLine(r.Circuits[0].TolerancePercent, 1.5f, Colors.Gray);
+        tau.LegendText = $"tau = {r.Circuits[0].TolerancePercent:G3}%";
+        plot.Axes.SetLimitsY(0, Math.Max(r.Circuits[0].TolerancePercent * 4, 1));
+        plot.ShowLegend(Edge.Right);
+        return new ReportChart("circuit-curves", "Joint degradation as heads are zeroed in ascending order of importance (each point a measured joint ablation, " +
+                                                 "y-axis cut at 4 tau); a data set's circuit is the heads left when the curve first exceeds tau.", plot, 495, 260);
+    }
+
+    public static void SavePng(ReportChart chart, string path)
+    {
+        chart.Plot.ScaleFactor = 2;   // a 2x raster for screens; the PDF draws the same plot as vectors at 1x
+        try { AtomicFile.WriteAllBytes(path, chart.Plot.GetImageBytes(chart.Width * 2, chart.Height * 2, ImageFormat.Png)); }
+        finally { chart.Plot.ScaleFactor = 1; }
+    }
+
+    public static void SaveSvg(ReportChart chart, string path) =>
+        AtomicFile.WriteAllText(path, chart.Plot.GetSvgXml(chart.Width, chart.Height));
+}

@@ -1,0 +1,132 @@
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Transforms;
+using SkiaSharp;
+
+namespace DiffusionCircuits.Reporting;
+
+/// <summary>
+/// Example images with attention overlaid for the most specialised heads: per head, the attention each key position
+/// receives (mean over queries) at the middle analysed timestep, upsampled to the image and drawn as a heat map
+/// over a grey copy of the clean image.
+/// </summary>
+public sealed class ReportExamples : IDisposable
+{
+    private ReportExamples(SKBitmap bitmap, IReadOnlyList<string> heads, IReadOnlyList<string> images, int timestep)
+    {
+        (Bitmap, Heads, Images, Timestep) = (bitmap, heads, images, timestep);
+    }
+
+    public SKBitmap Bitmap { get; }
+    public IReadOnlyList<string> Heads { get; }
+    public IReadOnlyList<string> Images { get; }
+    public int Timestep { get; }
+
+    /// <summary>The most specialised heads: the four lowest normalised entropies and the most important head.</summary>
+    public static List<string> SpecialisedHeads(ReportResults r)
+    {
+        var sharp = r.Entropy.Where(e => e.Timestep == null).GroupBy(e => e.Head).Select(g => (Head: g.Key, Entropy: g.Average(e => e.MeanNats)))
+            .OrderBy(x => x.Entropy).ThenBy(x => x.Head, StringComparer.Ordinal).Select(x => x.Head).Take(4).ToList();
+        var important = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal)).MaxBy(d => d.DegradationPercent)?.Condition;
+        if (important != null && !sharp.Contains(important)) sharp.Add(important);
+        return sharp;
+    }
+
+    public static ReportExamples Capture(AttentionCaptureSession session, IReadOnlyList<FaceImage> images, ReportResults r, int seed)
+    {
+        var heads = SpecialisedHeads(r);
+        int t = r.Timesteps[r.Timesteps.Count / 2];
+        int len = session.SampleLength;
+        var noisy = new float[images.Count * len];
+        var eps = new float[len];
+        for (int i = 0; i < images.Count; i++)
+        {
+            PairedNoise.Fill(eps, seed, images[i].Id, t);
+            ForwardNoising.Apply(images[i].RgbPlanes, eps, session.Schedule, t, noisy.AsSpan(i * len, len));
+        }
+        using var batch = session.Run(noisy, Enumerable.Repeat(t, images.Count).ToArray());
+        const int cell = 96, gap = 4, labelWidth = 130, top = 22;
+        var bitmap = new SKBitmap(labelWidth + images.Count * (cell + gap), top + (heads.Count + 1) * (cell + gap));
+        using var canvas = new SKCanvas(bitmap);
+        canvas.Clear(SKColors.White);
+        using var font = PdfDocumentBuilder.Font(11, false);
+        using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+        for (int i = 0; i < images.Count; i++)
+            canvas.DrawText(images[i].Id, labelWidth + i * (cell + gap), top - 8, PdfDocumentBuilder.Font(9, false), ink);
+        for (int row = 0; row <= heads.Count; row++)
+        {
+            int y = top + row * (cell + gap);
+            canvas.DrawText(row == 0 ? "clean image" : heads[row - 1], 4, y + cell / 2 + 4, font, ink);
+            for (int i = 0; i < images.Count; i++)
+            {
+                var image = images[i];
+                float[]? heat = null;
+                if (row > 0)
+                {
+                    var (layer, head) = Locate(session, heads[row - 1]);
+                    var l = session.Layers[layer];
+                    var map = batch.Map(layer, i, head);
+                    var received = new float[l.KeyTokens];
+                    for (int q = 0; q < l.QueryTokens; q++)
+                        for (int k = 0; k < l.KeyTokens; k++) received[k] += map[q * l.KeyTokens + k] / l.QueryTokens;
+                    heat = l.GridHeight * l.GridWidth == l.KeyTokens ? received : null;
+                    if (heat != null) heat = Upsample(heat, l.GridHeight, l.GridWidth, image.Height, image.Width);
+                }
+                using var tile = Overlay(image, heat);
+                using var img = SKImage.FromBitmap(tile);
+                canvas.DrawImage(img, SKRect.Create(labelWidth + i * (cell + gap), y, cell, cell), new SKSamplingOptions(SKFilterMode.Linear));
+            }
+        }
+        canvas.Flush();
+        return new ReportExamples(bitmap, heads, images.Select(i => i.Id).ToList(), t);
+    }
+
+    private static (int Layer, int Head) Locate(AttentionCaptureSession session, string name)
+    {
+        for (int l = 0; l < session.Layers.Count; l++)
+            for (int h = 0; h < session.Layers[l].Heads; h++)
+                if (session.Layers[l].HeadName(h) == name) return (l, h);
+        throw new ArgumentException($"Unknown head '{name}'.");
+    }
+
+    /// <summary>Bilinear upsampling of a token grid to the image (token centres at (i + 0.5) / n).</summary>
+    private static float[] Upsample(float[] grid, int gh, int gw, int h, int w)
+    {
+        var result = new float[h * w];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                float gy = Math.Clamp((y + 0.5f) / h * gh - 0.5f, 0, gh - 1), gx = Math.Clamp((x + 0.5f) / w * gw - 0.5f, 0, gw - 1);
+                int y0 = (int)gy, x0 = (int)gx, y1 = Math.Min(y0 + 1, gh - 1), x1 = Math.Min(x0 + 1, gw - 1);
+                float fy = gy - y0, fx = gx - x0;
+                result[y * w + x] = (grid[y0 * gw + x0] * (1 - fx) + grid[y0 * gw + x1] * fx) * (1 - fy) + (grid[y1 * gw + x0] * (1 - fx) + grid[y1 * gw + x1] * fx) * fy;
+            }
+        return result;
+    }
+
+    /// <summary>The clean image, or a grey copy with the heat map (normalised to its maximum) blended in red-yellow.</summary>
+    private static SKBitmap Overlay(FaceImage image, float[]? heat)
+    {
+        int w = image.Width, h = image.Height, plane = w * h;
+        var bitmap = new SKBitmap(w, h, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        float max = heat?.Max() ?? 1;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int p = y * w + x;
+                float r = image.RgbPlanes[p], g = image.RgbPlanes[plane + p], b = image.RgbPlanes[2 * plane + p];
+                if (heat != null)
+                {
+                    float grey = 0.3f * (0.299f * r + 0.587f * g + 0.114f * b);
+                    float v = max > 0 ? heat[p] / max : 0;
+                    (r, g, b) = (grey + 0.7f * Math.Min(1, 2 * v), grey + 0.7f * Math.Max(0, 2 * v - 1), grey);
+                }
+                bitmap.SetPixel(x, y, new SKColor(SkiaPixels.ToByte(r), SkiaPixels.ToByte(g), SkiaPixels.ToByte(b)));
+            }
+        return bitmap;
+    }
+
+    public void Save(string path) => SkiaPixels.SavePng(Bitmap, path);
+
+    public void Dispose() => Bitmap.Dispose();
+}

@@ -1,0 +1,168 @@
+using System.Globalization;
+using DiffusionCircuits.Statistics;
+
+namespace DiffusionCircuits.Reporting;
+
+/// <summary>Lays out report.pdf from the results, charts and example pictures; every number comes from <see cref="ReportResults"/>.</summary>
+public static class ReportPdf
+{
+    /// <summary>Section headings, in order; tests read the PDF back for them.</summary>
+    public static readonly string[] Sections =
+    {
+        "Findings", "Methods", "Attention entropy and divergence", "Attention examples", "Functional roles", "Ablation",
+        "Circuits and complexity", "Hypothesis tests", "Appendix: options, versions, timings",
+    };
+
+    private static string F(double v, int d = 3) => double.IsNaN(v) ? "n/a" : v.ToString("F" + d, CultureInfo.InvariantCulture);
+    private static string G(double v) => double.IsNaN(v) ? "n/a" : v.ToString("G3", CultureInfo.InvariantCulture);
+    private static string Pv(double? p) => p is double v ? (v < 1e-4 ? v.ToString("0.0E+0", CultureInfo.InvariantCulture) : v.ToString("0.0000", CultureInfo.InvariantCulture)) : "";
+
+    private static string Version(Type t) =>
+        (System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(t.Assembly)?.InformationalVersion
+         ?? t.Assembly.GetName().Version?.ToString() ?? "?").Split('+')[0];
+
+    public static int Write(string path, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings)
+    {
+        var pdf = Build(r, charts, examples, timings);
+        pdf.Save(path);
+        return pdf.PageCount;
+    }
+
+    public static PdfDocumentBuilder Build(ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings)
+    {
+        ReportChart Chart(string name) => charts.First(c => c.Name == name);
+        void Draw(PdfDocumentBuilder p, string name) { var c = Chart(name); p.Chart(c.Plot, c.Width, c.Height, c.Caption); }
+        var real = r.Data.First(d => d.Name == "real");
+        var pdf = new PdfDocumentBuilder("DiffusionCircuits report", $"{r.Model.File}, {r.Data.Sum(d => d.Images)} images");
+
+        // 1. Findings
+        pdf.Heading(Sections[0]);
+        foreach (var notice in r.Notices) pdf.Notice(notice);
+        pdf.Paragraph(r.Findings, 10.5f);
+        pdf.Heading("Key figures", 2);
+        var key = new List<IReadOnlyList<string>>();
+        foreach (var q in r.ComplexityRatios)
+            key.Add(new[] { $"complexity ratio ({q.Measure})", F(q.Ratio), $"{F(q.CiLow)} .. {F(q.CiHigh)}", q.PAtResolution ? $"< {G(1.0 / (q.Permutations + 1))}" : G(q.PermutationP) });
+        foreach (var c in r.Circuits)
+            key.Add(new[] { $"circuit size, {c.DataSet} (tau {G(c.TolerancePercent)}%)", c.Size.ToString(CultureInfo.InvariantCulture), "", "" });
+        foreach (var c in r.Circuits)
+            key.Add(new[] { $"effective heads, {c.DataSet}", F(c.EffectiveHeads, 2), "", "" });
+        key.Add(new[] { "JSD range over timesteps (nats, mean over heads)", $"{F(r.Divergence.Min(d => d.MeanJsdNats), 4)} .. {F(r.Divergence.Max(d => d.MeanJsdNats), 4)}", "", "" });
+        var single = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal)).ToList();
+        key.Add(new[] { "single-head degradation range (%)", $"{F(single.Min(d => d.DegradationPercent), 1)} .. {F(single.Max(d => d.DegradationPercent), 1)}", "", "" });
+        key.Add(new[] { "role stability (adjusted Rand index)", F(r.RoleStabilityAri), "", "" });
+        pdf.Table(new[] { "measure", "value", "95% CI", "p" }, key, new[] { 3.2f, 1.3f, 1.5f, 1f }, 9);
+
+        // 2. Methods
+        pdf.Heading(Sections[1]);
+        pdf.Heading("Model", 2);
+        pdf.Paragraph($"{r.Model.File} ({r.Model.Bytes:N0} bytes, SHA-256 {r.Model.Sha256}). Noisy sample input {r.Model.SampleInput}; timestep input {r.Model.TimestepInput}. " +
+                      $"{r.Model.Layers.Count} attention layers, {r.Model.Heads} heads, found in the graph and exposed as outputs by DiffusionCircuits' instrumentation.", 9);
+        pdf.Table(new[] { "layer", "kind", "layout", "heads", "query x key tokens", "grid", "head dim" },
+            r.Model.Layers.Select(l => (IReadOnlyList<string>)new[] { l.Name, l.Kind, l.Layout, l.Heads.ToString(CultureInfo.InvariantCulture), $"{l.QueryTokens} x {l.KeyTokens}", l.Grid, l.HeadDim.ToString(CultureInfo.InvariantCulture) }).ToList());
+        pdf.Heading("Data", 2);
+        pdf.Table(new[] { "data set", "kind", "source", "images", "skipped", "SHA-256 of pixels" },
+            r.Data.Select(d => (IReadOnlyList<string>)new[] { d.Name, d.Kind, d.Source, d.Images.ToString(CultureInfo.InvariantCulture), d.Skipped.ToString(CultureInfo.InvariantCulture), d.Sha256[..16] + "..." }).ToList(),
+            new[] { 1f, 2f, 2.4f, 0.8f, 0.8f, 1.8f });
+        if (real.SkippedFiles.Count > 0)
+        {
+            pdf.Paragraph($"Skipped real files ({real.SkippedFiles.Count}; all in results.json):", 9);
+            pdf.Table(new[] { "file", "reason" }, real.SkippedFiles.Take(25).Select(s => (IReadOnlyList<string>)new[] { s.File, s.Reason }).ToList(), new[] { 1.5f, 3f });
+        }
+        pdf.Paragraph($"Timesteps: {string.Join(", ", r.Timesteps)} (of the model's schedule). Each image gets its own seeded noise per timestep, shared by baseline and ablated runs (paired design). " +
+                      $"Seed {r.Options["seed"]}; {r.Options["bootstrap"]} bootstrap resamples and permutations.", 9);
+        pdf.Heading("Definitions", 2);
+        pdf.Paragraph($"All numbers follow {r.Definitions}. Entropy H = (1/S) sum_i -sum_j p_ij ln p_ij in nats (uniform attention over S tokens gives ln S). " +
+                      "Divergence: Jensen-Shannon divergence between the image-averaged attention maps of the two data sets, averaged over query rows, in nats. " +
+                      "Probes: mean attention distance (image units), edge and texture alignment (Pearson / partial correlation of received attention with Sobel / Laplacian energy), " +
+                      "semantic affinity (attention mass within the query's facial part minus chance), symmetry (mass at the mirror position). " +
+                      "Roles: k-means (ML.NET) on z-scored probes and causal importance, named by the centroid's dominant probe; stability is the adjusted Rand index over bootstrap resamples of images. " +
+                      $"Ablation: head output z = p V set to {r.Options["ablation"]} before the output projection; degradation % = 100 (L_ablated - L_base) / L_base with L the eps-MSE, " +
+                      "Wilcoxon signed-rank on per-image paired differences, bootstrap CIs over images. Circuits: heads zeroed in ascending importance while the measured joint degradation stays <= tau; " +
+                      "effective heads = exp(entropy of normalised importances). Complexity ratio = C(real) / C(synthetic), bootstrap CI within data sets, permutation p over data-set labels. " +
+                      "Multiple comparisons: Benjamini-Hochberg within each stated family (Holm for the complexity ratios).", 9);
+
+        // 3. Entropy
+        pdf.Heading(Sections[2]);
+        Draw(pdf, "entropy-heatmap-synthetic");
+        Draw(pdf, "entropy-heatmap-real");
+        Draw(pdf, "entropy-by-timestep");
+        Draw(pdf, "jsd-by-timestep");
+        pdf.Table(new[] { "t", "JSD mean (nats)", "JSD min .. max", "most divergent head", "mean |entropy gap| (nats)" },
+            r.Divergence.Select(d => (IReadOnlyList<string>)new[] { d.Timestep.ToString(CultureInfo.InvariantCulture), F(d.MeanJsdNats, 4), $"{F(d.MinJsdNats, 4)} .. {F(d.MaxJsdNats, 4)}", d.MaxHead, F(d.MeanAbsEntropyGapNats, 4) }).ToList());
+
+        // 4. Examples
+        pdf.Heading(Sections[3]);
+        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {examples.Timestep}, for the four sharpest heads and the most important one, " +
+                      "over real (left) and synthetic (right) examples. Red to yellow marks where the head looks; the clean image is on top.", 9);
+        pdf.Image(examples.Bitmap, Math.Min(pdf.ContentWidth, examples.Bitmap.Width * 0.75f), "Example faces with attention overlaid (charts/attention-examples.png).");
+
+        // 5. Roles
+        pdf.Heading(Sections[4]);
+        Draw(pdf, "role-map");
+        pdf.Paragraph($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {F(r.RoleStabilityAri)}; mean silhouette {F(r.RoleMeanSilhouette)}.", 9);
+        pdf.Table(new[] { "role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette" },
+            r.Roles.Select(x => (IReadOnlyList<string>)new[]
+            {
+                x.Name, string.Join(" ", x.Heads), $"{F(x.EntropyMeanNats)} +/- {F(x.EntropySdNats)}", F(x.ImportancePercent, 2),
+                string.Join(", ", x.CentroidZ.OrderByDescending(p => Math.Abs(p.Value)).ThenBy(p => p.Key, StringComparer.Ordinal).Take(3).Select(p => $"{p.Key} {p.Value.ToString("+0.0;-0.0", CultureInfo.InvariantCulture)}")),
+                F(x.Silhouette, 2),
+            }).ToList(), new[] { 1.1f, 2.4f, 1.4f, 0.9f, 2.6f, 0.8f });
+
+        // 6. Ablation
+        pdf.Heading(Sections[5]);
+        Draw(pdf, "degradation-heads-synthetic");
+        Draw(pdf, "degradation-heads-real");
+        Draw(pdf, "degradation-roles-synthetic");
+        Draw(pdf, "degradation-roles-real");
+        pdf.Table(new[] { "data", "role ablated", "degradation %", "95% CI", string.Join(" / ", r.Timesteps.Select(t => $"t{t}")), "p (BH)" },
+            r.Degradations.Where(d => d.Condition.StartsWith("role.", StringComparison.Ordinal)).Select(d => (IReadOnlyList<string>)new[]
+            {
+                d.DataSet, d.Condition["role.".Length..], F(d.DegradationPercent, 2), $"{F(d.CiLowPercent, 2)} .. {F(d.CiHighPercent, 2)}",
+                string.Join(" / ", d.PerTimestepPercent.Select(v => F(v, 1))), Pv(d.Test.AdjustedPValue),
+            }).ToList(), new[] { 0.9f, 1.3f, 1f, 1.4f, 2.4f, 0.9f });
+
+        // 7. Circuits
+        pdf.Heading(Sections[6]);
+        pdf.Table(new[] { "data", "circuit size", "effective heads", "circuit heads" },
+            r.Circuits.Select(c => (IReadOnlyList<string>)new[] { c.DataSet, $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
+            new[] { 0.8f, 1f, 1f, 4f });
+        Draw(pdf, "circuit-curves");
+        pdf.Table(new[] { "complexity ratio real / synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p" },
+            r.ComplexityRatios.Select(q => (IReadOnlyList<string>)new[]
+            {
+                q.Measure, F(q.Real), F(q.Synthetic), F(q.Ratio), $"{F(q.CiLow)} .. {F(q.CiHigh)}",
+                q.PAtResolution ? $"< {G(1.0 / (q.Permutations + 1))} ({q.Permutations} perm.)" : $"{G(q.PermutationP)} ({q.Permutations} perm.)",
+            }).ToList(), new[] { 2.2f, 0.8f, 0.8f, 0.8f, 1.2f, 1.4f });
+        pdf.Paragraph($"Ablation cost: {r.Cost.ForwardPasses:N0} forward passes in {r.Cost.RunCalls:N0} ONNX Runtime Run calls " +
+                      $"(one Run per single-head ablation, image and timestep alone would take {r.Cost.NaiveRunCallsSingleHeads:N0}).", 9);
+
+        // 8. Tests
+        pdf.Heading(Sections[7]);
+        pdf.Paragraph("Every hypothesis test of this report. p (adj.) is adjusted within the family named in the second column; effect sizes with 95% CIs where defined.", 9);
+        pdf.Table(new[] { "test", "family (correction)", "n", "statistic", "p", "p (adj.)", "effect" },
+            r.Tests.Select(t => (IReadOnlyList<string>)new[]
+            {
+                t.Test, $"{t.Family} ({t.Correction})", t.N2 is int n2 ? $"{t.N1}/{n2}" : t.N1.ToString(CultureInfo.InvariantCulture),
+                $"{t.StatisticName} = {G(t.Statistic)}", Pv(t.PValue), Pv(t.AdjustedPValue),
+                t.Effect == null ? "" : $"{t.Effect.Name} {G(t.Effect.Value)}" + (t.Effect.CiLow is double lo && t.Effect.CiHigh is double hi ? $" [{G(lo)}, {G(hi)}]" : ""),
+            }).ToList(), new[] { 3f, 2.2f, 0.6f, 1.1f, 0.8f, 0.8f, 1.6f }, 6.5f);
+
+        // 9. Appendix
+        pdf.Heading(Sections[8]);
+        pdf.Table(new[] { "option", "value" }, r.Options.Select(p => (IReadOnlyList<string>)new[] { p.Key, p.Value }).ToList(), new[] { 1f, 3f });
+        pdf.Table(new[] { "component", "version / hash" }, new List<IReadOnlyList<string>>
+        {
+            new[] { "DiffusionCircuits", r.ToolVersion },
+            new[] { "results format", r.Format },
+            new[] { "definitions", r.Definitions },
+            new[] { ".NET", Environment.Version.ToString() },
+            new[] { "ONNX Runtime", Version(typeof(Microsoft.ML.OnnxRuntime.InferenceSession)) },
+            new[] { "ML.NET", Version(typeof(Microsoft.ML.MLContext)) },
+            new[] { "model SHA-256", r.Model.Sha256 },
+        }.Concat(r.Data.Select(d => (IReadOnlyList<string>)new[] { $"{d.Name} pixels SHA-256", d.Sha256 })).ToList(), new[] { 1f, 3f });
+        pdf.Table(new[] { "stage", "seconds" }, timings.Select(p => (IReadOnlyList<string>)new[] { p.Key, F(p.Value, 1) }).ToList(), new[] { 2f, 1f });
+        pdf.Paragraph("Timings are not part of results.json (they differ between runs); they are in timings.json.", 8);
+        return pdf;
+    }
+}

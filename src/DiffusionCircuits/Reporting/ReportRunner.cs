@@ -1,0 +1,266 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Statistics;
+using DiffusionCircuits.Transforms;
+
+namespace DiffusionCircuits.Reporting;
+
+/// <summary>Options of a report run (the `report` command's options).</summary>
+public sealed record ReportOptions
+{
+    public required string ModelPath { get; init; }
+    /// <summary>Folder of real faces (an img_align_celeba folder or any image folder); null uses the naturalistic stand-in.</summary>
+    public string? RealFolder { get; init; }
+    /// <summary>Where <see cref="RealFolder"/> came from (--real, an environment variable, a config file), for the methods section.</summary>
+    public string? RealFolderSource { get; init; }
+    /// <summary>Only these file names of the real folder (e.g. the reference model's held-out list).</summary>
+    public IReadOnlyCollection<string>? RealFiles { get; init; }
+    public int Images { get; init; } = 64;
+    /// <summary>Synthetic images; <see cref="Images"/> when null.</summary>
+    public int? SyntheticImages { get; init; }
+    public IReadOnlyList<int> Timesteps { get; init; } = new[] { 50, 200, 400, 600, 800 };
+    public int Roles { get; init; } = 8;
+    public int Seed { get; init; } = 1;
+    public double TolerancePercent { get; init; } = 10;
+    public int Bootstrap { get; init; } = 2000;
+    public AblationKind Ablation { get; init; } = AblationKind.Zero;
+    /// <summary>Output folder; null picks <c>&lt;ReportsRoot&gt;/&lt;timestamp&gt;</c>, or resumes an unfinished run there with the same inputs.</summary>
+    public string? OutDir { get; init; }
+    public string ReportsRoot { get; init; } = "reports";
+    public int? GpuDeviceId { get; init; }
+    /// <summary>Images per checkpoint chunk (0: automatic).</summary>
+    public int ChunkImages { get; init; }
+
+    /// <summary>Checks every option; the message says what is allowed.</summary>
+    public void Validate(int schedulerSteps = 1000)
+    {
+        if (Images < 4 || Images > 100_000) throw new ArgumentException($"--images must be between 4 and 100000 (got {Images}).");
+        if (SyntheticImages is int s && (s < 4 || s > 100_000)) throw new ArgumentException($"--synthetic must be between 4 and 100000 (got {s}).");
+        if (Timesteps.Count == 0) throw new ArgumentException("--timesteps needs at least one timestep.");
+        foreach (var t in Timesteps)
+            if (t < 0 || t >= schedulerSteps) throw new ArgumentException($"--timesteps must be in 0..{schedulerSteps - 1} (got {t}).");
+        if (Timesteps.Distinct().Count() != Timesteps.Count) throw new ArgumentException($"--timesteps has duplicates ({string.Join(",", Timesteps)}).");
+        if (Roles < 1 || Roles > 64) throw new ArgumentException($"--roles must be between 1 and 64 (got {Roles}).");
+        if (!(TolerancePercent > 0) || TolerancePercent > 1000) throw new ArgumentException($"--tolerance must be a percentage in (0, 1000] (got {TolerancePercent}).");
+        if (Bootstrap < 100 || Bootstrap > 1_000_000) throw new ArgumentException($"--bootstrap must be between 100 and 1000000 (got {Bootstrap}).");
+        if (GpuDeviceId is int g && g < 0) throw new ArgumentException($"--gpu must be a device id >= 0 (got {g}).");
+        if (ChunkImages < 0) throw new ArgumentException($"--chunk must be >= 0 (0 = automatic; got {ChunkImages}).");
+        if (OutDir != null && string.IsNullOrWhiteSpace(OutDir)) throw new ArgumentException("--out must name a folder.");
+    }
+
+    /// <summary>The options that decide the numbers (not where they are written), in a fixed order.</summary>
+    public IReadOnlyDictionary<string, string> Describe() => new SortedDictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["images"] = Images.ToString(CultureInfo.InvariantCulture),
+        ["synthetic"] = (SyntheticImages ?? Images).ToString(CultureInfo.InvariantCulture),
+        ["timesteps"] = string.Join(",", Timesteps),
+        ["roles"] = Roles.ToString(CultureInfo.InvariantCulture),
+        ["seed"] = Seed.ToString(CultureInfo.InvariantCulture),
+        ["tolerancePercent"] = TolerancePercent.ToString("R", CultureInfo.InvariantCulture),
+        ["bootstrap"] = Bootstrap.ToString(CultureInfo.InvariantCulture),
+        ["ablation"] = Ablation.ToString().ToLowerInvariant(),
+        ["device"] = GpuDeviceId is int g ? $"cuda:{g}" : "cpu",
+        ["chunkImages"] = ChunkImages.ToString(CultureInfo.InvariantCulture),
+        ["realFiles"] = RealFiles == null ? "all" : $"{RealFiles.Count} listed",
+    };
+}
+
+/// <summary>What a finished report run wrote and measured.</summary>
+public sealed record ReportOutcome(ReportResults Results, string OutDir, IReadOnlyList<string> Files, IReadOnlyDictionary<string, double> TimingsSeconds,
+    int ChunksLoaded, int ChunksComputed, int PdfPages);
+
+/// <summary>
+/// The whole analysis behind `diffcircuits report`: data, features, ablation, roles, circuits, statistics, then
+/// results.json, CSV tables, charts and the PDF. Finished work is kept in <c>&lt;out&gt;/.work</c> so that an
+/// interrupted run resumes; outputs are written atomically, results.json last but one and report.pdf last.
+/// </summary>
+public sealed class ReportRunner
+{
+    public const string StandInNotice =
+        "NO REAL FACES GIVEN: the 'real' data set is a procedural naturalistic stand-in (textured backgrounds, skin texture, " +
+        "uneven light, blur and sensor noise over synthetic faces), not photographs. Numbers comparing it with synthetic faces " +
+        "say nothing about real faces. Pass --real DIR (an img_align_celeba folder) or set DIFFCIRCUITS_REAL.";
+
+    private readonly ReportOptions _o;
+    private readonly Action<string> _log;
+
+    public ReportRunner(ReportOptions options, Action<string>? log = null)
+    {
+        _o = options;
+        _log = log ?? (_ => { });
+    }
+
+    public ReportOutcome Run(IProgress<(string Stage, double Fraction)>? progress = null)
+    {
+        var o = _o;
+        o.Validate();
+        var timings = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        var watch = Stopwatch.StartNew();
+        void Lap(string name) { timings[name] = Math.Round(watch.Elapsed.TotalSeconds, 2); watch.Restart(); }
+
+        if (!File.Exists(o.ModelPath)) throw new FileNotFoundException($"Model '{o.ModelPath}' does not exist.", o.ModelPath);
+        if (o.RealFolder != null && !Directory.Exists(o.RealFolder)) throw new DirectoryNotFoundException($"Real faces folder '{o.RealFolder}' does not exist.");
+        CheckWritable(o.OutDir ?? o.ReportsRoot);
+        var notices = new List<string>();
+
+        string modelSha = Sha256File(o.ModelPath);
+        AttentionCaptureSession maps, ablation;
+        try
+        {
+            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId });
+            ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Ablation == AblationKind.Mean });
+        }
+        catch (OnnxModelException e) { throw new InvalidDataException(e.Message, e); }
+        using var _1 = maps;
+        using var _2 = ablation;
+        o.Validate(maps.Schedule.Timesteps);
+        _log($"Model {Path.GetFileName(o.ModelPath)}: {maps.Layers.Count} attention layers, {maps.TotalHeads} heads, {maps.Channels}x{maps.Height}x{maps.Width} samples; {maps.DeviceNote}.");
+        if (maps.Layers.Count == 0) throw new InvalidDataException($"Model '{o.ModelPath}' has no attention heads to analyse.");
+
+        // Data: real faces (or the announced stand-in) and synthetic faces of the model's size.
+        int nSynthetic = o.SyntheticImages ?? o.Images;
+        DataSetInfo realInfo;
+        List<FaceImage> real;
+        if (o.RealFolder != null)
+        {
+            var folder = new ImageFolder(o.RealFolder, maps.Height, onlyFiles: o.RealFiles);
+            real = new List<FaceImage>();
+            foreach (var image in folder.Read())
+            {
+                real.Add(image);
+                progress?.Report(("read real faces", real.Count / (double)o.Images));
+                if (real.Count == o.Images) break;
+            }
+            var skipped = folder.Skipped.Select(s => new SkippedFile(Path.GetRelativePath(folder.Root, s.Path), s.Reason)).ToList();
+            foreach (var s in skipped.Take(20)) _log($"skipped {s.File}: {s.Reason}");
+            if (skipped.Count > 20) _log($"... and {skipped.Count - 20} more skipped files (all listed in results.json).");
+            if (real.Count < 4)
+                throw new InvalidDataException($"Real faces folder '{o.RealFolder}' has {real.Count} usable image(s) (at least 4 needed; {skipped.Count} skipped" +
+                                               (skipped.Count > 0 ? $", e.g. {skipped[0].File}: {skipped[0].Reason}" : "") + ").");
+            if (real.Count < o.Images) notices.Add($"Only {real.Count} usable real images in '{o.RealFolder}' (asked for {o.Images}).");
+            realInfo = new DataSetInfo("real", folder.IsCelebA ? "CelebA (aligned, cropped)" : "image folder", $"{Path.GetFileName(Path.GetFullPath(o.RealFolder).TrimEnd('/'))} ({o.RealFolderSource ?? "--real"})",
+                real.Count, HashImages(real), skipped.Count, skipped);
+        }
+        else
+        {
+            notices.Add(StandInNotice);
+            real = new NaturalisticFaceGenerator(o.Seed, maps.Height).GenerateMany(o.Images).ToList();
+            realInfo = new DataSetInfo("real", "naturalistic stand-in (procedural)", $"NaturalisticFaceGenerator(seed {o.Seed})", real.Count, HashImages(real), 0, Array.Empty<SkippedFile>());
+        }
+        var synthetic = new SyntheticFaceGenerator(o.Seed, maps.Height).GenerateMany(nSynthetic).ToList();
+        var synthInfo = new DataSetInfo("synthetic", "procedural faces with exact part masks", $"SyntheticFaceGenerator(seed {o.Seed})", synthetic.Count, HashImages(synthetic), 0, Array.Empty<SkippedFile>());
+        foreach (var n in notices) _log(n);
+        Lap("data");
+
+        var key = new WorkKey(modelSha, new SortedDictionary<string, string> { ["real"] = realInfo.Sha256, ["synthetic"] = synthInfo.Sha256 },
+            JsonSerializer.Serialize(o.Describe()));
+        string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+        if (o.OutDir == null) _log($"Output folder: {outDir}");
+        CheckWritable(outDir);
+        using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");
+        var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);
+        var analysisOptions = new CircuitAnalysisOptions
+        {
+            Timesteps = o.Timesteps, Seed = o.Seed, Roles = o.Roles, TolerancePercent = o.TolerancePercent,
+            Bootstrap = o.Bootstrap, Permutations = o.Bootstrap, Ablation = o.Ablation,
+        };
+        var analysis = new CircuitAnalysis(maps, ablation, analysisOptions).Run(real, synthetic, progress, checkpoint);
+        if (checkpoint.ChunksLoaded > 0) _log($"Resumed: {checkpoint.ChunksLoaded} finished chunk(s) loaded from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
+        Lap("analysis");
+
+        progress?.Report(("statistics", 0));
+        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis);
+        progress?.Report(("statistics", 1));
+        Lap("statistics");
+
+        var files = new List<string>();
+        // A half-written set of outputs never looks complete: the old report and results go first, report.pdf comes last.
+        foreach (var stale in new[] { "report.pdf", "results.json" }) File.Delete(Path.Combine(outDir, stale));
+        string Out(string name) { files.Add(name); return Path.Combine(outDir, name); }
+        var heads = analysis.HeadNames;
+        FeatureAggregation.WriteFeaturesCsv(Out("features.csv"), analysis.Features, heads);
+        var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Bootstrap, o.Seed)).ToList();
+        FeatureAggregation.WriteSummaryCsv(Out("summary.csv"), summaries);
+        ReportTables.WriteDegradationCsv(Out("degradation.csv"), results);
+        ReportTables.WriteRolesCsv(Out("roles.csv"), results, analysis);
+        ReportTables.WriteTestsCsv(Out("tests.csv"), results);
+        ReportTables.WriteDivergenceCsv(Out("divergence.csv"), analysis, maps.Layers);
+        Lap("tables");
+
+        progress?.Report(("charts and report", 0));
+        var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Seed);
+        var charts = ReportCharts.All(results, analysis, maps.Layers);
+        Directory.CreateDirectory(Path.Combine(outDir, "charts"));
+        foreach (var chart in charts)
+        {
+            ReportCharts.SavePng(chart, Out($"charts/{chart.Name}.png"));
+            ReportCharts.SaveSvg(chart, Out($"charts/{chart.Name}.svg"));
+        }
+        examples.Save(Out("charts/attention-examples.png"));
+        // results.json before the PDF: a report.pdf is only ever next to the results it shows.
+        AtomicFile.WriteAllText(Out("results.json"), results.ToJson());
+        Lap("charts");
+        timings["total"] = Math.Round(timings.Values.Sum(), 2);
+        int pages = ReportPdf.Write(Out("report.pdf"), results, charts, examples, timings);
+        timings["pdf"] = Math.Round(watch.Elapsed.TotalSeconds, 2);
+        AtomicFile.WriteAllText(Out("timings.json"), JsonSerializer.Serialize(timings, ReportResults.Json) + "\n");
+        progress?.Report(("charts and report", 1));
+        return new ReportOutcome(results, outDir, files, timings, checkpoint.ChunksLoaded, checkpoint.ChunksComputed, pages);
+    }
+
+    /// <summary>The newest folder under <paramref name="root"/> whose kept work has this key and that has no results yet.</summary>
+    private string? UnfinishedRun(string root, WorkKey key)
+    {
+        if (!Directory.Exists(root)) return null;
+        string wanted = JsonSerializer.Serialize(key);
+        foreach (var dir in Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal).Reverse())
+        {
+            string keyPath = Path.Combine(dir, ".work", "key.json");
+            if (File.Exists(keyPath) && !File.Exists(Path.Combine(dir, "results.json")) && File.ReadAllText(keyPath) == wanted)
+            {
+                _log($"Resuming the unfinished run in {dir} (same model, data, options and seed).");
+                return dir;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Fails before any work when the output folder cannot be created or written.</summary>
+    public static void CheckWritable(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+            string probe = Path.Combine(folder, $".write-test-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, new byte[4096]);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Output folder '{folder}' cannot be written: {e.Message}", e);
+        }
+    }
+
+    public static string Sha256File(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+    }
+
+    /// <summary>SHA-256 over the images' ids and pixel values in order: what the analysis actually saw.</summary>
+    public static string HashImages(IEnumerable<FaceImage> images)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var image in images)
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(image.Id + "\n"));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(image.RgbPlanes.AsSpan()));
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+}

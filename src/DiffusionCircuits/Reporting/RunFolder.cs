@@ -1,0 +1,307 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Transforms;
+
+namespace DiffusionCircuits.Reporting;
+
+/// <summary>
+/// Claims an output folder for one run: an exclusive lock on <c>.run.lock</c> (released by the OS even when the process
+/// is killed) and <c>.run.info</c> saying who holds it, so a second run on the same folder is refused by name.
+/// </summary>
+public sealed class RunLock : IDisposable
+{
+    private readonly FileStream _lock;
+    private readonly string _info;
+
+    private RunLock(FileStream lockStream, string info) => (_lock, _info) = (lockStream, info);
+
+    public static RunLock Acquire(string folder, string description)
+    {
+        Directory.CreateDirectory(folder);
+        string lockPath = Path.Combine(folder, ".run.lock"), info = Path.Combine(folder, ".run.info");
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            string other = File.Exists(info) ? File.ReadAllText(info).Trim() : "another process";
+            throw new IOException($"Output folder '{folder}' is in use by another run ({other}). Wait for it, or choose another --out.");
+        }
+        AtomicFile.WriteAllText(info, $"pid {Environment.ProcessId} on {Environment.MachineName}, started {DateTime.Now:yyyy-MM-dd HH:mm:ss}: {description}");
+        return new RunLock(stream, info);
+    }
+
+    public void Dispose()
+    {
+        try { File.Delete(_info); } catch (IOException) { }
+        _lock.Dispose();
+    }
+}
+
+/// <summary>
+/// What finished work is valid for: model hash, data hashes, options and seed. Stored beside the work so that a
+/// changed input is named when the work is thrown away.
+/// </summary>
+public sealed record WorkKey(string ModelSha256, IReadOnlyDictionary<string, string> DataSha256, string Options)
+{
+    public string Describe(WorkKey other)
+    {
+        var changed = new List<string>();
+        if (ModelSha256 != other.ModelSha256) changed.Add("the model");
+        foreach (var set in DataSha256.Keys.Union(other.DataSha256.Keys).Order(StringComparer.Ordinal))
+            if (DataSha256.GetValueOrDefault(set) != other.DataSha256.GetValueOrDefault(set)) changed.Add($"the {set} images");
+        if (Options != other.Options) changed.Add("the options or seed");
+        return changed.Count == 0 ? "nothing" : string.Join(", ", changed);
+    }
+}
+
+/// <summary>
+/// Keeps the analysis' finished work in <c>&lt;out&gt;/.work/</c> in chunks of images: per-image features and mean maps,
+/// per-image losses of every ablation. Each chunk is written atomically when done; a rerun with the same
+/// <see cref="WorkKey"/> loads finished chunks and computes the rest. Freshly computed chunks are used through the
+/// same bytes that are stored, so an interrupted and resumed run gives exactly the numbers of an uninterrupted one.
+/// </summary>
+public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
+{
+    private const int Magic = 0x44434B31;   // "DCK1"
+    private readonly string _dir;
+    private readonly int _chunkImages;
+
+    /// <param name="chunkImages">Images per chunk; 0 picks max(16, n/32) so that at most about 32 chunks exist per stage.</param>
+    public ChunkedCheckpoint(string workDir, WorkKey key, int chunkImages = 0, Action<string>? log = null)
+    {
+        _dir = workDir;
+        _chunkImages = chunkImages;
+        Directory.CreateDirectory(workDir);
+        string keyPath = Path.Combine(workDir, "key.json");
+        string keyJson = JsonSerializer.Serialize(key);
+        if (File.Exists(keyPath))
+        {
+            WorkKey? old = null;
+            try { old = JsonSerializer.Deserialize<WorkKey>(File.ReadAllText(keyPath)); } catch (JsonException) { }
+            if (old == null || old.Describe(key) != "nothing")
+            {
+                log?.Invoke($"Finished work in '{workDir}' was made with different inputs ({(old == null ? "unreadable key" : old.Describe(key))} changed); starting afresh.");
+                foreach (var f in Directory.EnumerateFiles(workDir, "*.bin")) File.Delete(f);
+            }
+        }
+        AtomicFile.WriteAllText(keyPath, keyJson);
+    }
+
+    public int ChunksLoaded { get; private set; }
+    public int ChunksComputed { get; private set; }
+
+    private int ChunkSize(int n) => _chunkImages > 0 ? _chunkImages : Math.Max(16, (n + 31) / 32);
+
+    /// <summary>
+    /// Features are kept in one file per data set, rewritten atomically after each chunk: the per-image features so far
+    /// and the running sums of the attention maps (storing every chunk's maps would cost tens of MB per chunk).
+    /// </summary>
+    public DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
+        IProgress<double>? progress)
+    {
+        int size = ChunkSize(images.Count), chunks = (images.Count + size - 1) / size;
+        string path = Path.Combine(_dir, $"features.{dataSet}.bin");
+        DataSetFeatures? sums = null;
+        int done = 0;
+        if (File.Exists(path) && TryRead(path, "", r => (r.ReadInt32(), ReadFeatures(r)), out var stored)
+            && stored.Item1 <= chunks && stored.Item2.ImageIds.SequenceEqual(images.Take(stored.Item1 * size).Select(i => i.Id)))
+        {
+            (done, sums) = stored;
+            ChunksLoaded += done;
+        }
+        for (int c = done; c < chunks; c++)
+        {
+            int cc = c;
+            var chunk = images.Skip(c * size).Take(size).ToList();
+            var part = compute(chunk, new Progress<double>(f => progress?.Report((cc + f) / chunks)));
+            foreach (var perT in part.MeanMaps)          // chunk means back to sums
+                foreach (var map in perT)
+                    for (int i = 0; i < map.Length; i++) map[i] *= part.ImageCount;
+            sums = sums == null ? part : Add(sums, part);
+            var buffer = new MemoryStream();
+            using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+            {
+                w.Write(Magic);
+                w.Write("");
+                w.Write(c + 1);
+                WriteFeatures(w, sums);
+            }
+            AtomicFile.WriteAllBytes(path, buffer.ToArray());
+            ChunksComputed++;
+            progress?.Report((c + 1.0) / chunks);
+        }
+        var result = sums!;
+        foreach (var perT in result.MeanMaps)
+            foreach (var map in perT)
+                for (int i = 0; i < map.Length; i++) map[i] /= result.ImageCount;
+        return result;
+    }
+
+    private static DataSetFeatures Add(DataSetFeatures sums, DataSetFeatures part)
+    {
+        sums.ImageIds.AddRange(part.ImageIds);
+        for (int k = 0; k < sums.Timesteps.Count; k++)
+        {
+            sums.Features[k].AddRange(part.Features[k]);
+            sums.LossMse[k].AddRange(part.LossMse[k]);
+            for (int l = 0; l < sums.MeanMaps[k].Length; l++)
+            {
+                var a = sums.MeanMaps[k][l];
+                var b = part.MeanMaps[k][l];
+                for (int i = 0; i < a.Length; i++) a[i] += b[i];
+            }
+        }
+        return sums;
+    }
+
+    public AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
+        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress)
+    {
+        // The conditions are part of the name: roles and circuit prefixes depend on earlier results.
+        var text = string.Join(";", conditions.Select(c => c.Name + ":" + string.Join(",", c.Heads)));
+        string tag = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..12].ToLowerInvariant();
+        return AblationResult.Concat(Chunks($"ablation.{stage}.{dataSet}.{tag}", images, compute, WriteAblation, r => ReadAblation(r, conditions), progress));
+    }
+
+    private List<T> Chunks<T>(string name, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, T> compute,
+        Action<BinaryWriter, T> write, Func<BinaryReader, T> read, IProgress<double>? progress)
+    {
+        int size = ChunkSize(images.Count), chunks = (images.Count + size - 1) / size;
+        var parts = new List<T>(chunks);
+        for (int c = 0; c < chunks; c++)
+        {
+            var chunk = images.Skip(c * size).Take(size).ToList();
+            string path = Path.Combine(_dir, $"{name}.{c:D4}.bin");
+            string ids = string.Join("\n", chunk.Select(i => i.Id));
+            T? part = default;
+            if (File.Exists(path) && TryRead(path, ids, read, out part)) ChunksLoaded++;
+            else
+            {
+                int cc = c;
+                var value = compute(chunk, new Progress<double>(f => progress?.Report((cc + f) / chunks)));
+                var buffer = new MemoryStream();
+                using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+                {
+                    w.Write(Magic);
+                    w.Write(ids);
+                    write(w, value);
+                }
+                AtomicFile.WriteAllBytes(path, buffer.ToArray());
+                buffer.Position = 0;
+                using var r = new BinaryReader(buffer);
+                r.ReadInt32();
+                r.ReadString();
+                part = read(r);
+                ChunksComputed++;
+            }
+            parts.Add(part!);
+            progress?.Report((c + 1.0) / chunks);
+        }
+        return parts;
+    }
+
+    private static bool TryRead<T>(string path, string ids, Func<BinaryReader, T> read, out T? value)
+    {
+        value = default;
+        try
+        {
+            using var r = new BinaryReader(File.OpenRead(path));
+            if (r.ReadInt32() != Magic || r.ReadString() != ids) return false;
+            value = read(r);
+            return r.BaseStream.Position == r.BaseStream.Length;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or OverflowException) { return false; }
+    }
+
+    private static void WriteFeatures(BinaryWriter w, DataSetFeatures f)
+    {
+        w.Write(f.Name);
+        w.Write(f.Timesteps.Count);
+        foreach (var t in f.Timesteps) w.Write(t);
+        w.Write(f.HeadsPerLayer.Count);
+        foreach (var h in f.HeadsPerLayer) w.Write(h);
+        w.Write(f.MeanMaps[0].Length);
+        foreach (var m in f.MeanMaps[0]) w.Write(m.Length);
+        w.Write(f.ImageCount);
+        foreach (var id in f.ImageIds) w.Write(id);
+        for (int k = 0; k < f.Timesteps.Count; k++)
+        {
+            for (int i = 0; i < f.ImageCount; i++)
+            {
+                foreach (var head in f.Features[k][i])
+                    for (int j = 0; j < HeadFeatures.Names.Length; j++) w.Write(head[j]);
+                w.Write(f.LossMse[k][i]);
+            }
+            foreach (var map in f.MeanMaps[k])
+                foreach (var v in map) w.Write(v);
+        }
+    }
+
+    private static DataSetFeatures ReadFeatures(BinaryReader r)
+    {
+        string name = r.ReadString();
+        var timesteps = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+        var headsPerLayer = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+        var mapSizes = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+        var f = new DataSetFeatures(name, timesteps, headsPerLayer, mapSizes);
+        int n = r.ReadInt32(), heads = headsPerLayer.Sum();
+        for (int i = 0; i < n; i++) f.ImageIds.Add(r.ReadString());
+        for (int k = 0; k < timesteps.Count; k++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                var row = new HeadFeatures[heads];
+                for (int h = 0; h < heads; h++)
+                    row[h] = new HeadFeatures
+                    {
+                        EntropyNats = r.ReadSingle(), NormalizedEntropy = r.ReadSingle(), DistanceImageUnits = r.ReadSingle(), EdgeAlignment = r.ReadSingle(),
+                        TextureAlignment = r.ReadSingle(), SemanticAffinity = r.ReadSingle(), Symmetry = r.ReadSingle(),
+                    };
+                f.Features[k].Add(row);
+                f.LossMse[k].Add(r.ReadSingle());
+            }
+            foreach (var map in f.MeanMaps[k])
+                for (int i = 0; i < map.Length; i++) map[i] = r.ReadDouble();
+        }
+        return f;
+    }
+
+    private static void WriteAblation(BinaryWriter w, AblationResult a)
+    {
+        w.Write(a.DataSet);
+        w.Write(a.ImageIds.Count);
+        foreach (var id in a.ImageIds) w.Write(id);
+        w.Write(a.Timesteps.Count);
+        foreach (var t in a.Timesteps) w.Write(t);
+        w.Write(a.Conditions.Count);
+        w.Write(a.ForwardPasses);
+        w.Write(a.RunCalls);
+        w.Write(a.Seconds);
+        for (int k = 0; k < a.Timesteps.Count; k++)
+            foreach (var v in a.BaseLoss[k]) w.Write(v);
+        for (int c = 0; c < a.Conditions.Count; c++)
+            for (int k = 0; k < a.Timesteps.Count; k++)
+                foreach (var v in a.AblatedLoss[c][k]) w.Write(v);
+    }
+
+    private static AblationResult ReadAblation(BinaryReader r, IReadOnlyList<AblationCondition> conditions)
+    {
+        string set = r.ReadString();
+        var ids = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadString()).ToList();
+        var timesteps = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+        if (r.ReadInt32() != conditions.Count) throw new InvalidDataException("condition count differs");
+        var a = new AblationResult(set, timesteps, ids, conditions) { ForwardPasses = r.ReadInt64(), RunCalls = r.ReadInt64(), Seconds = r.ReadDouble() };
+        for (int k = 0; k < timesteps.Count; k++)
+            for (int i = 0; i < ids.Count; i++) a.BaseLoss[k][i] = r.ReadSingle();
+        for (int c = 0; c < conditions.Count; c++)
+            for (int k = 0; k < timesteps.Count; k++)
+                for (int i = 0; i < ids.Count; i++) a.AblatedLoss[c][k][i] = r.ReadSingle();
+        return a;
+    }
+}

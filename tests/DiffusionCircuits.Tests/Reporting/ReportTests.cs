@@ -1,0 +1,134 @@
+using System.Globalization;
+using System.Text.Json;
+using DiffusionCircuits.Reporting;
+using DiffusionCircuits.Tests.Support;
+using UglyToad.PdfPig;
+
+namespace DiffusionCircuits.Tests.Reporting;
+
+/// <summary>One small report run (8 + 8 faces, two timesteps) shared by the tests that read its outputs.</summary>
+public sealed class SmallReport
+{
+    public static ReportOptions Options(string outDir, string? model = null) => new()
+    {
+        ModelPath = model ?? Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"),
+        Images = 8, Timesteps = new[] { 200, 600 }, Bootstrap = 200, OutDir = outDir,
+    };
+
+    public SmallReport()
+    {
+        Dir = Directory.CreateTempSubdirectory("report-").FullName;
+        Outcome = new ReportRunner(Options(Dir)).Run();
+        Json = File.ReadAllText(Path.Combine(Dir, "results.json"));
+        using var pdf = PdfDocument.Open(Path.Combine(Dir, "report.pdf"));
+        Pages = pdf.GetPages().Select(p => string.Join(" ", p.GetWords().Select(w => w.Text))).ToList();
+    }
+
+    public string Dir { get; }
+    public ReportOutcome Outcome { get; }
+    public string Json { get; }
+    public List<string> Pages { get; }
+}
+
+public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
+{
+    private static string F(double v, int d = 3) => v.ToString("F" + d, CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void The_pdf_has_every_section_in_order_with_numbered_pages()
+    {
+        var text = string.Join("\n", report.Pages);
+        int at = -1;
+        foreach (var section in ReportPdf.Sections)
+        {
+            int next = text.IndexOf(section, at + 1, StringComparison.Ordinal);
+            Assert.True(next > at, $"section '{section}' missing or out of order");
+            at = next;
+        }
+        for (int i = 0; i < report.Pages.Count; i++) Assert.Contains($"page {i + 1} of {report.Pages.Count}", report.Pages[i]);
+        Assert.Equal(report.Outcome.PdfPages, report.Pages.Count);
+    }
+
+    [Fact]
+    public void The_first_page_states_the_findings_with_the_numbers_of_results_json()
+    {
+        var r = report.Outcome.Results;
+        var first = report.Pages[0];
+        var eff = r.ComplexityRatios[0];
+        Assert.Contains($"complexity ratio of effective heads = {F(eff.Ratio)}", first);
+        Assert.Contains($"{F(eff.CiLow)} to {F(eff.CiHigh)}", first);
+        Assert.Contains(F(r.Divergence.Min(d => d.MeanJsdNats), 4), first);
+        Assert.Contains(F(r.Divergence.Max(d => d.MeanJsdNats), 4), first);
+        foreach (var role in r.Roles) Assert.Contains($"{role.Name} (entropy = {F(role.EntropyMeanNats, 2)} +/- {F(role.EntropySdNats, 2)} nats", first);
+        // The findings paragraph in the PDF is the one in results.json, word for word.
+        Assert.Contains(string.Join(" ", r.Findings.Split(' ').Take(12)), first);
+        // Key figures table.
+        Assert.Contains("Key figures", first);
+        Assert.Contains(F(r.Circuits[0].EffectiveHeads, 2), first);
+    }
+
+    [Fact]
+    public void Without_real_faces_the_stand_in_is_announced_on_the_first_page_and_in_results()
+    {
+        Assert.Contains("NO REAL FACES GIVEN", report.Pages[0]);
+        Assert.Contains(report.Outcome.Results.Notices, n => n.StartsWith("NO REAL FACES GIVEN", StringComparison.Ordinal));
+        Assert.Equal("naturalistic stand-in (procedural)", report.Outcome.Results.Data.Single(d => d.Name == "real").Kind);
+        Assert.Contains("naturalistic stand-in (not real)", report.Outcome.Results.Findings);
+    }
+
+    [Fact]
+    public void Tables_in_the_pdf_show_the_tests_circuits_and_model_of_results_json()
+    {
+        var r = report.Outcome.Results;
+        var all = string.Join(" ", report.Pages);
+        foreach (var layer in r.Model.Layers) Assert.Contains(layer.Name, all);
+        Assert.Contains(r.Model.Sha256, all);
+        foreach (var c in r.Circuits) Assert.Contains(string.Join(" ", c.Heads.Take(2)), all);
+        // Every hypothesis test is listed: the tests pages name each one.
+        Assert.True(r.Tests.Count >= 2 * r.HeadNames.Count + r.Degradations.Count);
+        foreach (var t in r.Tests.Where((_, i) => i % 7 == 0)) Assert.Contains(t.Test.Split(':')[0], all);
+        Assert.Contains("Benjamini-Hochberg", all);
+    }
+
+    [Fact]
+    public void Results_json_holds_metrics_with_units_and_definitions_and_no_timings()
+    {
+        using var doc = JsonDocument.Parse(report.Json);
+        var root = doc.RootElement;
+        Assert.Equal(ReportResults.DefinitionsVersion, root.GetProperty("definitions").GetString());
+        var names = root.GetProperty("metrics").EnumerateArray().Select(m => m.GetProperty("name").GetString()!).ToList();
+        Assert.Contains("complexity_ratio.effective_heads", names);
+        Assert.Contains("circuit.real.size", names);
+        Assert.Contains("entropy.synthetic.mid.attn.h3", names);
+        Assert.Contains("jsd.t200.mean", names);
+        Assert.Contains("degradation.real.down.1.attn.h0", names);
+        Assert.All(root.GetProperty("metrics").EnumerateArray(), m =>
+        {
+            Assert.False(string.IsNullOrEmpty(m.GetProperty("unit").GetString()));
+            Assert.StartsWith("METHOD.md", m.GetProperty("definition").GetString());
+        });
+        Assert.DoesNotContain("seconds", report.Json, StringComparison.OrdinalIgnoreCase);
+        Assert.True(File.Exists(Path.Combine(report.Dir, "timings.json")));
+    }
+
+    [Fact]
+    public void Tables_and_charts_are_written_beside_the_report()
+    {
+        foreach (var f in new[] { "features.csv", "summary.csv", "degradation.csv", "roles.csv", "tests.csv", "divergence.csv", "charts/role-map.svg",
+                     "charts/entropy-heatmap-real.png", "charts/attention-examples.png", "charts/circuit-curves.png" })
+            Assert.True(new FileInfo(Path.Combine(report.Dir, f)).Length > 100, f);
+        Assert.Empty(Directory.EnumerateFiles(report.Dir, "*.tmp", SearchOption.AllDirectories));
+        Assert.False(File.Exists(Path.Combine(report.Dir, ".run.info")), "the run lock is released at the end");
+    }
+
+    [Fact]
+    public void The_same_inputs_and_seed_give_byte_identical_results_json_and_another_seed_does_not()
+    {
+        var again = Directory.CreateTempSubdirectory("report-").FullName;
+        new ReportRunner(SmallReport.Options(again)).Run();
+        Assert.Equal(report.Json, File.ReadAllText(Path.Combine(again, "results.json")));
+        var other = Directory.CreateTempSubdirectory("report-").FullName;
+        new ReportRunner(SmallReport.Options(other) with { Seed = 2 }).Run();
+        Assert.NotEqual(report.Json, File.ReadAllText(Path.Combine(other, "results.json")));
+    }
+}
