@@ -132,3 +132,56 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         Assert.NotEqual(report.Json, File.ReadAllText(Path.Combine(other, "results.json")));
     }
 }
+
+public class RealFaceReportTests
+{
+    [Fact]
+    [Trait("Needs", "shared")]
+    public void With_the_celeba_sample_the_real_data_set_is_celeba_and_no_stand_in_is_announced()
+    {
+        var celeba = Path.Combine(ModelRunner.RepoRoot(), "..", "shared", "data", "celeba");
+        Assert.True(Directory.Exists(celeba), $"This test needs ../shared/data/celeba beside the repository (looked in {Path.GetFullPath(celeba)}).");
+        var dir = Directory.CreateTempSubdirectory("report-celeba-").FullName;
+        var outcome = new ReportRunner(SmallReport.Options(dir) with { RealFolder = celeba }).Run();
+        var real = outcome.Results.Data.Single(d => d.Name == "real");
+        Assert.Equal("CelebA (aligned, cropped)", real.Kind);
+        Assert.Equal(8, real.Images);
+        Assert.Empty(outcome.Results.Notices);
+        Assert.Contains("CelebA face images", outcome.Results.Findings);
+        using var pdf = PdfDocument.Open(Path.Combine(dir, "report.pdf"));
+        Assert.DoesNotContain("NO REAL FACES", string.Join(" ", pdf.GetPage(1).GetWords().Select(w => w.Text)));
+    }
+}
+
+[Collection("Console")]
+public class ReportOptionTests
+{
+    [Theory]
+    [InlineData("--images", "2", "--images must be between 4 and 100000")]
+    [InlineData("--timesteps", "50,1000", "in 0..999")]
+    [InlineData("--timesteps", "50,50", "duplicates")]
+    [InlineData("--roles", "0", "--roles must be between 1 and 64")]
+    [InlineData("--tolerance", "-1", "--tolerance must be a percentage")]
+    [InlineData("--bootstrap", "10", "--bootstrap must be between 100 and 1000000")]
+    [InlineData("--gpu", "-1", "--gpu must be a device id >= 0")]
+    [InlineData("--chunk", "-3", "--chunk must be >= 0")]
+    [InlineData("--real", "/no/such/folder", "'/no/such/folder' does not exist")]
+    [InlineData("--model", "/no/such/model.onnx", "'/no/such/model.onnx' does not exist")]
+    [InlineData("--heldout", "/no/such/list.txt", "'/no/such/list.txt' (--heldout) does not exist")]
+    public void Every_report_option_is_validated_with_a_message_saying_what_is_allowed(string option, string value, string message)
+    {
+        var outDir = Directory.CreateTempSubdirectory("opt-").FullName;
+        var (code, _, err) = DiffusionCircuits.Tests.Cli.CliTests.Run("report", option, value, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: ", err);
+        Assert.Contains(message, err);
+    }
+
+    [Fact]
+    public void Unparseable_values_are_refused_before_any_work()
+    {
+        var (code, _, err) = DiffusionCircuits.Tests.Cli.CliTests.Run("report", "--images", "many");
+        Assert.NotEqual(0, code);
+        Assert.Contains("many", err);
+    }
+}
