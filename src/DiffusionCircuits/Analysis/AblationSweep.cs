@@ -113,7 +113,7 @@ public sealed class AblationSweep
 
     public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero)
     {
-        (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, batchSize, kind);
+        (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, session.RowsPerRun(batchSize), kind);
         if (kind == AblationKind.Mean && !session.ExposesHeadOutputs)
             throw new ArgumentException("Mean ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
         _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();

@@ -55,7 +55,7 @@ public sealed class FeatureExtractor
 
     public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
     {
-        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
+        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, session.RowsPerRun(batchSize));
         foreach (var t in timesteps)
             if (t < 0 || t >= session.Schedule.Timesteps) throw new ArgumentOutOfRangeException(nameof(timesteps), t, $"Timesteps must be in 0..{session.Schedule.Timesteps - 1}.");
     }
@@ -121,8 +121,14 @@ public sealed class FeatureExtractor
                 var e = eps.AsSpan(r * len, len);
                 for (int i = 0; i < len; i++) se += (predicted[i] - e[i]) * (predicted[i] - e[i]);
                 float loss = (float)(se / len);
-                if (!float.IsFinite(loss) || features.Any(f => !float.IsFinite(f.EntropyNats)))
-                    throw new InvalidDataException($"The model produced NaN or infinite values for image '{image.Id}' at t = {timesteps[r]}.");
+                // NaN or infinities never reach the statistics: name where they appeared.
+                for (int l = 0, first = 0; l < layers.Count; first += layers[l].Heads, l++)
+                    for (int h = 0; h < layers[l].Heads; h++)
+                        if (!float.IsFinite(features[first + h].EntropyNats))
+                            throw new InvalidDataException($"The model produced NaN or infinite attention in layer '{layers[l].Name}' (head {layers[l].HeadName(h)}) " +
+                                                           $"for image '{image.Id}' at t = {timesteps[r]}.");
+                if (!float.IsFinite(loss))
+                    throw new InvalidDataException($"The model produced NaN or infinite predicted noise (attention was finite) for image '{image.Id}' at t = {timesteps[r]}.");
                 result.Features[k].Add(features);
                 result.LossMse[k].Add(loss);
                 onRow?.Invoke(image.Id, timesteps[r], features, loss);

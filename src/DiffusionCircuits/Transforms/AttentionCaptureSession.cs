@@ -73,6 +73,15 @@ public sealed class AttentionCaptureSession : IDisposable
     public int SampleLength => Channels * Height * Width;
     public int TotalHeads => Discovery.TotalHeads;
 
+    /// <summary>
+    /// The model takes one timestep for the whole batch (a scalar input): callers that mix timesteps in a batch run
+    /// one row per Run instead (slower, still correct).
+    /// </summary>
+    public bool ScalarTimestep => Discovery.Signature.Timestep.Rank == 0;
+
+    /// <summary>The batch size to use for rows of mixed timesteps: <paramref name="wanted"/>, or 1 for a scalar timestep.</summary>
+    public int RowsPerRun(int wanted) => ScalarTimestep ? 1 : wanted;
+
     /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
     public bool ExposesMaps { get; }
 

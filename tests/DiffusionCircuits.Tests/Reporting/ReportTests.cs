@@ -178,6 +178,22 @@ public class ReportOptionTests
     }
 
     [Fact]
+    public void A_folder_of_only_bad_images_is_a_clear_error_naming_the_folder_and_a_reason()
+    {
+        var dir = Directory.CreateTempSubdirectory("bad-faces-").FullName;
+        File.WriteAllBytes(Path.Combine(dir, "empty.jpg"), Array.Empty<byte>());
+        File.WriteAllText(Path.Combine(dir, "text.png"), "not an image at all");
+        File.WriteAllBytes(Path.Combine(dir, "cut.jpg"), new byte[] { 0xFF, 0xD8, 0xFF, 0xE0, 0, 16 });
+        var outDir = Directory.CreateTempSubdirectory("opt-").FullName;
+        var (code, _, err) = DiffusionCircuits.Tests.Cli.CliTests.Run("report", "--real", dir, "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains(dir, err);
+        Assert.Contains("0 usable image(s)", err);
+        Assert.Contains("3 skipped", err);
+        Assert.False(File.Exists(Path.Combine(outDir, "results.json")));
+    }
+
+    [Fact]
     public void Unparseable_values_are_refused_before_any_work()
     {
         var (code, _, err) = DiffusionCircuits.Tests.Cli.CliTests.Run("report", "--images", "many");

@@ -35,7 +35,8 @@ public static class PlantedCircuit
     /// themselves with gains summing to 1 predict eps_hat = x_t, and removing one hurts in proportion to its gain.
     /// </summary>
     public static OnnxModel Build(AttentionLayout layout, PlantedHead[]? heads = null, bool float16 = false,
-        int? removedHead = null, string scope = "/down.1/attn/", DataType attentionType = DataType.Float, bool denoiser = false)
+        int? removedHead = null, string scope = "/down.1/attn/", DataType attentionType = DataType.Float, bool denoiser = false,
+        DataType timestepType = DataType.Int64, bool scalarTimestep = false)
     {
         heads ??= DefaultHeads;
         int headDim = denoiser ? Channels : HeadDim;
@@ -45,7 +46,7 @@ public static class PlantedCircuit
 
         var b = new OnnxGraphBuilder("planted");
         var x = b.Input("sample", DataType.Float, "batch", Channels, Side, Side);
-        var t = b.Input("timestep", DataType.Int64, "batch");
+        var t = scalarTimestep ? b.Input("timestep", timestepType) : b.Input("timestep", timestepType, "batch");
         var tokens = b.Add("Transpose", new[] { b.Add("Reshape", new[] { x, b.ConstantInt64(0, Channels, Tokens) }) }, attributes: OnnxProtos.Attr("perm", 0L, 2, 1));
         var wq = new float[Channels * hd];
         var wk = Rand(Channels * hd);
