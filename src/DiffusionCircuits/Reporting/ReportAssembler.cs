@@ -14,7 +14,7 @@ public static class ReportAssembler
         typeof(ReportAssembler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
     public static ReportResults Assemble(ReportOptions o, AttentionCaptureSession session, string modelSha, IReadOnlyList<DataSetInfo> data,
-        IReadOnlyList<string> notices, CircuitAnalysisResult a)
+        IReadOnlyList<string> notices, CircuitAnalysisResult a, IReadOnlyList<HeadSummary> summaries)
     {
         var heads = a.HeadNames;
         var sig = session.Discovery.Signature;
@@ -23,16 +23,9 @@ public static class ReportAssembler
             session.Layers.Select(l => new LayerInfo(l.Name, l.Kind, l.Layout.ToString(), l.Heads, l.QueryTokens, l.KeyTokens, $"{l.GridHeight}x{l.GridWidth}", l.HeadDim)).ToList(),
             session.TotalHeads);
 
-        // Entropy per head, data set and timestep (and over timesteps): mean, SD, bootstrap CI over images.
-        var entropy = new List<EntropyRow>();
-        foreach (var set in a.Features)
-            for (int h = 0; h < heads.Count; h++)
-                for (int k = -1; k < set.Timesteps.Count; k++)
-                {
-                    var v = k < 0 ? set.PerImageMeans(h, 0) : set.Values(h, 0, k);
-                    var ci = Resampling.Bootstrap(v, x => x.Average(), o.Bootstrap, StableSeed.Of(o.Seed, h, k, set.Name == "real" ? 1 : 2));
-                    entropy.Add(new EntropyRow(set.Name, heads[h], k < 0 ? null : set.Timesteps[k], v.Length, v.Average(), Descriptive.StandardDeviation(v), ci.Low, ci.High));
-                }
+        // Entropy per head, data set and timestep (and over timesteps): the summary.csv rows (mean, SD, bootstrap CI over images).
+        var entropy = summaries.Where(x => x.Feature == nameof(HeadFeatures.EntropyNats))
+            .Select(x => new EntropyRow(x.DataSet, x.Head, x.Timestep, x.N, x.Mean, x.StandardDeviation, x.CiLow, x.CiHigh)).ToList();
 
         var divergence = FeatureAggregation.Divergence(a.Features[0], a.Features[1], session.Layers)
             .Select(d => new DivergenceRow(d.Timestep, d.MeanJsdNats, d.MinJsdNats, d.MaxJsdNats, heads[Array.IndexOf(d.JsdNatsPerHead, d.MaxJsdNats)], d.MeanAbsEntropyGapNats))

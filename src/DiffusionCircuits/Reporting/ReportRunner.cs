@@ -174,7 +174,9 @@ public sealed class ReportRunner
         Lap("analysis");
 
         progress?.Report(("statistics", 0));
-        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis);
+        var heads = analysis.HeadNames;
+        var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Bootstrap, o.Seed)).ToList();
+        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries);
         progress?.Report(("statistics", 1));
         Lap("statistics");
 
@@ -182,9 +184,7 @@ public sealed class ReportRunner
         // A half-written set of outputs never looks complete: the old report and results go first, report.pdf comes last.
         foreach (var stale in new[] { "report.pdf", "results.json" }) File.Delete(Path.Combine(outDir, stale));
         string Out(string name) { files.Add(name); return Path.Combine(outDir, name); }
-        var heads = analysis.HeadNames;
         FeatureAggregation.WriteFeaturesCsv(Out("features.csv"), analysis.Features, heads);
-        var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Bootstrap, o.Seed)).ToList();
         FeatureAggregation.WriteSummaryCsv(Out("summary.csv"), summaries);
         ReportTables.WriteDegradationCsv(Out("degradation.csv"), results);
         ReportTables.WriteRolesCsv(Out("roles.csv"), results, analysis);

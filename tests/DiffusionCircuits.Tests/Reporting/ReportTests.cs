@@ -112,6 +112,17 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
     }
 
     [Fact]
+    public void Entropy_in_results_json_is_the_entropy_of_summary_csv()
+    {
+        var row = File.ReadLines(Path.Combine(report.Dir, "summary.csv"))
+            .Single(l => l.StartsWith("synthetic,mid.attn.h3,all,entropy_nats,", StringComparison.Ordinal)).Split(',');
+        var e = report.Outcome.Results.Entropy.Single(x => x.DataSet == "synthetic" && x.Head == "mid.attn.h3" && x.Timestep == null);
+        Assert.Equal(double.Parse(row[5], CultureInfo.InvariantCulture), e.MeanNats);
+        Assert.Equal(double.Parse(row[7], CultureInfo.InvariantCulture), e.CiLowNats);
+        Assert.Equal(double.Parse(row[8], CultureInfo.InvariantCulture), e.CiHighNats);
+    }
+
+    [Fact]
     public void Tables_and_charts_are_written_beside_the_report()
     {
         foreach (var f in new[] { "features.csv", "summary.csv", "degradation.csv", "roles.csv", "tests.csv", "divergence.csv", "charts/role-map.svg",
