@@ -13,6 +13,10 @@ public static class NpyFile
     public static void WriteFloat32(string path, ReadOnlySpan<float> data, params int[] shape) =>
         Write(path, "<f4", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data), shape);
 
+    /// <summary>Writes a C-ordered little-endian int32 array of the given shape.</summary>
+    public static void WriteInt32(string path, ReadOnlySpan<int> data, params int[] shape) =>
+        Write(path, "<i4", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data), shape);
+
     private static void Write(string path, string descr, ReadOnlySpan<byte> payload, int[] shape)
     {
         long count = shape.Aggregate(1L, (a, b) => a * b);

@@ -152,6 +152,9 @@ public sealed class AttentionCaptureSession : IDisposable
     public static SessionOptions CreateSessionOptions(CaptureOptions options, out string note)
     {
         var so = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        // Idle ONNX Runtime threads sleep instead of spinning: the capture stage computes features on another thread
+        // while the next batch runs, and spinning threads would take its core (measured: bench, docs/PERFORMANCE.md).
+        so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         if (options.Threads > 0) so.IntraOpNumThreads = options.Threads;
         note = "CPU";
         if (options.GpuDeviceId is int gpu)

@@ -169,25 +169,11 @@ public sealed class ImageTokenMaps
 /// </summary>
 public sealed class AttentionFeatureCalculator
 {
-    private float[] _scratch = Array.Empty<float>();
     private float[] _received = Array.Empty<float>();
 
-    /// <summary>Entropy of each row, averaged over queries (nats), with 0 ln 0 = 0.</summary>
-    public float EntropyNats(ReadOnlySpan<float> map, int queries, int keys)
-    {
-        EnsureScratch(keys);
-        var ln = _scratch.AsSpan(0, keys);
-        double total = 0;
-        for (int i = 0; i < queries; i++)
-        {
-            var row = map.Slice(i * keys, keys);
-            // max(p, tiny) keeps ln finite; p * ln(tiny) is then exactly 0 where p = 0.
-            TensorPrimitives.Max(row, 1e-30f, ln);
-            TensorPrimitives.Log(ln, ln);
-            total -= TensorPrimitives.Dot(row, ln);
-        }
-        return (float)(total / queries);
-    }
+    /// <summary>Entropy of each row, averaged over queries (nats), with 0 ln 0 = 0: -(1/S_q) sum_ij p_ij ln p_ij.</summary>
+    public float EntropyNats(ReadOnlySpan<float> map, int queries, int keys) =>
+        (float)(-FastEntropy.SumPLogP(map[..(queries * keys)]) / queries);
 
     /// <summary>All features of one self-attention head; cross-attention heads get entropy only (others NaN).</summary>
     public HeadFeatures Compute(ReadOnlySpan<float> map, AttentionLayer layer, TokenGeometry? geometry, ImageTokenMaps? image, bool includeEntropy = true)
@@ -267,8 +253,4 @@ public sealed class AttentionFeatureCalculator
         return denominator < 1e-9 ? 0f : (float)((rxy - rxz * (double)ryz) / denominator);
     }
 
-    private void EnsureScratch(int n)
-    {
-        if (_scratch.Length < n) _scratch = new float[n];
-    }
 }

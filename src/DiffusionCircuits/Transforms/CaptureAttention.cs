@@ -128,8 +128,12 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
 
         public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) => new[] { GetRowCursor(columnsNeeded, rand) };
 
-        /// <summary>A leader cursor reads a batch ahead and runs it; the follower serves pass-through columns in step.</summary>
-        private sealed class Cursor : DataViewRowCursor
+        /// <summary>
+        /// A leader cursor reads a batch ahead and runs it; the follower serves pass-through columns in step. While the
+        /// rows of one batch are consumed (features computed downstream), ONNX Runtime already runs the next one on a
+        /// worker thread, so feature work overlaps the model's instead of adding to it. Two slots alternate.
+        /// </summary>
+        private sealed class Cursor : DataViewRowCursor, ISpanSource
         {
             private readonly CaptureView _view;
             private readonly DataViewRowCursor _follower;
@@ -137,21 +141,27 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
             private readonly HashSet<string> _active;
             private readonly ValueGetter<VBuffer<float>>? _noisyGetter, _noiseGetter;
             private readonly ValueGetter<int>? _timestepGetter;
-            private readonly float[] _noisy, _noise;
-            private readonly int[] _timesteps;
-            private readonly bool[] _hasNoise;
+            private readonly Slot[] _slots;
             private VBuffer<float> _buffer;
-            private CaptureBatch? _batch;
-            private int _row, _count;
+            private Slot? _current, _pending;
+            private int _row, _count, _nextSlot;
+
+            /// <summary>One batch's inputs, its run (in flight or done) and its outputs.</summary>
+            private sealed class Slot(int batch, int len)
+            {
+                public readonly float[] Noisy = new float[batch * len], Noise = new float[batch * len];
+                public readonly int[] Timesteps = new int[batch];
+                public readonly bool[] HasNoise = new bool[batch];
+                public int Count;
+                public Task<CaptureBatch>? Run;
+                public CaptureBatch? Batch;
+            }
 
             public Cursor(CaptureView view, DataViewRowCursor follower, DataViewRowCursor? leader, HashSet<string> active)
             {
                 (_view, _follower, _leader, _active) = (view, follower, leader, active);
                 int b = view._t._batchSize, len = view._t.Session.SampleLength;
-                _noisy = new float[b * len];
-                _noise = new float[b * len];
-                _timesteps = new int[b];
-                _hasNoise = new bool[b];
+                _slots = leader == null ? Array.Empty<Slot>() : new[] { new Slot(b, len), new Slot(b, len) };
                 if (leader != null)
                 {
                     _noisyGetter = leader.GetGetter<VBuffer<float>>(leader.Schema[view._t._noisyColumn]);
@@ -167,6 +177,8 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
             public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Name);
             public override ValueGetter<DataViewRowId> GetIdGetter() => _follower.GetIdGetter();
 
+            private CaptureBatch Current => _current!.Batch!;
+
             public override bool MoveNext()
             {
                 if (_leader != null && ++_row >= _count && !NextBatch()) return false;
@@ -175,42 +187,74 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
 
             private bool NextBatch()
             {
-                _batch?.Dispose();
-                _batch = null;
+                _current?.Batch?.Dispose();
+                if (_current != null) _current.Batch = null;
+                _pending ??= Start();
+                if (_pending == null) return false;
+                _current = _pending;
+                _current.Batch = _current.Run!.GetAwaiter().GetResult();   // rethrows the run's own exception
+                _current.Run = null;
+                _count = _current.Count;
+                _row = 0;
+                _pending = Start();                                         // the next batch runs while this one is read
+                return true;
+            }
+
+            /// <summary>Reads the next batch of rows into a free slot and starts its run on a worker thread; null at the end.</summary>
+            private Slot? Start()
+            {
+                var slot = _slots[_nextSlot];
                 int len = _view._t.Session.SampleLength;
-                _count = 0;
-                while (_count < _view._t._batchSize && _leader!.MoveNext())
+                slot.Count = 0;
+                while (slot.Count < _view._t._batchSize && _leader!.MoveNext())
                 {
+                    int c = slot.Count;
                     _noisyGetter!(ref _buffer);
-                    _buffer.GetValues().CopyTo(_noisy.AsSpan(_count * len, len));
-                    _timestepGetter!(ref _timesteps[_count]);
-                    _hasNoise[_count] = _noiseGetter != null;
+                    _buffer.GetValues().CopyTo(slot.Noisy.AsSpan(c * len, len));
+                    _timestepGetter!(ref slot.Timesteps[c]);
+                    slot.HasNoise[c] = _noiseGetter != null;
                     if (_noiseGetter != null)
                     {
                         _noiseGetter(ref _buffer);
-                        _buffer.GetValues().CopyTo(_noise.AsSpan(_count * len, len));
+                        _buffer.GetValues().CopyTo(slot.Noise.AsSpan(c * len, len));
                     }
-                    _count++;
+                    slot.Count++;
                 }
-                if (_count == 0) return false;
-                var noisy = _count == _view._t._batchSize ? _noisy : _noisy[..(_count * len)];
-                _batch = _view._t.Session.Run(noisy, _timesteps[.._count]);
-                _row = 0;
-                return true;
+                if (slot.Count == 0) return null;
+                _nextSlot = 1 - _nextSlot;
+                var session = _view._t.Session;
+                var noisy = slot.Count == _view._t._batchSize ? slot.Noisy : slot.Noisy[..(slot.Count * len)];
+                var timesteps = slot.Timesteps[..slot.Count];
+                slot.Run = Task.Run(() => session.Run(noisy, timesteps));
+                return slot;
+            }
+
+            public bool TryGetSpan(string column, out ReadOnlySpan<float> values)
+            {
+                values = default;
+                if (_leader == null || _current?.Batch == null) return false;
+                var layers = _view._t.Session.Layers;
+                for (int l = 0; l < layers.Count; l++)
+                    if (column == MapsColumn(layers[l]))
+                    {
+                        values = Current.Maps(l, _row);
+                        return true;
+                    }
+                return false;
             }
 
             public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
             {
                 var session = _view._t.Session;
                 if (column.Name == PredictedNoiseColumn)
-                    return (ValueGetter<TValue>)(Delegate)(ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) => Buffers.CopyTo(_batch!.PredictedNoise(_row), ref v));
+                    return (ValueGetter<TValue>)(Delegate)(ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) => Buffers.CopyTo(Current.PredictedNoise(_row), ref v));
                 if (column.Name == LossColumn)
                     return (ValueGetter<TValue>)(Delegate)(ValueGetter<float>)((ref float v) =>
                     {
-                        if (!_hasNoise[_row]) { v = float.NaN; return; }
+                        if (!_current!.HasNoise[_row]) { v = float.NaN; return; }
                         int len = session.SampleLength;
-                        var predicted = _batch!.PredictedNoise(_row);
-                        var eps = _noise.AsSpan(_row * len, len);
+                        var predicted = Current.PredictedNoise(_row);
+                        var eps = _current.Noise.AsSpan(_row * len, len);
                         double sum = 0;
                         for (int i = 0; i < len; i++) sum += (predicted[i] - eps[i]) * (predicted[i] - eps[i]);
                         v = (float)(sum / len);
@@ -219,7 +263,7 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
                     if (column.Name == MapsColumn(session.Layers[l]))
                     {
                         int layer = l;
-                        return (ValueGetter<TValue>)(Delegate)(ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) => Buffers.CopyTo(_batch!.Maps(layer, _row), ref v));
+                        return (ValueGetter<TValue>)(Delegate)(ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) => Buffers.CopyTo(Current.Maps(layer, _row), ref v));
                     }
                 return _follower.GetGetter<TValue>(_follower.Schema[column.Name]);
             }
@@ -228,7 +272,13 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
             {
                 if (disposing)
                 {
-                    _batch?.Dispose();
+                    _current?.Batch?.Dispose();
+                    if (_pending?.Run != null)
+                    {
+                        // A run still in flight owns ONNX Runtime buffers: wait for it and release them.
+                        try { _pending.Run.GetAwaiter().GetResult().Dispose(); }
+                        catch (Exception) { }
+                    }
                     _leader?.Dispose();
                     _follower.Dispose();
                 }

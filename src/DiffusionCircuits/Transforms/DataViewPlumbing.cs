@@ -50,6 +50,16 @@ public static class SchemaShapes
 internal sealed record MappedColumn(string Name, DataViewType Type, DataViewSchema.Annotations? Annotations = null);
 
 /// <summary>
+/// A row of our own cursors that can lend a float vector column of the current row without copying it (the attention
+/// maps, 4 MB per row on the reference model, would otherwise be copied once per consuming stage). Stages use it
+/// when their input offers it and fall back to the column's getter otherwise. The span is valid until the cursor moves.
+/// </summary>
+internal interface ISpanSource
+{
+    bool TryGetSpan(string column, out ReadOnlySpan<float> values);
+}
+
+/// <summary>
 /// Computes a stage's output columns for the current input row. One mapper per cursor (cursors of a cursor set run
 /// on different threads), so a mapper can keep scratch buffers without locking.
 /// </summary>
@@ -103,7 +113,7 @@ internal sealed class MappedDataView : IDataView
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
         new[] { GetRowCursor(columnsNeeded, rand) };
 
-    private sealed class Cursor : DataViewRowCursor
+    private sealed class Cursor : DataViewRowCursor, ISpanSource
     {
         private readonly MappedDataView _view;
         private readonly DataViewRowCursor _input;
@@ -122,6 +132,13 @@ internal sealed class MappedDataView : IDataView
         public override bool IsColumnActive(DataViewSchema.Column column) => _active.Contains(column.Name);
         public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
         public override bool MoveNext() => _input.MoveNext();
+
+        /// <summary>Input columns pass through, so do their spans.</summary>
+        public bool TryGetSpan(string column, out ReadOnlySpan<float> values)
+        {
+            values = default;
+            return _view._outputs.All(o => o.Name != column) && _input is ISpanSource source && source.TryGetSpan(column, out values);
+        }
 
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {

@@ -155,8 +155,13 @@ public sealed class HeadFeatureTransformer : ITransformer
             for (int l = 0; l < _layers.Count; l++)
             {
                 var (column, layer) = _layers[l];
-                input.GetGetter<VBuffer<float>>(input.Schema[column])(ref _maps);
-                var maps = _maps.GetValues();
+                ReadOnlySpan<float> maps;
+                if (input is ISpanSource source && source.TryGetSpan(column, out var lent)) maps = lent;   // no copy from our capture stage
+                else
+                {
+                    input.GetGetter<VBuffer<float>>(input.Schema[column])(ref _maps);
+                    maps = _maps.GetValues();
+                }
                 var tokens = _tokens[l];
                 int size = layer.QueryTokens * layer.KeyTokens;
                 for (int h = 0; h < layer.Heads; h++)

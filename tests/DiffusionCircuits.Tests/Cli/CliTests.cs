@@ -128,3 +128,23 @@ public class CliValidationTests
         Assert.Contains("at least 2", err);
     }
 }
+
+[Collection("Console")]
+public class BenchCliTests
+{
+    [Fact]
+    public void Bench_writes_every_tracked_ratio_as_a_number()
+    {
+        var dir = Directory.CreateTempSubdirectory("bench-").FullName;
+        var (code, output, err) = CliTests.Run("bench", "--images", "2", "--timesteps", "200,600", "--python", "none", "--memory-images", "none", "--out", dir);
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "bench.json"))).RootElement;
+        foreach (var key in new[] { "pipeline_vs_raw_ort_exposed", "features_share_of_pipeline", "ablation_run_calls_vs_naive", "floor_gflops_per_s", "pipeline_gflops_per_s" })
+            Assert.True(json.GetProperty(key).GetDouble() >= 0, key);
+        // 2 images x 2 timesteps x 25 conditions (24 heads + baseline) = 100 passes: 2 Runs of 64 instead of 100.
+        Assert.Equal(100, json.GetProperty("ablation_run_calls_naive").GetInt64());
+        Assert.Equal(2, json.GetProperty("ablation_run_calls").GetInt64());
+        Assert.Equal(295.17, json.GetProperty("model_mflops_per_row").GetDouble(), 0.5);
+        Assert.Contains("bench.json", output);
+    }
+}
