@@ -87,6 +87,8 @@ public sealed class CircuitAnalysis
         var features = sets.Select(s => checkpoint.Features(s.Item1, s.Item2,
             (chunk, p) => extractor.Run(s.Item1, chunk, progress: new Progress<int>(c => p.Report(c / (double)chunk.Count))), Stage($"features {s.Item1}"))).ToList();
 
+        // The maps session is done until the end: its arena (a batch of every layer's maps) need not sit beside the sweep's.
+        if (!ReferenceEquals(_maps, _ablation)) _maps.ReleaseBuffers();
         var sweep = new AblationSweep(_ablation, o.Timesteps, o.Seed, o.BatchSize, o.Ablation);
         // Mean ablation uses the whole data set's means, also when a checkpoint runs it in chunks.
         var means = sets.Select(s => o.Ablation == AblationKind.Mean ? sweep.MeanHeadOutputs(s.Item2) : null).ToList();

@@ -31,7 +31,8 @@ public sealed record CaptureOptions
 /// </summary>
 public sealed class AttentionCaptureSession : IDisposable
 {
-    private readonly InferenceSession _session;
+    private readonly SessionOptions _sessionOptions;
+    private InferenceSession? _session;
     // Held for the session's life: a RunOptions collected during a native Run call corrupts its flags.
     private readonly RunOptions _runOptions = new();
     private readonly string[] _outputNames;
@@ -52,9 +53,9 @@ public sealed class AttentionCaptureSession : IDisposable
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
         Width = (int)(sample.FixedDim(3) ?? options.SampleSize);
-        var sessionOptions = CreateSessionOptions(options, out var note);
+        _sessionOptions = CreateSessionOptions(options, out var note);
         DeviceNote = note;
-        _session = OrtSessions.Create(Instrumented.Model, sessionOptions);
+        _session = OrtSessions.Create(Instrumented.Model, _sessionOptions);
         _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }
             .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
             .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>()).ToArray();
@@ -98,6 +99,17 @@ public sealed class AttentionCaptureSession : IDisposable
     public long ForwardPasses { get; private set; }
 
     /// <summary>
+    /// Gives ONNX Runtime's memory arena back (it keeps the largest batch's buffers for the session's lifetime); the
+    /// next <see cref="Run"/> creates the session again (a fraction of a second). For a session that is done with
+    /// one stage of a long analysis while another session does the next. Not while a batch is in flight.
+    /// </summary>
+    public void ReleaseBuffers()
+    {
+        _session?.Dispose();
+        _session = null;
+    }
+
+    /// <summary>
     /// One forward pass of a batch. <paramref name="masks"/>, when given, has one [B, H] array per layer (1 keeps a
     /// head, 0 ablates it); <paramref name="means"/> optionally replaces ablated heads' outputs (mean ablation), in
     /// the layer's head-output layout for the whole batch. <paramref name="conditioning"/> feeds other float inputs by
@@ -126,6 +138,7 @@ public sealed class AttentionCaptureSession : IDisposable
                 names.Add(layer.MeanInput);
                 values.Add(OrtValue.CreateTensorValueFromMemory(mean, meanShape));
             }
+            _session ??= OrtSessions.Create(Instrumented.Model, _sessionOptions);
             var results = _session.Run(_runOptions, names, values, _outputNames);
             RunCalls++;
             ForwardPasses += batch;
@@ -177,7 +190,8 @@ public sealed class AttentionCaptureSession : IDisposable
 
     public void Dispose()
     {
-        _session.Dispose();
+        _session?.Dispose();
+        _sessionOptions.Dispose();
         _runOptions.Dispose();
     }
 }
