@@ -189,19 +189,26 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
             {
                 _current?.Batch?.Dispose();
                 if (_current != null) _current.Batch = null;
-                _pending ??= Start();
-                if (_pending == null) return false;
+                if (_pending == null)
+                {
+                    _pending = Read();
+                    if (_pending == null) return false;
+                    Launch(_pending);
+                }
+                // Read the batch after next while the next one runs, so ONNX Runtime never waits for inputs.
+                var following = Read();
                 _current = _pending;
                 _current.Batch = _current.Run!.GetAwaiter().GetResult();   // rethrows the run's own exception
                 _current.Run = null;
+                if (following != null) Launch(following);
+                _pending = following;
                 _count = _current.Count;
                 _row = 0;
-                _pending = Start();                                         // the next batch runs while this one is read
                 return true;
             }
 
-            /// <summary>Reads the next batch of rows into a free slot and starts its run on a worker thread; null at the end.</summary>
-            private Slot? Start()
+            /// <summary>Reads the next batch of rows into the free slot; null at the end.</summary>
+            private Slot? Read()
             {
                 var slot = _slots[_nextSlot];
                 int len = _view._t.Session.SampleLength;
@@ -222,11 +229,17 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
                 }
                 if (slot.Count == 0) return null;
                 _nextSlot = 1 - _nextSlot;
+                return slot;
+            }
+
+            /// <summary>Starts a slot's run on a worker thread.</summary>
+            private void Launch(Slot slot)
+            {
                 var session = _view._t.Session;
+                int len = session.SampleLength;
                 var noisy = slot.Count == _view._t._batchSize ? slot.Noisy : slot.Noisy[..(slot.Count * len)];
                 var timesteps = slot.Timesteps[..slot.Count];
                 slot.Run = Task.Run(() => session.Run(noisy, timesteps));
-                return slot;
             }
 
             public bool TryGetSpan(string column, out ReadOnlySpan<float> values)

@@ -34,6 +34,32 @@ public class PipelineTests
         return path;
     }
 
+    [Fact]
+    public void A_cursor_disposed_while_the_next_batch_runs_releases_it_and_a_new_cursor_starts_over()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = PlantedImages(7);
+        var rows = ml.Transforms.AddDiffusionNoise(timesteps: new[] { 100, 700 }, seed: 3)
+            .Append(ml.Transforms.CaptureAttention(SavePlanted(AttentionLayout.Heads4D), batchSize: 3, options: new CaptureOptions { SampleSize = 6 }))
+            .Append(ml.Transforms.AttentionEntropy()).Fit(data).Transform(data);
+        float[] First(int take)
+        {
+            using var cursor = rows.GetRowCursor(rows.Schema);
+            var entropy = cursor.GetGetter<VBuffer<float>>(rows.Schema["EntropyNats"]);
+            VBuffer<float> v = default;
+            for (int i = 0; i < take && cursor.MoveNext(); i++) entropy(ref v);
+            return v.DenseValues().ToArray();
+        }
+        var afterOne = First(1);      // the second batch is already running when this cursor is disposed
+        var afterFour = First(4);     // inside the second batch, the third in flight
+        Assert.Equal(afterOne, First(1));
+        Assert.Equal(afterFour, First(4));
+        using var all = rows.GetRowCursor(rows.Schema);
+        int count = 0;
+        while (all.MoveNext()) count++;
+        Assert.Equal(14, count);      // 7 images x 2 timesteps, batches of 3 with a partial last one
+    }
+
     private static List<(int Timestep, float Loss, float[] Entropy, float[] Distance, float[] Edge, float[] Semantic, float[] Symmetry)> Run(AttentionLayout layout, int images)
     {
         var ml = new MLContext(seed: 1);
