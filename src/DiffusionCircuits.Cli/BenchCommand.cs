@@ -64,22 +64,9 @@ internal static class BenchCommand
                     ForwardNoising.Apply(faces[i].RgbPlanes, eps, capture.Schedule, ts[k], noisy.AsSpan(r * len, len));
                 }
             var results = new List<(string Name, double RowsPerSecond, string Detail)>();
-            // Best of three timed passes after a warm-up: the machine is shared, and the fastest pass is the least disturbed.
-            double Measure(string name, string detail, Action run)
-            {
-                run();                                      // warm-up: first-run allocations, JIT
-                double best = double.MaxValue;
-                for (int rep = 0; rep < 3; rep++)
-                {
-                    var w = Stopwatch.StartNew();
-                    run();
-                    best = Math.Min(best, w.Elapsed.TotalSeconds);
-                }
-                double rate = rows / best;
-                results.Add((name, rate, detail));
-                Console.Error.WriteLine($"bench: {name}: {rate:F1} rows/s");
-                return rate;
-            }
+            // The paths are timed in rounds (each path once per round, five rounds) and each keeps its fastest pass:
+            // on a shared machine a slow spell then hits every path alike instead of whichever ran during it.
+            var paths = new List<(string Name, string Detail, Action Run)>();
 
             Console.Error.WriteLine("bench: the floor (model FLOPs and the machine's matrix-product GFLOP/s) ...");
             var (flopsPerRow, flopsByOp) = FlopCounter.Count(onnx, capture.Height);
@@ -87,20 +74,35 @@ internal static class BenchCommand
             double floorRate = floorGflops * 1e9 / flopsPerRow;
             results.Add(("floor: model FLOPs / matrix-product GFLOP/s", floorRate, $"{flopsPerRow / 1e6:F0} MFLOP per row, {floorGflops:F1} GFLOP/s"));
 
-            double rawOriginal, rawMaps, pipeline, captureOnly, applyOnnx;
-            using (var denoiser = new DenoiserSession(onnx))
-                rawOriginal = Measure("raw ORT, original model, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) => denoiser.PredictNoise(noisy[(s * len)..((s + c) * len)], t[s..(s + c)])));
-            rawMaps = Measure("raw ORT, instrumented, maps exposed, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) =>
+            double[] ourEntropy = Array.Empty<double>();
+            using var denoiser = new DenoiserSession(onnx);
+            using var full = new Pipeline(path, faces, ts, b, features: true);
+            using var captureAlone = new Pipeline(path, faces, ts, b, features: false);
+            using var apply = new ApplyOnnxPath(capture, noisy, t);
+            paths.Add(("raw ORT, original model, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) => denoiser.PredictNoise(noisy[(s * len)..((s + c) * len)], t[s..(s + c)]))));
+            paths.Add(("raw ORT, instrumented, maps exposed, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) =>
             {
                 using var r = capture.Run(noisy[(s * len)..((s + c) * len)], t[s..(s + c)]);
-            }));
-            double[] ourEntropy = Array.Empty<double>();
-            using (var full = new Pipeline(path, faces, ts, b, features: true))
-                pipeline = Measure("ML.NET pipeline: capture + entropy + probes", $"batch {b}", () => ourEntropy = full.Pass());
-            using (var mapsOnly = new Pipeline(path, faces, ts, b, features: false))
-                captureOnly = Measure("ML.NET pipeline: capture alone (loss read, maps unread)", $"batch {b}", () => mapsOnly.Pass());
-            using (var apply = new ApplyOnnxPath(capture, noisy, t))
-                applyOnnx = Measure("ML.NET ApplyOnnxModel, row by row", "1 row per Run", apply.Pass);
+            })));
+            paths.Add(("ML.NET pipeline: capture + entropy + probes", $"batch {b}", () => ourEntropy = full.Pass()));
+            paths.Add(("ML.NET pipeline: capture alone (loss read, maps unread)", $"batch {b}", () => captureAlone.Pass()));
+            paths.Add(("ML.NET ApplyOnnxModel, row by row", "1 row per Run", apply.Pass));
+            foreach (var p in paths) p.Run();                  // warm-up: first-run allocations, JIT
+            var best = paths.Select(_ => double.MaxValue).ToArray();
+            for (int round = 0; round < 5; round++)
+                for (int i = 0; i < paths.Count; i++)
+                {
+                    var w = Stopwatch.StartNew();
+                    paths[i].Run();
+                    best[i] = Math.Min(best[i], w.Elapsed.TotalSeconds);
+                }
+            var rates = best.Select(s => rows / s).ToArray();
+            for (int i = 0; i < paths.Count; i++)
+            {
+                results.Add((paths[i].Name, rates[i], paths[i].Detail));
+                Console.Error.WriteLine($"bench: {paths[i].Name}: {rates[i]:F1} rows/s");
+            }
+            double rawOriginal = rates[0], rawMaps = rates[1], pipeline = rates[2], captureOnly = rates[3], applyOnnx = rates[4];
 
             string outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
