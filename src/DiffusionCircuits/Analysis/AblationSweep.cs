@@ -288,7 +288,7 @@ public sealed class AblationSweep
 
         for (int i = 0; i < images.Count; i++)
         {
-            DenoiserEvaluation.CheckSize(images[i], _session.Height, _session.Width, len);
+            DenoiserEvaluation.CheckSize(images[i], _session.Height, _session.Width, len, _session.Discovery.Signature.Sample.Name);
             for (int k = 0; k < _timesteps.Count; k++)
                 for (int c = -1; c < conditions.Count; c++)
                 {

@@ -83,7 +83,7 @@ public sealed class FeatureExtractor
             for (int r = 0; r < b; r++)
             {
                 var (image, k) = pending[r];
-                DenoiserEvaluation.CheckSize(image, _session.Height, _session.Width, len);
+                DenoiserEvaluation.CheckSize(image, _session.Height, _session.Width, len, _session.Discovery.Signature.Sample.Name);
                 timesteps[r] = _timesteps[k];
                 PairedNoise.Fill(eps.AsSpan(r * len, len), _seed, image.Id, timesteps[r]);
                 ForwardNoising.Apply(image.RgbPlanes, eps.AsSpan(r * len, len), _session.Schedule, timesteps[r], noisy.AsSpan(r * len, len));

@@ -59,12 +59,12 @@ public static class DenoiserEvaluation
 
     internal static void CheckSize(FaceImage image, DenoiserSession denoiser) => CheckSize(image, denoiser.Height, denoiser.Width, denoiser.SampleLength);
 
-    /// <summary>Images must match the model's input exactly; the message names the image and both sizes.</summary>
-    public static void CheckSize(FaceImage image, int height, int width, int sampleLength)
+    /// <summary>Images must match the model's input exactly; the message names the image, the input and both sizes.</summary>
+    public static void CheckSize(FaceImage image, int height, int width, int sampleLength, string inputName = "sample")
     {
         if (image.Width != width || image.Height != height || image.RgbPlanes.Length != sampleLength)
             throw new InvalidDataException(
-                $"Image '{image.Id}' is {image.Width}x{image.Height} with {image.RgbPlanes.Length / Math.Max(1, image.Width * image.Height)} channels; " +
-                $"the model takes {sampleLength / (width * height)}x{height}x{width}.");
+                $"Image '{image.Id}' is {image.RgbPlanes.Length / Math.Max(1, image.Width * image.Height)}x{image.Height}x{image.Width} (channels x height x width); " +
+                $"the model's input '{inputName}' takes {sampleLength / (width * height)}x{height}x{width}.");
     }
 }

@@ -121,6 +121,9 @@ public sealed class ReportRunner
         o.Validate(maps.Schedule.Timesteps);
         _log($"Model {Path.GetFileName(o.ModelPath)}: {maps.Layers.Count} attention layers, {maps.TotalHeads} heads, {maps.Channels}x{maps.Height}x{maps.Width} samples; {maps.DeviceNote}.");
         if (maps.Layers.Count == 0) throw new InvalidDataException($"Model '{o.ModelPath}' has no attention heads to analyse.");
+        if (maps.Channels != 3)
+            throw new InvalidDataException($"Model '{o.ModelPath}': input '{maps.Discovery.Signature.Sample.Name}' takes {maps.Channels} channels, but face images have 3 (RGB). " +
+                                           "A latent-space UNet needs its VAE encoder in front, which this tool does not run; export a pixel-space denoiser.");
 
         // Data: real faces (or the announced stand-in) and synthetic faces of the model's size.
         int nSynthetic = o.SyntheticImages ?? o.Images;

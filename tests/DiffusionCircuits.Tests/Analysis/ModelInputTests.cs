@@ -66,3 +66,20 @@ public class ModelInputTests
         Assert.Contains("image 'naturalistic-000000'", e.Message);
     }
 }
+
+public class ModelInputSizeTests
+{
+    [Fact]
+    public void Images_that_do_not_fit_the_model_input_are_refused_naming_the_image_and_the_input()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "m.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, denoiser: true).Save(path);
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        var big = new FaceImage("big-face", 8, 8, new float[3 * 64], null);
+        var e = Assert.Throws<InvalidDataException>(() => new FeatureExtractor(session, new[] { 100 }, 1).Run("x", new[] { big }));
+        Assert.Contains("'big-face' is 3x8x8", e.Message);
+        Assert.Contains("input 'sample' takes 3x6x6", e.Message);
+        var e2 = Assert.Throws<InvalidDataException>(() => new AblationSweep(session, new[] { 100 }, 1).Run("x", new[] { big }, AblationSweep.SingleHeads(session)));
+        Assert.Contains("input 'sample'", e2.Message);
+    }
+}
