@@ -22,12 +22,18 @@ public sealed class ReportExamples : IDisposable
     public IReadOnlyList<string> Images { get; }
     public int Timestep { get; }
 
-    /// <summary>The most specialised heads: the four lowest normalised entropies and the most important head.</summary>
+    /// <summary>
+    /// The most specialised heads that attend over image positions (self-attention; a cross-attention head's keys are
+    /// text tokens, with nothing to overlay): the four lowest entropies and the most important such head.
+    /// </summary>
     public static List<string> SpecialisedHeads(ReportResults r)
     {
-        var sharp = r.Entropy.Where(e => e.Timestep == null).GroupBy(e => e.Head).Select(g => (Head: g.Key, Entropy: g.Average(e => e.MeanNats)))
+        var imageLayers = r.Model.Layers.Where(l => l.Kind == "self").Select(l => l.Name + ".h").ToList();
+        bool OverImage(string head) => imageLayers.Any(prefix => head.StartsWith(prefix, StringComparison.Ordinal));
+        var sharp = r.Entropy.Where(e => e.Timestep == null && OverImage(e.Head)).GroupBy(e => e.Head).Select(g => (Head: g.Key, Entropy: g.Average(e => e.MeanNats)))
             .OrderBy(x => x.Entropy).ThenBy(x => x.Head, StringComparer.Ordinal).Select(x => x.Head).Take(4).ToList();
-        var important = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal)).MaxBy(d => d.DegradationPercent)?.Condition;
+        var important = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal) && OverImage(d.Condition))
+            .MaxBy(d => d.DegradationPercent)?.Condition;
         if (important != null && !sharp.Contains(important)) sharp.Add(important);
         return sharp;
     }

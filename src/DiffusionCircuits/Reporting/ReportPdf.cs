@@ -93,7 +93,7 @@ public static class ReportPdf
 
         // 4. Examples
         pdf.Heading(Sections[3]);
-        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {examples.Timestep}, for the four sharpest heads and the most important one, " +
+        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {examples.Timestep}, for the four sharpest self-attention heads and the most important one, " +
                       "over real (left) and synthetic (right) examples. Red to yellow marks where the head looks; the clean image is on top.", 9);
         pdf.Image(examples.Bitmap, Math.Min(pdf.ContentWidth, examples.Bitmap.Width * 0.75f), "Example faces with attention overlaid (charts/attention-examples.png).");
 
