@@ -212,3 +212,22 @@ public class ReportOptionTests
         Assert.Contains("many", err);
     }
 }
+
+public class OtherModelReportTests
+{
+    [Theory]
+    [InlineData("exports/cross3d.onnx")]
+    [InlineData("exports/bmm3d.onnx")]
+    [InlineData("exports/external/heads4d_external.onnx")]
+    public void Other_exports_give_a_complete_report(string fixture)
+    {
+        var dir = Directory.CreateTempSubdirectory("report-other-").FullName;
+        var outcome = new ReportRunner(SmallReport.Options(dir, ModelRunner.Fixture(fixture))).Run();
+        Assert.True(File.Exists(Path.Combine(dir, "report.pdf")));
+        Assert.Equal(outcome.Results.HeadNames.Count, outcome.Results.Model.Heads);
+        // Overlays only for heads over image positions: a cross-attention head's keys are text tokens.
+        var crossLayers = outcome.Results.Model.Layers.Where(l => l.Kind == "cross").Select(l => l.Name + ".h").ToList();
+        Assert.DoesNotContain(ReportExamples.SpecialisedHeads(outcome.Results), h => crossLayers.Any(c => h.StartsWith(c, StringComparison.Ordinal)));
+        if (fixture.Contains("cross")) Assert.NotEmpty(crossLayers);
+    }
+}
