@@ -76,8 +76,10 @@ internal static class BenchCommand
 
             double[] ourEntropy = Array.Empty<double>();
             using var denoiser = new DenoiserSession(onnx);
-            using var full = new Pipeline(path, faces, ts, b, features: true);
-            using var captureAlone = new Pipeline(path, faces, ts, b, features: false);
+            // Faces are drawn before timing, as the raw paths' inputs are: the bench measures capture, not drawing.
+            var drawn = new FaceImageDataView(() => faces, capture.Height, faces.Count);
+            using var full = new Pipeline(path, drawn, ts, b, features: true);
+            using var captureAlone = new Pipeline(path, drawn, ts, b, features: false);
             using var apply = new ApplyOnnxPath(capture, noisy, t);
             paths.Add(("raw ORT, original model, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) => denoiser.PredictNoise(noisy[(s * len)..((s + c) * len)], t[s..(s + c)]))));
             paths.Add(("raw ORT, instrumented, maps exposed, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) =>
@@ -196,8 +198,7 @@ internal static class BenchCommand
         var result = sweep.Run("bench", faces, conditions);
         long naive = (long)faces.Count * ts.Length * (conditions.Count + 1);
         // The naive cost, timed on 64 single-row Runs with one head masked each.
-        var one = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
-        using var _ = one;
+        using var one = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
         int len = one.SampleLength, samples = 64;
         var x = new float[len];
         var rng = new Random(1);
@@ -234,23 +235,12 @@ internal static class BenchCommand
     /// <summary>The child side: streams images x one timestep through capture + entropy + probes, then prints VmHWM.</summary>
     private static int MemoryProbe(string modelPath, int images, int batch)
     {
-        StreamPipeline(modelPath, images, batch);
+        // Faces drawn lazily as the cursor moves, so nothing grows with the image count.
+        using (var pipeline = new Pipeline(modelPath, new MLContext(seed: 1).Data.SyntheticFaces(images, seed: 1, size: 32), new[] { 200 }, batch, features: true))
+            pipeline.Pass();
         var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         Console.Out.WriteLine("peak_rss_kb=" + hwm["VmHWM:".Length..].Replace("kB", "").Trim());
         return CliApp.Ok;
-    }
-
-    /// <summary>The memory probe's pipeline: faces drawn lazily as the cursor moves, so nothing grows with the image count.</summary>
-    private static void StreamPipeline(string modelPath, int images, int batch)
-    {
-        var ml = new MLContext(seed: 1);
-        var faces = ml.Data.SyntheticFaces(images, seed: 1, size: 32);
-        var rows = ml.Transforms.AddDiffusionNoise(timesteps: new[] { 200 }, seed: 1).Append(ml.Transforms.CaptureAttention(modelPath, batchSize: batch))
-            .Append(ml.Transforms.AttentionEntropy()).Append(ml.Transforms.AttentionProbes()).Fit(faces).Transform(faces);
-        using var cursor = rows.GetRowCursor(rows.Schema.Where(c => c.Name is "EntropyNats" or "SemanticAffinity"));
-        var entropy = cursor.GetGetter<VBuffer<float>>(rows.Schema["EntropyNats"]);
-        VBuffer<float> v = default;
-        while (cursor.MoveNext()) entropy(ref v);
     }
 
     /// <summary>Runs tools/bench/torch_peer.py on the same noisy rows; null (with a message) when Python or torch is missing.</summary>
@@ -316,11 +306,9 @@ internal static class BenchCommand
         private readonly string[] _wanted;
         private readonly bool _features;
 
-        public Pipeline(string modelPath, IReadOnlyList<FaceImage> generated, int[] timesteps, int batch, bool features)
+        public Pipeline(string modelPath, FaceImageDataView faces, int[] timesteps, int batch, bool features)
         {
             var ml = new MLContext(seed: 1);
-            // Faces are drawn before timing, as the raw paths' inputs are: the bench measures capture, not drawing.
-            var faces = new FaceImageDataView(() => generated, generated[0].Width, generated.Count);
             var capture = ml.Transforms.AddDiffusionNoise(timesteps: timesteps, seed: 1).Append(ml.Transforms.CaptureAttention(modelPath, batchSize: batch));
             _fitted = features
                 ? capture.Append(ml.Transforms.AttentionEntropy()).Append(ml.Transforms.AttentionProbes()).Fit(faces)

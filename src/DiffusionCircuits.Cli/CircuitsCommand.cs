@@ -3,6 +3,7 @@ using System.Text.Json;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Reporting;
 using DiffusionCircuits.Transforms;
 using Spectre.Console;
 
@@ -63,7 +64,7 @@ internal static class CircuitsCommand
                 .Start(ctx =>
                 {
                     var tasks = new Dictionary<string, ProgressTask>();
-                    var progress = new Progress<(string Stage, double Fraction)>(p =>
+                    var progress = new SynchronousProgress<(string Stage, double Fraction)>(p =>
                     {
                         if (!tasks.TryGetValue(p.Stage, out var task)) tasks[p.Stage] = task = ctx.AddTask(p.Stage, maxValue: 1);
                         task.Value = p.Fraction;
@@ -81,16 +82,9 @@ internal static class CircuitsCommand
     private static void Print(CircuitAnalysisResult r)
     {
         var roles = new Table().AddColumns("role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette");
-        foreach (var role in r.Roles.Roles)
-        {
-            var idx = role.Heads.Select(h => r.HeadNames.ToList().IndexOf(h)).ToList();
-            var entropy = idx.Select(h => (r.Features[0].PerImageMeans(h, 0).Average() + r.Features[1].PerImageMeans(h, 0).Average()) / 2).ToList();
-            double mean = entropy.Average(), sd = entropy.Count > 1 ? Statistics.Descriptive.StandardDeviation(entropy.ToArray()) : 0;
-            // The role's centroid in z-scores: its three most distinctive probes, signed.
-            var profile = string.Join(", ", HeadRoles.Probes.Zip(role.CentroidZ).OrderByDescending(p => Math.Abs(p.Second)).Take(3)
-                .Select(p => $"{p.First} {p.Second:+0.0;-0.0}"));
-            roles.AddRow(role.Name, string.Join(" ", role.Heads), $"{mean:F3} +/- {sd:F3}", $"{idx.Average(h => r.ImportancePercent[h]):F1}", profile, $"{role.Silhouette:F2}");
-        }
+        foreach (var role in ReportAssembler.Roles(r))
+            roles.AddRow(role.Name, string.Join(" ", role.Heads), $"{role.EntropyMeanNats:F3} +/- {role.EntropySdNats:F3}", $"{role.ImportancePercent:F1}",
+                ReportAssembler.ProbeProfile(role), $"{role.Silhouette:F2}");
         AnsiConsole.Write(roles);
         Console.Out.WriteLine($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {r.RoleStabilityAri:F3}");
         foreach (var set in new[] { "real", "synthetic" })
@@ -112,21 +106,8 @@ internal static class CircuitsCommand
 
     private static void Write(CircuitAnalysisResult r, string dir)
     {
-        AtomicFile.Write(Path.Combine(dir, "degradation.csv"), stream =>
-        {
-            using var w = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
-            w.WriteLine("dataset,condition,degradation_percent,ci_low,ci_high," + string.Join(",", r.Ablations[0].Timesteps.Select(t => $"t{t}_percent")) + ",wilcoxon_w,p,p_bh");
-            foreach (var (set, d) in r.Degradations)
-                w.WriteLine($"{set},{d.Condition},{FeatureAggregation.Num(d.DegradationPercent)},{FeatureAggregation.Num(d.CiLow)},{FeatureAggregation.Num(d.CiHigh)}," +
-                            string.Join(",", d.PerTimestepPercent.Select(FeatureAggregation.Num)) +
-                            $",{FeatureAggregation.Num(d.Test.Statistic)},{FeatureAggregation.Num(d.Test.PValue)},{FeatureAggregation.Num(d.Test.AdjustedPValue ?? double.NaN)}");
-        });
-        AtomicFile.Write(Path.Combine(dir, "roles.csv"), stream =>
-        {
-            using var w = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
-            w.WriteLine("head,role,importance_percent");
-            for (int h = 0; h < r.HeadNames.Count; h++) w.WriteLine($"{r.HeadNames[h]},{r.Roles.RoleOf(h)},{FeatureAggregation.Num(r.ImportancePercent[h])}");
-        });
+        ReportTables.WriteDegradationCsv(Path.Combine(dir, "degradation.csv"), r);
+        ReportTables.WriteRolesCsv(Path.Combine(dir, "roles.csv"), r);
         var json = new
         {
             roles = r.Roles.Roles.Select(x => new { x.Name, x.Heads, centroidZ = HeadRoles.Probes.Zip(x.CentroidZ).ToDictionary(p => p.First, p => p.Second), x.Silhouette }),

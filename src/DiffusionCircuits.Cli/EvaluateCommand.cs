@@ -63,7 +63,7 @@ internal static class EvaluateCommand
                     {
                         var task = ctx.AddTask($"eps-MSE {name}", maxValue: set.Count);
                         results[name] = DenoiserEvaluation.Measure(denoiser, schedule, set, ts, parse.GetValue(seed),
-                            progress: new Progress<int>(c => task.Value = c));
+                            progress: new SynchronousProgress<int>(c => task.Value = c));
                         task.Value = set.Count;
                     }
                 });

@@ -62,7 +62,7 @@ internal static class FeaturesCommand
                     foreach (var (name, source) in sources)
                     {
                         var task = ctx.AddTask($"capture {name}", maxValue: n);
-                        sets.Add(extractor.Run(name, source(), progress: new Progress<int>(c => task.Value = c)));
+                        sets.Add(extractor.Run(name, source(), progress: new SynchronousProgress<int>(c => task.Value = c)));
                         task.Value = n;
                     }
                 });

@@ -114,9 +114,3 @@ internal static class ReportCommand
                               (o.ChunksLoaded > 0 ? $"; resumed with {o.ChunksLoaded} finished chunk(s)" : "") + ").");
     }
 }
-
-/// <summary>IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
-internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}

@@ -53,10 +53,10 @@ public sealed class NoCheckpoint : IAnalysisCheckpoint
     public static readonly NoCheckpoint Instance = new();
 
     public DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
-        IProgress<double>? progress) => compute(images, progress ?? new Progress<double>());
+        IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
 
     public AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
-        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress) => compute(images, progress ?? new Progress<double>());
+        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
 }
 
 /// <summary>
@@ -83,9 +83,9 @@ public sealed class CircuitAnalysis
         int heads = names.Count;
         var extractor = new FeatureExtractor(_maps, o.Timesteps, o.Seed);
         var sets = new[] { ("real", real), ("synthetic", synthetic) };
-        IProgress<double> Stage(string name) => new Progress<double>(f => progress?.Report((name, f)));
+        IProgress<double> Stage(string name) => new SynchronousProgress<double>(f => progress?.Report((name, f)));
         var features = sets.Select(s => checkpoint.Features(s.Item1, s.Item2,
-            (chunk, p) => extractor.Run(s.Item1, chunk, progress: new Progress<int>(c => p.Report(c / (double)chunk.Count))), Stage($"features {s.Item1}"))).ToList();
+            (chunk, p) => extractor.Run(s.Item1, chunk, progress: new SynchronousProgress<int>(c => p.Report(c / (double)chunk.Count))), Stage($"features {s.Item1}"))).ToList();
 
         // The maps session is done until the end: its arena (a batch of every layer's maps) need not sit beside the sweep's.
         if (!ReferenceEquals(_maps, _ablation)) _maps.ReleaseBuffers();

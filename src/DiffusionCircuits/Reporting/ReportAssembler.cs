@@ -14,7 +14,7 @@ public static class ReportAssembler
         typeof(ReportAssembler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
     public static ReportResults Assemble(ReportOptions o, AttentionCaptureSession session, string modelSha, IReadOnlyList<DataSetInfo> data,
-        IReadOnlyList<string> notices, CircuitAnalysisResult a, IReadOnlyList<HeadSummary> summaries)
+        IReadOnlyList<string> notices, CircuitAnalysisResult a, IReadOnlyList<HeadSummary> summaries, IReadOnlyList<TimestepDivergence> divergences)
     {
         var heads = a.HeadNames;
         var sig = session.Discovery.Signature;
@@ -27,21 +27,11 @@ public static class ReportAssembler
         var entropy = summaries.Where(x => x.Feature == nameof(HeadFeatures.EntropyNats))
             .Select(x => new EntropyRow(x.DataSet, x.Head, x.Timestep, x.N, x.Mean, x.StandardDeviation, x.CiLow, x.CiHigh)).ToList();
 
-        var divergence = FeatureAggregation.Divergence(a.Features[0], a.Features[1], session.Layers)
+        var divergence = divergences
             .Select(d => new DivergenceRow(d.Timestep, d.MeanJsdNats, d.MinJsdNats, d.MaxJsdNats, heads[Array.IndexOf(d.JsdNatsPerHead, d.MaxJsdNats)], d.MeanAbsEntropyGapNats))
             .ToList();
 
-        // Roles: entropy of member heads (mean of both data sets, over images and timesteps), importance, a 2-D PCA projection.
-        var headEntropy = Enumerable.Range(0, heads.Count).Select(h => (a.Features[0].PerImageMeans(h, 0).Average() + a.Features[1].PerImageMeans(h, 0).Average()) / 2).ToArray();
-        var projection = Project2D(HeadRoles.Standardise(a.ProbeMatrix));
-        var roles = a.Roles.Roles.Select(r =>
-        {
-            var idx = r.Heads.Select(h => IndexOf(heads, h)).ToList();
-            var e = idx.Select(h => headEntropy[h]).ToArray();
-            return new RoleRow(r.Name, r.Heads, e.Average(), e.Length > 1 ? Descriptive.StandardDeviation(e) : 0, idx.Average(h => a.ImportancePercent[h]), r.Silhouette,
-                new SortedDictionary<string, double>(HeadRoles.Probes.Zip(r.CentroidZ).ToDictionary(p => p.First, p => Math.Round(p.Second, 12)), StringComparer.Ordinal),
-                idx.Select(h => projection[h].X).ToArray(), idx.Select(h => projection[h].Y).ToArray());
-        }).ToList();
+        var roles = Roles(a);
 
         var degradations = a.Degradations.Select(d => new DegradationRow(d.DataSet, d.Degradation.Condition, d.Degradation.DegradationPercent,
             d.Degradation.CiLow, d.Degradation.CiHigh, d.Degradation.PerTimestepPercent, d.Degradation.Test)).ToList();
@@ -77,6 +67,30 @@ public static class ReportAssembler
             Tests = tests, Cost = cost,
         };
     }
+
+    /// <summary>
+    /// Per role: its heads, their entropy (mean of both data sets over images and timesteps) as mean +/- SD over the
+    /// role's heads, mean importance, silhouette, centroid and the heads' 2-D PCA coordinates.
+    /// </summary>
+    public static List<RoleRow> Roles(CircuitAnalysisResult a)
+    {
+        var heads = a.HeadNames;
+        var headEntropy = Enumerable.Range(0, heads.Count).Select(h => (a.Features[0].PerImageMeans(h, 0).Average() + a.Features[1].PerImageMeans(h, 0).Average()) / 2).ToArray();
+        var projection = Project2D(HeadRoles.Standardise(a.ProbeMatrix));
+        return a.Roles.Roles.Select(r =>
+        {
+            var idx = r.Heads.Select(h => IndexOf(heads, h)).ToList();
+            var e = idx.Select(h => headEntropy[h]).ToArray();
+            return new RoleRow(r.Name, r.Heads, e.Average(), e.Length > 1 ? Descriptive.StandardDeviation(e) : 0, idx.Average(h => a.ImportancePercent[h]), r.Silhouette,
+                new SortedDictionary<string, double>(HeadRoles.Probes.Zip(r.CentroidZ).ToDictionary(p => p.First, p => Math.Round(p.Second, 12)), StringComparer.Ordinal),
+                idx.Select(h => projection[h].X).ToArray(), idx.Select(h => projection[h].Y).ToArray());
+        }).ToList();
+    }
+
+    /// <summary>A role's three most distinctive probes, signed z-scores of its centroid: "SemanticAffinity +1.4, ...".</summary>
+    public static string ProbeProfile(RoleRow role) =>
+        string.Join(", ", role.CentroidZ.OrderByDescending(p => Math.Abs(p.Value)).ThenBy(p => p.Key, StringComparer.Ordinal).Take(3)
+            .Select(p => $"{p.Key} {p.Value.ToString("+0.0;-0.0", CultureInfo.InvariantCulture)}"));
 
     private static int IndexOf(IReadOnlyList<string> names, string name)
     {

@@ -105,7 +105,7 @@ public static class ReportPdf
             r.Roles.Select(x => (IReadOnlyList<string>)new[]
             {
                 x.Name, string.Join(" ", x.Heads), $"{F(x.EntropyMeanNats)} +/- {F(x.EntropySdNats)}", F(x.ImportancePercent, 2),
-                string.Join(", ", x.CentroidZ.OrderByDescending(p => Math.Abs(p.Value)).ThenBy(p => p.Key, StringComparer.Ordinal).Take(3).Select(p => $"{p.Key} {p.Value.ToString("+0.0;-0.0", CultureInfo.InvariantCulture)}")),
+                ReportAssembler.ProbeProfile(x),
                 F(x.Silhouette, 2),
             }).ToList(), new[] { 1.1f, 2.4f, 1.4f, 0.9f, 2.6f, 0.8f });
 

@@ -179,7 +179,8 @@ public sealed class ReportRunner
         progress?.Report(("statistics", 0));
         var heads = analysis.HeadNames;
         var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Bootstrap, o.Seed)).ToList();
-        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries);
+        var divergences = FeatureAggregation.Divergence(analysis.Features[0], analysis.Features[1], maps.Layers);
+        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries, divergences);
         progress?.Report(("statistics", 1));
         Lap("statistics");
 
@@ -189,10 +190,10 @@ public sealed class ReportRunner
         string Out(string name) { files.Add(name); return Path.Combine(outDir, name); }
         FeatureAggregation.WriteFeaturesCsv(Out("features.csv"), analysis.Features, heads);
         FeatureAggregation.WriteSummaryCsv(Out("summary.csv"), summaries);
-        ReportTables.WriteDegradationCsv(Out("degradation.csv"), results);
-        ReportTables.WriteRolesCsv(Out("roles.csv"), results, analysis);
+        ReportTables.WriteDegradationCsv(Out("degradation.csv"), analysis);
+        ReportTables.WriteRolesCsv(Out("roles.csv"), analysis);
         ReportTables.WriteTestsCsv(Out("tests.csv"), results);
-        ReportTables.WriteDivergenceCsv(Out("divergence.csv"), analysis, maps.Layers);
+        FeatureAggregation.WriteDivergenceCsv(Out("divergence.csv"), divergences, heads);
         Lap("tables");
 
         progress?.Report(("charts and report", 0));

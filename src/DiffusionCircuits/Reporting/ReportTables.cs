@@ -1,6 +1,5 @@
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
-using DiffusionCircuits.Onnx;
 using static DiffusionCircuits.Analysis.FeatureAggregation;
 
 namespace DiffusionCircuits.Reporting;
@@ -18,13 +17,15 @@ public static class ReportTables
 
     private static string Q(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
 
-    public static void WriteDegradationCsv(string path, ReportResults r) =>
-        Csv(path, "dataset,condition,degradation_percent,ci_low,ci_high," + string.Join(",", r.Timesteps.Select(t => $"t{t}_percent")) + ",wilcoxon_w,p,p_bh",
-            r.Degradations.Select(d => $"{d.DataSet},{d.Condition},{Num(d.DegradationPercent)},{Num(d.CiLowPercent)},{Num(d.CiHighPercent)}," +
-                                       string.Join(",", d.PerTimestepPercent.Select(Num)) +
-                                       $",{Num(d.Test.Statistic)},{Num(d.Test.PValue)},{Num(d.Test.AdjustedPValue ?? double.NaN)}"));
+    /// <summary>degradation.csv: every head and role condition of both data sets, overall and per timestep, with its test.</summary>
+    public static void WriteDegradationCsv(string path, CircuitAnalysisResult a) =>
+        Csv(path, "dataset,condition,degradation_percent,ci_low,ci_high," + string.Join(",", a.Ablations[0].Timesteps.Select(t => $"t{t}_percent")) + ",wilcoxon_w,p,p_bh",
+            a.Degradations.Select(x => $"{x.DataSet},{x.Degradation.Condition},{Num(x.Degradation.DegradationPercent)},{Num(x.Degradation.CiLow)},{Num(x.Degradation.CiHigh)}," +
+                                       string.Join(",", x.Degradation.PerTimestepPercent.Select(Num)) +
+                                       $",{Num(x.Degradation.Test.Statistic)},{Num(x.Degradation.Test.PValue)},{Num(x.Degradation.Test.AdjustedPValue ?? double.NaN)}"));
 
-    public static void WriteRolesCsv(string path, ReportResults r, CircuitAnalysisResult a) =>
+    /// <summary>roles.csv: each head's role, importance and the probe values the clustering saw.</summary>
+    public static void WriteRolesCsv(string path, CircuitAnalysisResult a) =>
         Csv(path, "head,role,importance_percent," + string.Join(",", HeadRoles.Probes.Select(Snake)),
             a.HeadNames.Select((h, i) => $"{h},{a.Roles.RoleOf(i)},{Num(a.ImportancePercent[i])}," + string.Join(",", a.ProbeMatrix[i].Select(Num))));
 
@@ -33,7 +34,4 @@ public static class ReportTables
             r.Tests.Select(t => $"{Q(t.Test)},{Q(t.Family ?? "")},{t.N1},{t.N2},{t.StatisticName},{Num(t.Statistic)},{Num(t.DegreesOfFreedom ?? double.NaN)}," +
                                 $"{Num(t.PValue)},{Num(t.AdjustedPValue ?? double.NaN)},{Q(t.Correction ?? "")},{Q(t.Effect?.Name ?? "")},{Num(t.Effect?.Value ?? double.NaN)}," +
                                 $"{Num(t.Effect?.CiLow ?? double.NaN)},{Num(t.Effect?.CiHigh ?? double.NaN)},{Q(t.Method)},{Q(t.Note ?? "")}"));
-
-    public static void WriteDivergenceCsv(string path, CircuitAnalysisResult a, IReadOnlyList<AttentionLayer> layers) =>
-        FeatureAggregation.WriteDivergenceCsv(path, FeatureAggregation.Divergence(a.Features[0], a.Features[1], layers), a.HeadNames);
 }

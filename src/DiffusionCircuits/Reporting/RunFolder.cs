@@ -119,7 +119,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         {
             int cc = c;
             var chunk = images.Skip(c * size).Take(size).ToList();
-            var part = compute(chunk, new Progress<double>(f => progress?.Report((cc + f) / chunks)));
+            var part = compute(chunk, new SynchronousProgress<double>(f => progress?.Report((cc + f) / chunks)));
             foreach (var perT in part.MeanMaps)          // chunk means back to sums
                 foreach (var map in perT)
                     for (int i = 0; i < map.Length; i++) map[i] *= part.ImageCount;
@@ -184,7 +184,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
             else
             {
                 int cc = c;
-                var value = compute(chunk, new Progress<double>(f => progress?.Report((cc + f) / chunks)));
+                var value = compute(chunk, new SynchronousProgress<double>(f => progress?.Report((cc + f) / chunks)));
                 var buffer = new MemoryStream();
                 using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
                 {

@@ -93,10 +93,12 @@ public sealed class AttentionCaptureSession : IDisposable
     public string DeviceNote { get; }
 
     /// <summary>Number of ONNX Runtime Run calls so far (the cost measure of sweeps).</summary>
-    public long RunCalls { get; private set; }
+    public long RunCalls => Interlocked.Read(ref _runCalls);
 
     /// <summary>Total forward passes (rows) so far.</summary>
-    public long ForwardPasses { get; private set; }
+    public long ForwardPasses => Interlocked.Read(ref _forwardPasses);
+
+    private long _runCalls, _forwardPasses;
 
     /// <summary>
     /// Gives ONNX Runtime's memory arena back (it keeps the largest batch's buffers for the session's lifetime); the
@@ -140,8 +142,9 @@ public sealed class AttentionCaptureSession : IDisposable
             }
             _session ??= OrtSessions.Create(Instrumented.Model, _sessionOptions);
             var results = _session.Run(_runOptions, names, values, _outputNames);
-            RunCalls++;
-            ForwardPasses += batch;
+            // Runs may come from several threads (the capture cursor runs the next batch on a worker; ONNX Runtime sessions are thread-safe).
+            Interlocked.Increment(ref _runCalls);
+            Interlocked.Add(ref _forwardPasses, batch);
             return new CaptureBatch(this, results, batch);
         }
         catch (OnnxRuntimeException e)
@@ -155,11 +158,11 @@ public sealed class AttentionCaptureSession : IDisposable
     }
 
     // Constant all-ones masks and all-zero means, one array per exact length (ONNX Runtime reads them in place).
-    private readonly Dictionary<int, float[]> _ones = new(), _zeros = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, float[]> _ones = new(), _zeros = new();
 
-    private float[] Ones(int n) => _ones.TryGetValue(n, out var a) ? a : _ones[n] = Enumerable.Repeat(1f, n).ToArray();
+    private float[] Ones(int n) => _ones.GetOrAdd(n, k => Enumerable.Repeat(1f, k).ToArray());
 
-    private float[] Zeros(int n) => _zeros.TryGetValue(n, out var a) ? a : _zeros[n] = new float[n];
+    private float[] Zeros(int n) => _zeros.GetOrAdd(n, k => new float[k]);
 
     /// <summary>CPU by default; CUDA when asked and available, else CPU with the reason.</summary>
     public static SessionOptions CreateSessionOptions(CaptureOptions options, out string note)

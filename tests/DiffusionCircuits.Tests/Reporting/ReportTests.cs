@@ -84,10 +84,17 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         foreach (var layer in r.Model.Layers) Assert.Contains(layer.Name, all);
         Assert.Contains(r.Model.Sha256, all);
         foreach (var c in r.Circuits) Assert.Contains(string.Join(" ", c.Heads.Take(2)), all);
-        // Every hypothesis test is listed: the tests pages name each one.
+        // Every hypothesis test is listed: the tests section has one row per test of each kind in results.json.
         Assert.True(r.Tests.Count >= 2 * r.HeadNames.Count + r.Degradations.Count);
-        foreach (var t in r.Tests.Where((_, i) => i % 7 == 0)) Assert.Contains(t.Test.Split(':')[0], all);
-        Assert.Contains("Benjamini-Hochberg", all);
+        int start = all.IndexOf(ReportPdf.Sections[7], StringComparison.Ordinal), end = all.IndexOf(ReportPdf.Sections[8], StringComparison.Ordinal);
+        var section = all[start..end];
+        foreach (var kind in new[] { "Welch t:", "Mann-Whitney U:", "Wilcoxon signed-rank:", "Permutation:" })
+        {
+            int rows = 0;
+            for (int at = section.IndexOf(kind, StringComparison.Ordinal); at >= 0; at = section.IndexOf(kind, at + 1, StringComparison.Ordinal)) rows++;
+            Assert.Equal(r.Tests.Count(t => t.Test.StartsWith(kind, StringComparison.Ordinal)), rows);
+        }
+        Assert.Contains("Benjamini-Hochberg", section);
     }
 
     [Fact]
