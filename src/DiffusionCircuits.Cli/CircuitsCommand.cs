@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using System.CommandLine;
 using System.Text.Json;
 using DiffusionCircuits.Analysis;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Diffusion;
 using DiffusionCircuits.Statistics;
-using DiffusionCircuits.Transforms;
+using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Analysis;
 

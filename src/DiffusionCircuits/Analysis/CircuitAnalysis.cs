@@ -1,6 +1,6 @@
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Statistics;
-using DiffusionCircuits.Transforms;
+using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Analysis;
 

@@ -3,7 +3,7 @@ using System.Reflection;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Statistics;
-using DiffusionCircuits.Transforms;
+using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Reporting;
 

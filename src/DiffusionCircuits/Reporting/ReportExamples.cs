@@ -1,6 +1,6 @@
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Diffusion;
-using DiffusionCircuits.Transforms;
+using DiffusionCircuits.Capture;
 using SkiaSharp;
 
 namespace DiffusionCircuits.Reporting;

@@ -6,7 +6,7 @@ using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Statistics;
-using DiffusionCircuits.Transforms;
+using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Reporting;
 

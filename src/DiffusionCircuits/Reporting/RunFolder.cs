@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
-using DiffusionCircuits.Transforms;
+using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Reporting;
 

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Onnx;
 using Microsoft.ML;
 using Microsoft.ML.Data;

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Transforms;

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;

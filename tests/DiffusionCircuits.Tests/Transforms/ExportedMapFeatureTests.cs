@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using System.Text.Json;
 using DiffusionCircuits.Statistics;
 using DiffusionCircuits.Tests.Support;

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Transforms;
 
 namespace DiffusionCircuits.Tests.Transforms;

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Tests.Support;

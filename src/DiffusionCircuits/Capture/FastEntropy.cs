@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace DiffusionCircuits.Transforms;
+namespace DiffusionCircuits.Capture;
 
 /// <summary>
 /// sum p ln p over a span, vectorised with a single-precision logarithm (Cephes logf: range reduction to

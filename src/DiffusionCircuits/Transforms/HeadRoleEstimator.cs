@@ -1,7 +1,8 @@
+using DiffusionCircuits.Analysis;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace DiffusionCircuits.Analysis;
+namespace DiffusionCircuits.Transforms;
 
 /// <summary>
 /// Role clustering as an ML.NET estimator. Fit reads one row per head: a text column with the head's name and a float
@@ -20,9 +21,9 @@ public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts 
 
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        Transforms.SchemaShapes.Require(inputSchema, headColumn, "ClusterHeadRoles");
-        Transforms.SchemaShapes.Require(inputSchema, probesColumn, "ClusterHeadRoles");
-        return Transforms.SchemaShapes.With(inputSchema, new (string, DataViewType)[] { (HeadRoleTransformer.RoleColumn, TextDataViewType.Instance) });
+        SchemaShapes.Require(inputSchema, headColumn, "ClusterHeadRoles");
+        SchemaShapes.Require(inputSchema, probesColumn, "ClusterHeadRoles");
+        return SchemaShapes.With(inputSchema, new (string, DataViewType)[] { (HeadRoleTransformer.RoleColumn, TextDataViewType.Instance) });
     }
 }
 
@@ -42,18 +43,18 @@ public sealed class HeadRoleTransformer : ITransformer
 
     public RoleClustering Clustering { get; }
     public bool IsRowToRowMapper => false;
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new Transforms.EmptyView(inputSchema)).Schema;
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
     void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("Save RoleClustering (JSON) instead; ML.NET's ICanSaveModel is internal.");
     public IDataView Transform(IDataView input) => Build(input);
 
-    private Transforms.MappedDataView Build(IDataView input)
+    private MappedDataView Build(IDataView input)
     {
-        Transforms.SchemaShapes.Require(input.Schema, _headColumn, "ClusterHeadRoles");
-        return new Transforms.MappedDataView(input, new[] { new Transforms.MappedColumn(RoleColumn, TextDataViewType.Instance) }, new[] { _headColumn }, _ => new Mapper(this));
+        SchemaShapes.Require(input.Schema, _headColumn, "ClusterHeadRoles");
+        return new MappedDataView(input, new[] { new MappedColumn(RoleColumn, TextDataViewType.Instance) }, new[] { _headColumn }, _ => new Mapper(this));
     }
 
-    private sealed class Mapper(HeadRoleTransformer t) : Transforms.IRowMapper
+    private sealed class Mapper(HeadRoleTransformer t) : IRowMapper
     {
         private ReadOnlyMemory<char> _role;
 

@@ -3,7 +3,7 @@ using DiffusionCircuits.Onnx;
 using Microsoft.ML.OnnxRuntime;
 using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 
-namespace DiffusionCircuits.Transforms;
+namespace DiffusionCircuits.Capture;
 
 /// <summary>Options for running an instrumented denoiser.</summary>
 public sealed record CaptureOptions

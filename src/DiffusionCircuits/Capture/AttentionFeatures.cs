@@ -2,7 +2,7 @@ using System.Numerics.Tensors;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
 
-namespace DiffusionCircuits.Transforms;
+namespace DiffusionCircuits.Capture;
 
 /// <summary>The per-head numbers of METHOD.md sections 1 and 3 for one image at one timestep.</summary>
 public struct HeadFeatures
