@@ -26,7 +26,7 @@ internal static class BenchCommand
         var model = CommonOptions.Model();
         var images = new Option<int>("--images") { Description = "Synthetic images (each at every timestep) for the throughput paths.", DefaultValueFactory = _ => 64 };
         var timesteps = CommonOptions.Timesteps();
-        var batch = new Option<int>("--batch") { Description = "Rows per ONNX Runtime run for the batched paths.", DefaultValueFactory = _ => 32 };
+        var batch = CommonOptions.Batch(32);
         var output = new Option<string>("--out") { Description = "Where to write bench.json.", DefaultValueFactory = _ => "reports/bench" };
         var python = new Option<string?>("--python") { Description = "Python with Debian's python3-torch for the PyTorch-hooks peer (default /usr/bin/python3); \"none\" skips the peer.", DefaultValueFactory = _ => "/usr/bin/python3" };
         var memory = new Option<string>("--memory-images") { Description = "Image counts for the peak-memory runs (child processes, one timestep each); \"none\" skips them.", DefaultValueFactory = _ => "256,4000" };
@@ -44,7 +44,7 @@ internal static class BenchCommand
             var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images), b = parse.GetValue(batch);
             if (n < 1 || n > 100_000) throw new UserFacingException($"--images must be between 1 and 100000 (got {n}).");
-            if (b < 1 || b > 4096) throw new UserFacingException($"--batch must be between 1 and 4096 (got {b}).");
+            CommonOptions.Check(() => AnalysisLimits.CheckBatch(b));
             if (parse.GetValue(probe) is int probeImages and > 0) return MemoryProbe(path, probeImages, b);
             var memoryCounts = ParseCounts(parse.GetValue(memory)!);
             OnnxModel onnx;
@@ -61,8 +61,7 @@ internal static class BenchCommand
                 {
                     int r = i * ts.Length + k;
                     t[r] = ts[k];
-                    PairedNoise.Fill(eps, 1, faces[i].Id, ts[k]);
-                    ForwardNoising.Apply(faces[i].RgbPlanes, eps, capture.Schedule, ts[k], noisy.AsSpan(r * len, len));
+                    ForwardNoising.ApplyPaired(faces[i], 1, ts[k], capture.Schedule, eps, noisy.AsSpan(r * len, len));
                 }
             var results = new List<(string Name, double RowsPerSecond, string Detail)>();
             // The paths are timed in rounds (each path once per round, five rounds) and each keeps its fastest pass:
@@ -165,7 +164,7 @@ internal static class BenchCommand
             };
             foreach (var (count, mb) in peaks) json[$"peak_rss_mb_{count}"] = Math.Round(mb, 1);
             string file = Path.Combine(outDir, "bench.json");
-            AtomicFile.WriteAllText(file, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
+            AtomicFile.WriteAllText(file, JsonFiles.Serialize(json));
             Console.Out.WriteLine($"Wrote {file}");
             return CliApp.Ok;
         });
@@ -195,8 +194,8 @@ internal static class BenchCommand
         using var session = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
         var sweep = new AblationSweep(session, ts, 1);
         var conditions = AblationSweep.SingleHeads(session);
-        sweep.Run("bench", faces.Take(2).ToList(), conditions);          // warm-up
-        var result = sweep.Run("bench", faces, conditions);
+        sweep.Run(new DataSetId("bench"), faces.Take(2).ToList(), conditions);          // warm-up
+        var result = sweep.Run(new DataSetId("bench"), faces, conditions);
         long naive = (long)faces.Count * ts.Length * (conditions.Count + 1);
         // The naive cost, timed on 64 single-row Runs with one head masked each.
         using var one = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });

@@ -22,12 +22,12 @@ internal static class CircuitsCommand
         var images = CommonOptions.Images(64);
         var synthSeed = CommonOptions.SyntheticSeed();
         var timesteps = CommonOptions.Timesteps();
-        var roles = new Option<int>("--roles") { Description = "Number of roles k for k-means (capped at the number of heads).", DefaultValueFactory = _ => 8 };
-        var tau = new Option<double>("--tolerance") { Description = "Circuit tolerance tau, % degradation of the joint ablation.", DefaultValueFactory = _ => 10 };
-        var seed = new Option<int>("--seed") { Description = "Seed for noise, clustering, bootstrap and permutations.", DefaultValueFactory = _ => 1 };
-        var bootstrap = new Option<int>("--bootstrap") { Description = "Bootstrap resamples (and permutations).", DefaultValueFactory = _ => 2000 };
-        var ablation = new Option<AblationKind>("--ablation") { Description = "Zero (z = 0) or Mean (z = its mean over the data set at the same timestep and position).", DefaultValueFactory = _ => AblationKind.Zero };
-        var output = new Option<string>("--out") { Description = "Folder for degradation.csv, roles.csv and circuits.json.", DefaultValueFactory = _ => "reports/circuits" };
+        var roles = CommonOptions.Roles();
+        var tau = CommonOptions.Tolerance();
+        var seed = CommonOptions.Seed();
+        var bootstrap = CommonOptions.Bootstrap();
+        var ablation = CommonOptions.Ablation();
+        var output = CommonOptions.Out("reports/circuits", "degradation.csv, roles.csv and circuits.json");
         var cmd = new Command("circuits",
             "Zero-ablate every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
             "complexity ratio real/synthetic with bootstrap CI and permutation p (METHOD.md sections 4-6).")
@@ -36,17 +36,15 @@ internal static class CircuitsCommand
         };
         cmd.SetAction(parse =>
         {
-            string outDir = parse.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
             int n = parse.GetValue(images);
-            if (n < 2) throw new UserFacingException($"--images must be at least 2 (got {n}).");
-            if (parse.GetValue(roles) < 1) throw new UserFacingException($"--roles must be at least 1 (got {parse.GetValue(roles)}).");
-            if (parse.GetValue(bootstrap) < 100) throw new UserFacingException($"--bootstrap must be at least 100 (got {parse.GetValue(bootstrap)}).");
             var options = new CircuitAnalysisOptions
             {
-                Timesteps = EvaluateCommand.ParseTimesteps(parse.GetValue(timesteps)!), Seed = parse.GetValue(seed), Roles = parse.GetValue(roles),
-                TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Permutations = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
+                Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!), Seed = parse.GetValue(seed), Roles = parse.GetValue(roles),
+                TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
             };
+            CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); options.Validate(); });
+            string outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
             AttentionCaptureSession maps, noMaps;
             try
             {
@@ -83,18 +81,18 @@ internal static class CircuitsCommand
     private static void Print(CircuitAnalysisResult r)
     {
         var roles = new Table().AddColumns("role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette");
-        foreach (var role in ReportAssembler.Roles(r))
+        foreach (var role in RoleSummary.Of(r))
             roles.AddRow(role.Name, string.Join(" ", role.Heads), $"{role.EntropyMeanNats:F3} +/- {role.EntropySdNats:F3}", $"{role.ImportancePercent:F1}",
                 ReportAssembler.ProbeProfile(role), $"{role.Silhouette:F2}");
         AnsiConsole.Write(roles);
         Console.Out.WriteLine($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {r.RoleStabilityAri:F3}");
-        foreach (var set in new[] { "real", "synthetic" })
+        foreach (var set in DataSetId.Compared)
         {
-            var single = r.Degradations.Where(d => d.DataSet == set && r.HeadNames.Contains(d.Degradation.Condition)).Select(d => d.Degradation.DegradationPercent).ToList();
+            var single = r.Degradations.Where(d => d.DataSet == set && d.Kind == ConditionKind.Head).Select(d => d.DegradationPercent).ToList();
             Console.Out.WriteLine($"{set}: single-head degradation {single.Min():F1}% .. {single.Max():F1}%");
         }
         var circuits = new Table().AddColumns("data", "circuit size (tau)", "effective heads", "circuit");
-        foreach (var c in r.Circuits) circuits.AddRow(c.DataSet, $"{c.Size} ({c.TolerancePercent:G3}%)", $"{c.EffectiveHeads:F2}", string.Join(" ", c.Heads));
+        foreach (var c in r.Circuits) circuits.AddRow(c.DataSet.Name, $"{c.Size} ({c.TolerancePercent:G3}%)", $"{c.EffectiveHeads:F2}", string.Join(" ", c.Heads));
         AnsiConsole.Write(circuits);
         var ratios = new Table().AddColumns("complexity ratio real/synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p");
         foreach (var q in r.Ratios)
@@ -117,6 +115,6 @@ internal static class CircuitsCommand
             ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.PValue, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),
             cost = new { r.ForwardPasses, r.RunCalls, naiveRunCallsSingleHeads = r.NaiveRunCalls, seconds = r.AblationSeconds },
         };
-        AtomicFile.WriteAllText(Path.Combine(dir, "circuits.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+        AtomicFile.WriteAllText(Path.Combine(dir, "circuits.json"), JsonFiles.Serialize(json));
     }
 }

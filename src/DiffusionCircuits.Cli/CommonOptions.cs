@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 
 namespace DiffusionCircuits.Cli;
@@ -12,13 +13,66 @@ internal static class CommonOptions
 
     public static Option<string?> Heldout() => new("--heldout") { Description = "Only these files of --real (one name per line, # comments), e.g. models/heldout-celeba.txt." };
 
-    public static Option<int> Images(int defaultCount) => new("--images") { Description = "Images per data set.", DefaultValueFactory = _ => defaultCount };
+    public static Option<int> Images(int defaultCount, string extra = "") =>
+        new("--images") { Description = $"Images per data set ({AnalysisLimits.MinImages}..{AnalysisLimits.MaxImages}).{extra}", DefaultValueFactory = _ => defaultCount };
 
     public static Option<int> SyntheticSeed() => new("--synthetic-seed") { Description = "Seed of the synthetic faces.", DefaultValueFactory = _ => 1 };
 
-    public static Option<string> Timesteps() => new("--timesteps") { Description = "Comma-separated timesteps in 0..999.", DefaultValueFactory = _ => "50,200,400,600,800" };
+    public static Option<string> Timesteps() => new("--timesteps") { Description = "Comma-separated timesteps in 0..999.", DefaultValueFactory = _ => string.Join(",", Defaults.Analysis.Timesteps) };
 
-    public static int[] ParseTimesteps(string text) => EvaluateCommand.ParseTimesteps(text);
+    public static Option<int> Roles() => new("--roles")
+    {
+        Description = $"Number of functional roles k for k-means ({AnalysisLimits.MinRoles}..{AnalysisLimits.MaxRoles}, capped at the number of heads).",
+        DefaultValueFactory = _ => Defaults.Analysis.Roles,
+    };
+
+    public static Option<int> Seed(string what = "noise, clustering, bootstrap and permutations") =>
+        new("--seed") { Description = $"The seed of {what}.", DefaultValueFactory = _ => Defaults.Analysis.Seed };
+
+    public static Option<double> Tolerance() => new("--tolerance")
+    {
+        Description = "Circuit tolerance tau: % degradation the joint ablation may reach (0 < tau <= 1000).", DefaultValueFactory = _ => Defaults.Analysis.TolerancePercent,
+    };
+
+    public static Option<int> Bootstrap() => new("--bootstrap")
+    {
+        Description = $"Bootstrap resamples and permutations ({AnalysisLimits.MinResamples}..{AnalysisLimits.MaxResamples}).", DefaultValueFactory = _ => Defaults.Analysis.Bootstrap,
+    };
+
+    public static Option<AblationKind> Ablation() => new("--ablation")
+    {
+        Description = "zero (z = 0) or mean (z = its mean over the data set at the same timestep and position).", DefaultValueFactory = _ => Defaults.Analysis.Ablation,
+    };
+
+    public static Option<int> Batch(int defaultRows) =>
+        new("--batch") { Description = $"Rows (image x timestep) per ONNX Runtime run (1..{AnalysisLimits.MaxBatch}).", DefaultValueFactory = _ => defaultRows };
+
+    public static Option<int?> Gpu() => new("--gpu") { Description = "CUDA device id (needs the Microsoft.ML.OnnxRuntime.Gpu package; falls back to CPU with a message)." };
+
+    public static Option<string> Out(string defaultFolder, string holds) => new("--out") { Description = $"Folder for {holds}.", DefaultValueFactory = _ => defaultFolder };
+
+    /// <summary>Comma-separated timesteps in 0..999, or a one-line user error.</summary>
+    public static int[] ParseTimesteps(string text)
+    {
+        try
+        {
+            var ts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+            if (ts.Length == 0 || ts.Any(t => t < 0 || t > 999)) throw new FormatException();
+            return ts;
+        }
+        catch (FormatException)
+        {
+            throw new UserFacingException($"--timesteps must be comma-separated integers in 0..999 (got '{text}').");
+        }
+    }
+
+
+    /// <summary>Checks a shared option's value against <see cref="AnalysisLimits"/>, as a one-line user error.</summary>
+    public static void Check(Action check)
+    {
+        try { check(); }
+        catch (ArgumentException e) { throw new UserFacingException(e.Message, e); }
+    }
 
     /// <summary>Runs library work, turning its input errors (missing or bad files, bad models, bad options) into one-line user errors.</summary>
     public static T Translate<T>(Func<T> work)

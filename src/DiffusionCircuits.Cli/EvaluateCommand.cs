@@ -1,3 +1,4 @@
+using DiffusionCircuits.Analysis;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -21,10 +22,10 @@ internal static class EvaluateCommand
         var synthSeed = CommonOptions.SyntheticSeed();
         var synthStart = new Option<int>("--synthetic-start") { Description = "Index of the first synthetic face.", DefaultValueFactory = _ => 0 };
         var timesteps = CommonOptions.Timesteps();
-        var seed = new Option<int>("--seed") { Description = "Noise seed (paired noise per image and timestep).", DefaultValueFactory = _ => 1 };
+        var seed = CommonOptions.Seed("the paired noise per image and timestep");
         var samples = new Option<int>("--samples") { Description = "DDIM samples to draw for the sample grid (0 = none).", DefaultValueFactory = _ => 64 };
         var ddimSteps = new Option<int>("--ddim-steps") { Description = "DDIM steps per sample.", DefaultValueFactory = _ => 50 };
-        var output = new Option<string>("--out") { Description = "Folder for evaluation.json, denoising.png and samples.png.", DefaultValueFactory = _ => "reports/evaluate" };
+        var output = CommonOptions.Out("reports/evaluate", "evaluation.json, denoising.png and samples.png");
         var cmd = new Command("evaluate",
             "Measure a denoiser's held-out eps-MSE per timestep on synthetic and real faces next to the network-free baselines " +
             "(eps_hat = 0, eps_hat = x_t), and draw denoised faces (predicted x0 from t = 200 and 400) and DDIM samples.")
@@ -36,9 +37,9 @@ internal static class EvaluateCommand
             var watch = Stopwatch.StartNew();
             string outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
-            var ts = ParseTimesteps(parse.GetValue(timesteps)!);
+            var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images);
-            if (n < 1) throw new UserFacingException($"--images must be at least 1 (got {n}).");
+            CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); });
             OnnxModel onnx;
             try { onnx = OnnxModel.Load(parse.GetValue(model)!); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
@@ -98,25 +99,11 @@ internal static class EvaluateCommand
                 seconds = Math.Round(watch.Elapsed.TotalSeconds, 1),
             };
             AtomicFile.WriteAllText(Path.Combine(outDir, "evaluation.json"),
-                JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+                JsonFiles.Serialize(json));
             Console.Out.WriteLine($"Wrote {outDir}/evaluation.json, denoising.png{(sampleCount > 0 ? ", samples.png" : "")} in {watch.Elapsed.TotalSeconds:F0} s.");
             return CliApp.Ok;
         });
         return cmd;
-    }
-
-    internal static int[] ParseTimesteps(string text)
-    {
-        try
-        {
-            var ts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
-            if (ts.Length == 0 || ts.Any(t => t < 0 || t > 999)) throw new FormatException();
-            return ts;
-        }
-        catch (FormatException)
-        {
-            throw new UserFacingException($"--timesteps must be comma-separated integers in 0..999 (got '{text}').");
-        }
     }
 
     /// <summary>Rows: clean, x_t and predicted x0 at t = 200 and 400, for 8 faces of each data set.</summary>
@@ -134,8 +121,7 @@ internal static class EvaluateCommand
                 var eps = new float[len];
                 for (int i = 0; i < faces.Count; i++)
                 {
-                    PairedNoise.Fill(eps, seed, faces[i].Id, t);
-                    ForwardNoising.Apply(faces[i].RgbPlanes, eps, schedule, t, noisy.AsSpan(i * len, len));
+                    ForwardNoising.ApplyPaired(faces[i], seed, t, schedule, eps, noisy.AsSpan(i * len, len));
                 }
                 var predicted = denoiser.PredictNoise(noisy, Enumerable.Repeat(t, faces.Count).ToArray());
                 var clean = new float[noisy.Length];
@@ -148,17 +134,3 @@ internal static class EvaluateCommand
     }
 }
 
-/// <summary>Where the bundled model and data live, relative to the working directory or the executable.</summary>
-internal static class Defaults
-{
-    public static string ModelPath => Find(Path.Combine("models", "reference-ddpm-32.onnx"));
-    public static string HeldOutCelebA => Find(Path.Combine("models", "heldout-celeba.txt"));
-
-    private static string Find(string relative)
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, relative))) return Path.Combine(dir.FullName, relative);
-        return relative;
-    }
-}

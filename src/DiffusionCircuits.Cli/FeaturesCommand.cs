@@ -20,10 +20,10 @@ internal static class FeaturesCommand
         var images = CommonOptions.Images(64);
         var synthSeed = CommonOptions.SyntheticSeed();
         var timesteps = CommonOptions.Timesteps();
-        var seed = new Option<int>("--seed") { Description = "Seed for noise and bootstrap.", DefaultValueFactory = _ => 1 };
-        var batch = new Option<int>("--batch") { Description = "Rows (image x timestep) per ONNX Runtime run.", DefaultValueFactory = _ => 32 };
-        var gpu = new Option<int?>("--gpu") { Description = "CUDA device id (needs the Microsoft.ML.OnnxRuntime.Gpu package; falls back to CPU with a message)." };
-        var output = new Option<string>("--out") { Description = "Folder for features.csv, summary.csv and divergence.csv.", DefaultValueFactory = _ => "reports/features" };
+        var seed = CommonOptions.Seed("noise and bootstrap");
+        var batch = CommonOptions.Batch(32);
+        var gpu = CommonOptions.Gpu();
+        var output = CommonOptions.Out("reports/features", "features.csv, summary.csv and divergence.csv");
         var cmd = new Command("features",
             "Capture every head's attention on synthetic (and real) faces at several timesteps and compute entropy, distance, edge/texture " +
             "alignment, semantic affinity and symmetry per head (METHOD.md sections 1-3), with summaries and the divergence between data sets.")
@@ -35,24 +35,23 @@ internal static class FeaturesCommand
             var watch = Stopwatch.StartNew();
             string outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
-            var ts = EvaluateCommand.ParseTimesteps(parse.GetValue(timesteps)!);
+            var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images);
-            if (n < 1) throw new UserFacingException($"--images must be at least 1 (got {n}).");
-            if (parse.GetValue(batch) < 1) throw new UserFacingException($"--batch must be at least 1 (got {parse.GetValue(batch)}).");
+            CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); AnalysisLimits.CheckBatch(parse.GetValue(batch)); });
             AttentionCaptureSession session;
             try { session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) }); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
             using var _ = session;
             Console.Error.WriteLine($"Running on {session.DeviceNote}; {session.Layers.Count} attention layers, {session.TotalHeads} heads.");
             var heads = session.Discovery.HeadNames.ToList();
-            var sources = new List<(string Name, Func<IEnumerable<FaceImage>> Images)>
+            var sources = new List<(DataSetId DataSet, Func<IEnumerable<FaceImage>> Images)>
             {
-                ("synthetic", () => new SyntheticFaceGenerator(parse.GetValue(synthSeed), session.Height).GenerateMany(n)),
+                (DataSetId.Synthetic, () => new SyntheticFaceGenerator(parse.GetValue(synthSeed), session.Height).GenerateMany(n)),
             };
             if (parse.GetValue(real) is string realDir)
             {
                 var (realImages, folder) = CommonOptions.LoadReal(realDir, parse.GetValue(heldout), session.Height, n);
-                sources.Add((folder.IsCelebA ? "celeba" : "real", () => realImages));
+                sources.Add((folder.IsCelebA ? new DataSetId("celeba") : DataSetId.Real, () => realImages));
             }
 
             var extractor = new FeatureExtractor(session, ts, parse.GetValue(seed), parse.GetValue(batch));
@@ -76,9 +75,10 @@ internal static class FeaturesCommand
             foreach (var layer in session.Layers)
                 foreach (var set in sets)
                 {
-                    var rows = summary.Where(r => r.DataSet == set.Name && r.Timestep == null && r.Head.StartsWith(layer.Name + ".h", StringComparison.Ordinal)).ToList();
+                    var inLayer = session.Discovery.HeadsOf(layer).Select(h => h.Name).ToHashSet();
+                    var rows = summary.Where(r => r.DataSet == set.DataSet.Name && r.Timestep == null && inLayer.Contains(r.Head)).ToList();
                     double Mean(string f) => rows.Where(r => r.Feature == f).Select(r => r.Mean).DefaultIfEmpty(double.NaN).Average();
-                    table.AddRow(layer.Name, set.Name, $"{Mean("EntropyNats"):F3}", $"{Mean("NormalizedEntropy"):F3}", $"{Mean("DistanceImageUnits"):F3}");
+                    table.AddRow(layer.Name, set.DataSet.Name, $"{Mean("EntropyNats"):F3}", $"{Mean("NormalizedEntropy"):F3}", $"{Mean("DistanceImageUnits"):F3}");
                 }
             AnsiConsole.Write(table);
             if (sets.Count == 2)

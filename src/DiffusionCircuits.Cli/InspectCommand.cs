@@ -22,7 +22,7 @@ internal static class InspectCommand
             var report = ModelReport.From(onnx, result);
             if (parse.GetValue(json))
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(report, ModelReport.JsonOptions));
+                Console.Out.Write(JsonFiles.Serialize(report));
                 return CliApp.Ok;
             }
             var console = AnsiConsole.Console;
@@ -58,7 +58,6 @@ internal sealed record ModelReport(string File, long IrVersion, long Opset, stri
     IReadOnlyList<ModelReport.TensorRow> Inputs, IReadOnlyList<ModelReport.TensorRow> Outputs,
     IReadOnlyList<ModelReport.LayerRow> Layers, int TotalHeads, IReadOnlyList<string> Notes)
 {
-    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     public sealed record TensorRow(string Name, string Type, string Shape, string Role);
 

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using System.CommandLine;
 using System.Text.Json;
 using DiffusionCircuits.Analysis;
@@ -18,16 +19,16 @@ internal static class ReportCommand
         var model = CommonOptions.Model();
         var real = CommonOptions.Real($" Default: ${RealVariable}, else \"real\" in ./{ConfigFile}, else a procedural naturalistic stand-in (announced on the console and the report's first page).");
         var heldout = CommonOptions.Heldout();
-        var images = new Option<int>("--images") { Description = "Images per data set (4..100000). 2000 is the paper's scale.", DefaultValueFactory = _ => 64 };
+        var images = CommonOptions.Images(64, " 2000 is the paper's scale.");
         var synthetic = new Option<int?>("--synthetic") { Description = "Synthetic images, when different from --images." };
         var timesteps = CommonOptions.Timesteps();
-        var roles = new Option<int>("--roles") { Description = "Number of functional roles k for k-means (1..64, capped at the number of heads).", DefaultValueFactory = _ => 8 };
-        var seed = new Option<int>("--seed") { Description = "The one seed of synthetic faces, noise, clustering, bootstrap and permutations.", DefaultValueFactory = _ => 1 };
-        var tau = new Option<double>("--tolerance") { Description = "Circuit tolerance tau: % degradation the joint ablation may reach (0 < tau <= 1000).", DefaultValueFactory = _ => 10 };
-        var bootstrap = new Option<int>("--bootstrap") { Description = "Bootstrap resamples and permutations (100..1000000).", DefaultValueFactory = _ => 2000 };
-        var ablation = new Option<AblationKind>("--ablation") { Description = "Zero or Mean ablation of a head's output.", DefaultValueFactory = _ => AblationKind.Zero };
+        var roles = CommonOptions.Roles();
+        var seed = CommonOptions.Seed("synthetic faces, noise, clustering, bootstrap and permutations");
+        var tau = CommonOptions.Tolerance();
+        var bootstrap = CommonOptions.Bootstrap();
+        var ablation = CommonOptions.Ablation();
         var output = new Option<string?>("--out") { Description = "Output folder. Default: reports/<timestamp>/, or the unfinished run there with the same inputs (resumed)." };
-        var gpu = new Option<int?>("--gpu") { Description = "CUDA device id (needs the Microsoft.ML.OnnxRuntime.Gpu package; falls back to CPU with a message)." };
+        var gpu = CommonOptions.Gpu();
         var chunk = new Option<int>("--chunk") { Description = "Images per checkpoint chunk (0 = automatic, max(16, n/32)). Finished chunks survive an interrupted run.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("report",
             "Analyse a diffusion UNet on synthetic vs real faces and write report.pdf, results.json, CSV tables and charts: attention entropy and divergence, " +
@@ -49,9 +50,13 @@ internal static class ReportCommand
             var options = new ReportOptions
             {
                 ModelPath = parse.GetValue(model)!, RealFolder = realDir, RealFolderSource = realSource, RealFiles = only,
-                Images = parse.GetValue(images), SyntheticImages = parse.GetValue(synthetic), Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!),
-                Roles = parse.GetValue(roles), Seed = parse.GetValue(seed), TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap),
-                Ablation = parse.GetValue(ablation), OutDir = parse.GetValue(output), GpuDeviceId = parse.GetValue(gpu), ChunkImages = parse.GetValue(chunk),
+                Images = parse.GetValue(images), SyntheticImages = parse.GetValue(synthetic),
+                Analysis = new CircuitAnalysisOptions
+                {
+                    Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!), Roles = parse.GetValue(roles), Seed = parse.GetValue(seed),
+                    TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
+                },
+                OutDir = parse.GetValue(output), GpuDeviceId = parse.GetValue(gpu), ChunkImages = parse.GetValue(chunk),
             };
             try { options.Validate(); }
             catch (ArgumentException e) { throw new UserFacingException(e.Message); }
@@ -104,7 +109,7 @@ internal static class ReportCommand
             table.AddRow($"complexity ratio ({q.Measure})", $"{q.Ratio:F3}", $"{q.CiLow:F3} .. {q.CiHigh:F3}", q.PAtResolution ? $"< {1.0 / (q.Permutations + 1):G2}" : $"{q.PermutationP:G2}");
         foreach (var c in r.Circuits) table.AddRow($"circuit {c.DataSet}", $"{c.Size} heads, {c.EffectiveHeads:F2} effective", "", "");
         table.AddRow("JSD range over timesteps (nats)", $"{r.Divergence.Min(d => d.MeanJsdNats):F4} .. {r.Divergence.Max(d => d.MeanJsdNats):F4}", "", "");
-        var single = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal)).ToList();
+        var single = r.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
         table.AddRow("single-head degradation (%)", $"{single.Min(d => d.DegradationPercent):F1} .. {single.Max(d => d.DegradationPercent):F1}", "", "");
         foreach (var role in r.Roles) table.AddRow($"role {role.Name}", $"entropy {role.EntropyMeanNats:F2} +/- {role.EntropySdNats:F2} nats", $"{role.Heads.Count} heads", "");
         AnsiConsole.Write(table);

@@ -59,7 +59,7 @@ internal static class SynthCommand
                 maskEncoding = "mask PNG red channel = part index (0 background .. 6 mouth); RGB shows the part palette",
                 faces = entries,
             };
-            AtomicFile.WriteAllText(Path.Combine(dir, "manifest.json"), JsonSerializer.Serialize(manifest, new JsonSerializerOptions { WriteIndented = true }));
+            AtomicFile.WriteAllText(Path.Combine(dir, "manifest.json"), JsonFiles.Serialize(manifest));
             if (faces.Count > 0) ContactSheet.Save(faces, Path.Combine(dir, "contact-sheet.png"));
             Console.Out.WriteLine($"Wrote {n} synthetic faces ({s}x{s}) to {dir}");
             return CliApp.Ok;

@@ -4,61 +4,6 @@ using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Analysis;
 
-/// <summary>Options of the causal analysis (METHOD.md sections 4-6).</summary>
-public sealed record CircuitAnalysisOptions
-{
-    public IReadOnlyList<int> Timesteps { get; init; } = new[] { 50, 200, 400, 600, 800 };
-    public int Seed { get; init; } = 1;
-    public int Roles { get; init; } = 8;
-    public double TolerancePercent { get; init; } = 10;
-    public int Bootstrap { get; init; } = 2000;
-    public int Permutations { get; init; } = 2000;
-    public int StabilityResamples { get; init; } = 50;
-    public int BatchSize { get; init; } = 64;
-    /// <summary>Zero or mean ablation; mean needs the ablation session to expose head outputs.</summary>
-    public AblationKind Ablation { get; init; } = AblationKind.Zero;
-}
-
-/// <summary>Everything the causal analysis found, ready to print or serialise.</summary>
-public sealed record CircuitAnalysisResult(
-    IReadOnlyList<string> HeadNames,
-    IReadOnlyList<DataSetFeatures> Features,
-    IReadOnlyList<AblationResult> Ablations,
-    double[] ImportancePercent,
-    RoleClustering Roles,
-    double RoleStabilityAri,
-    double[][] ProbeMatrix,
-    IReadOnlyList<(string DataSet, Degradation Degradation)> Degradations,
-    IReadOnlyList<Circuit> Circuits,
-    IReadOnlyList<ComplexityRatio> Ratios,
-    long ForwardPasses, long RunCalls, long NaiveRunCalls, double AblationSeconds);
-
-/// <summary>
-/// Where the analysis keeps finished work. A checkpoint may split a data set's images into chunks, compute each chunk
-/// with the given function (or load it when an earlier, interrupted run finished it) and join them in order.
-/// </summary>
-public interface IAnalysisCheckpoint
-{
-    DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
-        IProgress<double>? progress);
-
-    /// <param name="stage">Names the sweep (its conditions are part of what the stored work is valid for).</param>
-    AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
-        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress);
-}
-
-/// <summary>Keeps nothing: every stage runs on the whole data set at once.</summary>
-public sealed class NoCheckpoint : IAnalysisCheckpoint
-{
-    public static readonly NoCheckpoint Instance = new();
-
-    public DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
-        IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
-
-    public AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
-        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
-}
-
 /// <summary>
 /// Runs the causal analysis on two data sets: features (for roles), zero ablation of every head, importance, roles,
 /// ablation of every role and of each data set's ascending-importance prefixes (on both data sets), circuits and the
@@ -74,74 +19,119 @@ public sealed class CircuitAnalysis
         (_maps, _ablation, _options) = (withMaps, withoutMaps, options);
     }
 
+    /// <summary>The whole analysis of <paramref name="real"/> against <paramref name="synthetic"/>, keeping finished work in <paramref name="checkpoint"/>.</summary>
     public CircuitAnalysisResult Run(IReadOnlyList<FaceImage> real, IReadOnlyList<FaceImage> synthetic, IProgress<(string Stage, double Fraction)>? progress = null,
         IAnalysisCheckpoint? checkpoint = null)
     {
-        var o = _options;
-        checkpoint ??= NoCheckpoint.Instance;
-        var names = _maps.Discovery.HeadNames.ToList();
-        int heads = names.Count;
-        var extractor = new FeatureExtractor(_maps, o.Timesteps, o.Seed);
-        var sets = new[] { ("real", real), ("synthetic", synthetic) };
-        IProgress<double> Stage(string name) => new SynchronousProgress<double>(f => progress?.Report((name, f)));
-        var features = sets.Select(s => checkpoint.Features(s.Item1, s.Item2,
-            (chunk, p) => extractor.Run(s.Item1, chunk, progress: new SynchronousProgress<int>(c => p.Report(c / (double)chunk.Count))), Stage($"features {s.Item1}"))).ToList();
+        var run = new Stages(this, new Dictionary<DataSetId, IReadOnlyList<FaceImage>> { [DataSetId.Real] = real, [DataSetId.Synthetic] = synthetic },
+            checkpoint ?? NoCheckpoint.Instance, progress);
+        return run.All();
+    }
 
-        // The maps session is done until the end: its arena (a batch of every layer's maps) need not sit beside the sweep's.
-        if (!ReferenceEquals(_maps, _ablation)) _maps.ReleaseBuffers();
-        var sweep = new AblationSweep(_ablation, o.Timesteps, o.Seed, o.BatchSize, o.Ablation);
-        // Mean ablation uses the whole data set's means, also when a checkpoint runs it in chunks.
-        var means = sets.Select(s => o.Ablation == AblationKind.Mean ? sweep.MeanHeadOutputs(s.Item2) : null).ToList();
-        AblationResult Sweep(string stage, int set, IReadOnlyList<AblationCondition> conditions, string label) =>
-            checkpoint.Ablation(stage, sets[set].Item1, sets[set].Item2, conditions,
-                (chunk, p) => sweep.Run(sets[set].Item1, chunk, conditions, p, means[set]), Stage($"{label} {sets[set].Item1}"));
-        var singleConditions = AblationSweep.SingleHeads(_ablation);
-        var singles = new[] { 0, 1 }.Select(i => Sweep("single", i, singleConditions, "single-head ablation")).ToList();
-        // Importance for roles: the mean of the two data sets' single-head degradations.
-        var importance = Enumerable.Range(0, heads).Select(k => (singles[0].DegradationPercent(k) + singles[1].DegradationPercent(k)) / 2).ToArray();
+    /// <summary>One run of the analysis, stage by stage (METHOD.md sections 4-6).</summary>
+    private sealed class Stages(CircuitAnalysis owner, Dictionary<DataSetId, IReadOnlyList<FaceImage>> images, IAnalysisCheckpoint checkpoint,
+        IProgress<(string Stage, double Fraction)>? progress)
+    {
+        private readonly CircuitAnalysisOptions _o = owner._options;
+        private readonly List<string> _names = owner._maps.Discovery.HeadNames.ToList();
+        private Dictionary<DataSetId, DataSetFeatures> _features = new();
+        private Dictionary<DataSetId, AblationResult> _singles = new();
+        private AblationSweep _sweep = null!;
+        private Dictionary<DataSetId, float[][][]?> _means = new();
+        private double[] _importance = Array.Empty<double>();
 
-        double[][] ProbeMatrix(int[]? realSample, int[]? synSample) => Enumerable.Range(0, heads).Select(h =>
+        private int Heads => _names.Count;
+
+        private IProgress<double> Stage(string name) => new SynchronousProgress<double>(f => progress?.Report((name, f)));
+
+        public CircuitAnalysisResult All()
         {
+            ExtractFeatures();
+            SweepSingleHeads();
+            var probeMatrix = ProbeMatrix(null);
+            var roles = HeadRoles.Cluster(_names, probeMatrix, _o.Roles, _o.Seed);
+            double stability = RoleStability(roles);
+            var orders = DataSetId.Compared.ToDictionary(d => d, d => Circuits.AscendingOrder(Circuits.Importance(_singles[d], _names)));
+            var ablations = SweepJointly(roles, orders);
+            var degradations = Degradations(ablations);
+            var circuits = DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent)).ToList();
+            var ratios = Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent, _o.Bootstrap, _o.PermutationCount, _o.Seed);
+            var all = _singles.Values.Concat(ablations.Values).ToList();
+            return new CircuitAnalysisResult(_names, DataSetId.Compared.Select(d => _features[d]).ToList(), DataSetId.Compared.Select(d => ablations[d]).ToList(),
+                _importance, roles, stability, probeMatrix, degradations, circuits, ratios,
+                all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)Heads * images.Values.Sum(i => i.Count) * _o.Timesteps.Count, all.Sum(a => a.Seconds));
+        }
+
+        /// <summary>Per-head features of every image (for roles).</summary>
+        private void ExtractFeatures()
+        {
+            var extractor = new FeatureExtractor(owner._maps, _o.Timesteps, _o.Seed);
+            _features = DataSetId.Compared.ToDictionary(d => d, d => checkpoint.Features(d, images[d],
+                (chunk, p) => extractor.Run(d, chunk, progress: new SynchronousProgress<int>(c => p.Report(c / (double)chunk.Count))), Stage($"features {d}")));
+            // The maps session is done until the end: its arena (a batch of every layer's maps) need not sit beside the sweep's.
+            if (!ReferenceEquals(owner._maps, owner._ablation)) owner._maps.ReleaseBuffers();
+        }
+
+        private AblationResult Sweep(string stage, DataSetId set, IReadOnlyList<AblationCondition> conditions, string label) =>
+            checkpoint.Ablation(stage, set, images[set], conditions, (chunk, p) => _sweep.Run(set, chunk, conditions, p, _means[set]), Stage($"{label} {set}"));
+
+        /// <summary>Every head alone on both data sets, and importance for roles: the mean of the two data sets' single-head degradations.</summary>
+        private void SweepSingleHeads()
+        {
+            _sweep = new AblationSweep(owner._ablation, _o.Timesteps, _o.Seed, _o.BatchSize, _o.Ablation);
+            // Mean ablation uses the whole data set's means, also when a checkpoint runs it in chunks.
+            _means = DataSetId.Compared.ToDictionary(d => d, d => _o.Ablation == AblationKind.Mean ? _sweep.MeanHeadOutputs(images[d]) : null);
+            var conditions = AblationSweep.SingleHeads(owner._ablation);
+            _singles = DataSetId.Compared.ToDictionary(d => d, d => Sweep("single", d, conditions, "single-head ablation"));
+            _importance = Enumerable.Range(0, Heads)
+                .Select(k => (_singles[DataSetId.Real].DegradationPercent(k) + _singles[DataSetId.Synthetic].DegradationPercent(k)) / 2).ToArray();
+        }
+
+        /// <summary>
+        /// The probes of every head (rows) in <see cref="RoleProbe"/> order, averaged over both data sets' images; with
+        /// <paramref name="sample"/>, over those images (with repeats) of each data set instead.
+        /// </summary>
+        private double[][] ProbeMatrix(IReadOnlyDictionary<DataSetId, int[]>? sample) => Enumerable.Range(0, Heads).Select(h =>
+        {
+            double Mean(DataSetId d, double[] values) => (sample?[d] ?? Enumerable.Range(0, values.Length).ToArray()).Average(i => values[i]);
             var row = new double[HeadRoles.Probes.Length];
-            for (int p = 0; p < 6; p++)
-            {
-                var a = features[0].PerImageMeans(h, p + 1);
-                var b = features[1].PerImageMeans(h, p + 1);
-                row[p] = ((realSample ?? Enumerable.Range(0, a.Length).ToArray()).Average(i => a[i]) + (synSample ?? Enumerable.Range(0, b.Length).ToArray()).Average(i => b[i])) / 2;
-            }
-            row[6] = realSample == null ? importance[h]
-                : (singles[0].DegradationPercent(h, null, realSample) + singles[1].DegradationPercent(h, null, synSample)) / 2;
+            foreach (var probe in Enum.GetValues<RoleProbe>())
+                if (HeadRoles.FeatureOf(probe) is { } feature)
+                    row[(int)probe] = (Mean(DataSetId.Real, _features[DataSetId.Real].PerImageMeans(h, feature)) +
+                                       Mean(DataSetId.Synthetic, _features[DataSetId.Synthetic].PerImageMeans(h, feature))) / 2;
+            row[(int)RoleProbe.Importance] = sample == null ? _importance[h]
+                : (_singles[DataSetId.Real].DegradationPercent(h, null, sample[DataSetId.Real]) + _singles[DataSetId.Synthetic].DegradationPercent(h, null, sample[DataSetId.Synthetic])) / 2;
             return row;
         }).ToArray();
-        var probeMatrix = ProbeMatrix(null, null);
-        var roles = HeadRoles.Cluster(names, probeMatrix, o.Roles, o.Seed);
-        var rng = new Random(StableSeed.Of(o.Seed, 0x5AB1));
-        double stability = HeadRoles.Stability(roles, names, _ =>
-        {
-            // Resample each data set's images separately, keeping the pairing of features and ablations per image.
-            var rs = Enumerable.Range(0, real.Count).Select(__ => rng.Next(real.Count)).ToArray();
-            var ss = Enumerable.Range(0, synthetic.Count).Select(__ => rng.Next(synthetic.Count)).ToArray();
-            return ProbeMatrix(rs, ss);
-        }, real.Count, o.StabilityResamples, o.Seed);
 
-        var roleConditions = roles.Roles.Select(r => new AblationCondition($"role.{r.Name}", r.Heads.Select(h => names.IndexOf(h)).ToArray())).ToList();
-        var orders = singles.Select(s => Circuits.AscendingOrder(Circuits.Importance(s, names))).ToList();
-        var joint = singleConditions.Concat(roleConditions)
-            .Concat(Circuits.PrefixConditions(orders[0], "real")).Concat(Circuits.PrefixConditions(orders[1], "synthetic")).ToList();
-        var ablations = new[] { 0, 1 }.Select(i => Sweep("joint", i, joint, "role and circuit ablation")).ToList();
-
-        var degradations = ablations.SelectMany(a => AblationStatistics.Degradations(a, o.Bootstrap, o.Seed)
-            .Where(d => !d.Condition.StartsWith(Circuits.PrefixPrefix, StringComparison.Ordinal)).Select(d => (a.DataSet, d))).ToList();
-        var adjusted = MultipleComparisons.Adjust(degradations.Select(d => d.d.Test).ToList(), "ablation degradation (heads and roles, both data sets)");
-        degradations = degradations.Select((d, i) => (d.DataSet, d.d with { Test = adjusted[i] })).ToList();
-        var circuits = new[]
+        /// <summary>Roles found again on bootstrap resamples of the images, each data set resampled separately (features and ablations stay paired per image).</summary>
+        private double RoleStability(RoleClustering roles)
         {
-            Circuits.Find(ablations[0], names, orders[0], "real", o.TolerancePercent),
-            Circuits.Find(ablations[1], names, orders[1], "synthetic", o.TolerancePercent),
-        };
-        var ratios = Circuits.Ratios(ablations[0], ablations[1], names, o.TolerancePercent, o.Bootstrap, o.Permutations, o.Seed);
-        var all = singles.Concat(ablations).ToList();
-        return new CircuitAnalysisResult(names, features, ablations, importance, roles, stability, probeMatrix, degradations, circuits, ratios,
-            all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)heads * (real.Count + synthetic.Count) * o.Timesteps.Count, all.Sum(a => a.Seconds));
+            var rng = new Random(StableSeed.Of(_o.Seed, 0x5AB1));
+            int[] Draw(DataSetId d) => Enumerable.Range(0, images[d].Count).Select(_ => rng.Next(images[d].Count)).ToArray();
+            return HeadRoles.Stability(roles, _names, _ =>
+            {
+                var realSample = Draw(DataSetId.Real);
+                return ProbeMatrix(new Dictionary<DataSetId, int[]> { [DataSetId.Real] = realSample, [DataSetId.Synthetic] = Draw(DataSetId.Synthetic) });
+            }, images[DataSetId.Real].Count, _o.StabilityResamples, _o.Seed);
+        }
+
+        /// <summary>Every head, every role and each data set's ascending-importance prefixes, on both data sets.</summary>
+        private Dictionary<DataSetId, AblationResult> SweepJointly(RoleClustering roles, Dictionary<DataSetId, int[]> orders)
+        {
+            var roleConditions = roles.Roles.Select(r => AblationCondition.ForRole(r.Name, r.Heads.Select(h => _names.IndexOf(h)).ToArray()));
+            var joint = AblationSweep.SingleHeads(owner._ablation).Concat(roleConditions)
+                .Concat(DataSetId.Compared.SelectMany(d => Circuits.PrefixConditions(orders[d], d))).ToList();
+            return DataSetId.Compared.ToDictionary(d => d, d => Sweep("joint", d, joint, "role and circuit ablation"));
+        }
+
+        /// <summary>Degradations of heads and roles (not prefixes) of both data sets, BH-adjusted as one family.</summary>
+        private List<Degradation> Degradations(Dictionary<DataSetId, AblationResult> ablations)
+        {
+            var list = DataSetId.Compared.SelectMany(d => AblationStatistics.Degradations(ablations[d], _o.Bootstrap, _o.Seed))
+                .Where(x => x.Kind != ConditionKind.Prefix).ToList();
+            var adjusted = MultipleComparisons.Adjust(list.Select(x => x.Test).ToList(), "ablation degradation (heads and roles, both data sets)");
+            return list.Select((x, i) => x with { Test = adjusted[i] }).ToList();
+        }
     }
 }

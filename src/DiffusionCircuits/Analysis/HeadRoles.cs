@@ -1,17 +1,9 @@
+using DiffusionCircuits.Capture;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;
 
 namespace DiffusionCircuits.Analysis;
-
-/// <summary>A functional role: a k-means cluster of heads, named by its centroid's dominant probe.</summary>
-public sealed record HeadRole(string Name, IReadOnlyList<string> Heads, IReadOnlyList<double> CentroidZ, double Silhouette);
-
-/// <summary>The clustering of heads into roles (METHOD.md section 4).</summary>
-public sealed record RoleClustering(IReadOnlyList<HeadRole> Roles, int[] Labels, double Inertia, double MeanSilhouette, int K, string? Note)
-{
-    public string RoleOf(int head) => Roles[Labels[head]].Name;
-}
 
 /// <summary>
 /// Groups heads into functional roles: z-score each probe over heads, cluster with ML.NET's KMeans trainer
@@ -22,13 +14,26 @@ public sealed record RoleClustering(IReadOnlyList<HeadRole> Roles, int[] Labels,
 /// </summary>
 public static class HeadRoles
 {
-    /// <summary>The probes, in the column order of the feature matrix.</summary>
-    public static readonly string[] Probes = { "NormalizedEntropy", "DistanceImageUnits", "EdgeAlignment", "TextureAlignment", "SemanticAffinity", "Symmetry", "Importance" };
+    /// <summary>The probes' names, in the column order of the feature matrix (<see cref="RoleProbe"/>).</summary>
+    public static readonly string[] Probes = Enum.GetNames<RoleProbe>();
 
-    private static readonly (string Name, int Probe, int Sign)[] Names =
+    /// <summary>The head feature a probe averages, or null for importance (it comes from ablation).</summary>
+    public static HeadFeature? FeatureOf(RoleProbe probe) => probe switch
     {
-        ("edge", 2, 1), ("texture", 3, 1), ("semantic", 4, 1), ("symmetry", 5, 1),
-        ("local", 1, -1), ("global", 1, 1), ("positional", 0, -1), ("low-importance", 6, -1),
+        RoleProbe.NormalizedEntropy => HeadFeature.NormalizedEntropy,
+        RoleProbe.DistanceImageUnits => HeadFeature.DistanceImageUnits,
+        RoleProbe.EdgeAlignment => HeadFeature.EdgeAlignment,
+        RoleProbe.TextureAlignment => HeadFeature.TextureAlignment,
+        RoleProbe.SemanticAffinity => HeadFeature.SemanticAffinity,
+        RoleProbe.Symmetry => HeadFeature.Symmetry,
+        _ => null,
+    };
+
+    private static readonly (string Name, RoleProbe Probe, int Sign)[] Names =
+    {
+        ("edge", RoleProbe.EdgeAlignment, 1), ("texture", RoleProbe.TextureAlignment, 1), ("semantic", RoleProbe.SemanticAffinity, 1),
+        ("symmetry", RoleProbe.Symmetry, 1), ("local", RoleProbe.DistanceImageUnits, -1), ("global", RoleProbe.DistanceImageUnits, 1),
+        ("positional", RoleProbe.NormalizedEntropy, -1), ("low-importance", RoleProbe.Importance, -1),
     };
 
     /// <summary>Clusters heads (rows of <paramref name="features"/>, columns = <see cref="Probes"/>; NaN = not measured).</summary>
@@ -56,7 +61,7 @@ public static class HeadRoles
         var roles = new List<HeadRole>();
         for (int c = 0; c < centroids.Length; c++)
         {
-            var best = Names.OrderByDescending(x => x.Sign * centroids[c][x.Probe]).ThenBy(x => Array.IndexOf(Names, x)).First().Name;
+            var best = Names.OrderByDescending(x => x.Sign * centroids[c][(int)x.Probe]).ThenBy(x => Array.IndexOf(Names, x)).First().Name;
             used[best] = used.GetValueOrDefault(best) + 1;
             string name = used[best] == 1 ? best : $"{best}-{used[best]}";
             var members = Enumerable.Range(0, n).Where(h => labels[h] == c).ToList();

@@ -30,8 +30,7 @@ public static class DenoiserEvaluation
                 for (int i = 0; i < b; i++)
                 {
                     CheckSize(batch[i], denoiser);
-                    PairedNoise.Fill(eps.AsSpan(i * len, len), seed, batch[i].Id, t);
-                    ForwardNoising.Apply(batch[i].RgbPlanes, eps.AsSpan(i * len, len), schedule, t, noisy.AsSpan(i * len, len));
+                    ForwardNoising.ApplyPaired(batch[i], seed, t, schedule, eps.AsSpan(i * len, len), noisy.AsSpan(i * len, len));
                 }
                 var predicted = denoiser.PredictNoise(noisy, Enumerable.Repeat(t, b).ToArray());
                 for (int j = 0; j < noisy.Length; j++)

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using System.Text;
 
 namespace DiffusionCircuits.Diffusion;
@@ -38,6 +39,16 @@ public static class ForwardNoising
     {
         float a = (float)schedule.SignalScale(t), s = (float)schedule.NoiseScale(t);
         for (int i = 0; i < noisy.Length; i++) noisy[i] = a * (2f * cleanUnit[i] - 1f) + s * eps[i];
+    }
+
+    /// <summary>
+    /// x_t of a clean image with its paired noise: fills <paramref name="eps"/> with the noise of (seed, image id, t)
+    /// and <paramref name="noisy"/> with x_t. Every stage noises images through this, so all of them see the same x_t.
+    /// </summary>
+    public static void ApplyPaired(FaceImage image, int seed, int t, NoiseSchedule schedule, Span<float> eps, Span<float> noisy)
+    {
+        PairedNoise.Fill(eps, seed, image.Id, t);
+        Apply(image.RgbPlanes, eps, schedule, t, noisy);
     }
 
     /// <summary>The clean image the model implies: x0 = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), in [-1, 1] space.</summary>

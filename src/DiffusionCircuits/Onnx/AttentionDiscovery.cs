@@ -8,10 +8,25 @@ namespace DiffusionCircuits.Onnx;
 /// <summary>The attention layers of a model and what was learnt about it while finding them.</summary>
 public sealed record AttentionDiscoveryResult(ModelSignature Signature, IReadOnlyList<AttentionLayer> Layers, IReadOnlyList<string> Notes)
 {
-    public int TotalHeads => Layers.Sum(l => l.Heads);
+    /// <summary>Number of heads over all layers.</summary>
+    public int TotalHeads => Heads.Count;
+
+    /// <summary>Every head in layer order, built once.</summary>
+    public IReadOnlyList<HeadId> Heads { get; } = Enumerate(Layers);
 
     /// <summary>Every head name in layer order (<c>mid.attn.h3</c>).</summary>
-    public IEnumerable<string> HeadNames => Layers.SelectMany(l => Enumerable.Range(0, l.Heads).Select(l.HeadName));
+    public IEnumerable<string> HeadNames => Heads.Select(h => h.Name);
+
+    private readonly Dictionary<string, HeadId> _byName = Enumerate(Layers).ToDictionary(h => h.Name);
+
+    private static HeadId[] Enumerate(IReadOnlyList<AttentionLayer> layers) =>
+        layers.SelectMany(l => Enumerable.Range(0, l.Heads).Select(h => (l.Name, h))).Select((x, index) => new HeadId(x.Name, x.h, index)).ToArray();
+
+    /// <summary>The head of this name, or null when the model has none.</summary>
+    public HeadId? FindHead(string name) => _byName.TryGetValue(name, out var head) ? head : null;
+
+    /// <summary>The heads of one layer.</summary>
+    public IEnumerable<HeadId> HeadsOf(AttentionLayer layer) => Heads.Where(h => h.Layer == layer.Name);
 }
 
 /// <summary>

@@ -38,7 +38,8 @@ public sealed record AttentionLayer
 
     public string Kind => IsCrossAttention ? "cross" : "self";
 
-    public string HeadName(int head) => $"{Name}.h{head}";
+    /// <summary>The name of head <paramref name="head"/> of this layer (<see cref="HeadId.Name"/>).</summary>
+    public string HeadName(int head) => HeadId.NameOf(Name, head);
 
     /// <summary>Graph output that carries this layer's attention maps after instrumentation.</summary>
     public string MapsOutput => $"attn.{Name}";

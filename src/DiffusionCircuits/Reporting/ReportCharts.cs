@@ -53,12 +53,13 @@ public static class ReportCharts
     public static IReadOnlyList<ReportChart> All(ReportResults r, CircuitAnalysisResult a, IReadOnlyList<AttentionLayer> layers)
     {
         var charts = new List<ReportChart>();
-        foreach (var set in new[] { "synthetic", "real" }) charts.Add(EntropyHeatmap(r, layers, set));
+        var sets = new[] { DataSetId.Synthetic, DataSetId.Real };
+        foreach (var set in sets) charts.Add(EntropyHeatmap(r, layers, set.Name));
         charts.Add(EntropyByTimestep(r, layers));
         charts.Add(JsdByTimestep(r));
         charts.Add(RoleMap(r));
-        foreach (var set in new[] { "synthetic", "real" }) charts.Add(HeadDegradation(r, set));
-        foreach (var set in new[] { "synthetic", "real" }) charts.Add(RoleDegradation(r, set));
+        foreach (var set in sets) charts.Add(HeadDegradation(r, set));
+        foreach (var set in sets) charts.Add(RoleDegradation(r, set));
         charts.Add(CircuitCurves(r));
         return charts;
     }
@@ -108,9 +109,10 @@ public static class ReportCharts
         var plot = NewPlot("Entropy against timestep", "timestep t", "mean entropy over heads (nats)");
         var ts = r.Timesteps.Select(t => (double)t).ToArray();
         for (int l = 0; l < layers.Count; l++)
-            foreach (var (set, dashed) in new[] { ("real", false), ("synthetic", true) })
+            foreach (var (set, dashed) in new[] { (DataSetId.Real.Name, false), (DataSetId.Synthetic.Name, true) })
             {
-                var ys = r.Timesteps.Select(t => r.Entropy.Where(e => e.DataSet == set && e.Timestep == t && e.Head.StartsWith(layers[l].Name + ".h", StringComparison.Ordinal))
+                var inLayer = Enumerable.Range(0, layers[l].Heads).Select(layers[l].HeadName).ToHashSet();
+                var ys = r.Timesteps.Select(t => r.Entropy.Where(e => e.DataSet == set && e.Timestep == t && inLayer.Contains(e.Head))
                     .Average(e => e.MeanNats)).ToArray();
                 var line = plot.Add.Scatter(ts, ys, ColorOf(l));
                 line.LegendText = $"{layers[l].Name} ({set})";
@@ -169,9 +171,9 @@ public static class ReportCharts
                                            "projected on their first two principal components, coloured by k-means role.", plot, 495, 330);
     }
 
-    public static ReportChart HeadDegradation(ReportResults r, string set)
+    public static ReportChart HeadDegradation(ReportResults r, DataSetId set)
     {
-        var rows = r.Degradations.Where(d => d.DataSet == set && !d.Condition.StartsWith("role.", StringComparison.Ordinal))
+        var rows = r.Degradations.Where(d => d.DataSet == set && d.Kind == ConditionKind.Head)
             .OrderByDescending(d => d.DegradationPercent).ThenBy(d => d.Condition, StringComparer.Ordinal).ToList();
         var plot = NewPlot($"Single-head ablation ({set} faces)", "", "degradation (%)");
         for (int i = 0; i < rows.Count; i++)
@@ -191,15 +193,15 @@ public static class ReportCharts
         return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is zeroed, {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
     }
 
-    public static ReportChart RoleDegradation(ReportResults r, string set)
+    public static ReportChart RoleDegradation(ReportResults r, DataSetId set)
     {
-        var rows = r.Degradations.Where(d => d.DataSet == set && d.Condition.StartsWith("role.", StringComparison.Ordinal)).ToList();
+        var rows = r.Degradations.Where(d => d.DataSet == set && d.Kind == ConditionKind.Role).ToList();
         var plot = NewPlot($"Role ablation per timestep ({set} faces)", "timestep t", "degradation (%)");
         var ts = r.Timesteps.Select(t => (double)t).ToArray();
         for (int i = 0; i < rows.Count; i++)
         {
             var line = plot.Add.Scatter(ts, rows[i].PerTimestepPercent.ToArray(), ColorOf(i));
-            line.LegendText = rows[i].Condition["role.".Length..];
+            line.LegendText = rows[i].Subject;
             line.LineWidth = 2;
         }
         plot.ShowLegend(Edge.Right);

@@ -1,5 +1,7 @@
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Capture;
 using SkiaSharp;
 
@@ -28,11 +30,11 @@ public sealed class ReportExamples : IDisposable
     /// </summary>
     public static List<string> SpecialisedHeads(ReportResults r)
     {
-        var imageLayers = r.Model.Layers.Where(l => l.Kind == "self").Select(l => l.Name + ".h").ToList();
-        bool OverImage(string head) => imageLayers.Any(prefix => head.StartsWith(prefix, StringComparison.Ordinal));
+        var overImage = r.Model.Layers.Where(l => l.Kind == "self").SelectMany(l => Enumerable.Range(0, l.Heads).Select(h => HeadId.NameOf(l.Name, h))).ToHashSet();
+        bool OverImage(string head) => overImage.Contains(head);
         var sharp = r.Entropy.Where(e => e.Timestep == null && OverImage(e.Head)).GroupBy(e => e.Head).Select(g => (Head: g.Key, Entropy: g.Average(e => e.MeanNats)))
             .OrderBy(x => x.Entropy).ThenBy(x => x.Head, StringComparer.Ordinal).Select(x => x.Head).Take(4).ToList();
-        var important = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal) && OverImage(d.Condition))
+        var important = r.Degradations.Where(d => d.Kind == ConditionKind.Head && OverImage(d.Condition))
             .MaxBy(d => d.DegradationPercent)?.Condition;
         if (important != null && !sharp.Contains(important)) sharp.Add(important);
         return sharp;
@@ -47,8 +49,7 @@ public sealed class ReportExamples : IDisposable
         var eps = new float[len];
         for (int i = 0; i < images.Count; i++)
         {
-            PairedNoise.Fill(eps, seed, images[i].Id, t);
-            ForwardNoising.Apply(images[i].RgbPlanes, eps, session.Schedule, t, noisy.AsSpan(i * len, len));
+            ForwardNoising.ApplyPaired(images[i], seed, t, session.Schedule, eps, noisy.AsSpan(i * len, len));
         }
         using var batch = session.Run(noisy, Enumerable.Repeat(t, images.Count).ToArray());
         const int cell = 96, gap = 4, labelWidth = 130, top = 22;
@@ -89,10 +90,8 @@ public sealed class ReportExamples : IDisposable
 
     private static (int Layer, int Head) Locate(AttentionCaptureSession session, string name)
     {
-        for (int l = 0; l < session.Layers.Count; l++)
-            for (int h = 0; h < session.Layers[l].Heads; h++)
-                if (session.Layers[l].HeadName(h) == name) return (l, h);
-        throw new ArgumentException($"Unknown head '{name}'.");
+        var head = session.Discovery.FindHead(name) ?? throw new ArgumentException($"Unknown head '{name}'.");
+        return (session.Layers.Select(l => l.Name).ToList().IndexOf(head.Layer), head.InLayer);
     }
 
     /// <summary>Bilinear upsampling of a token grid to the image (token centres at (i + 0.5) / n).</summary>

@@ -1,4 +1,6 @@
 using System.Globalization;
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
 using DiffusionCircuits.Statistics;
 
 namespace DiffusionCircuits.Reporting;
@@ -32,7 +34,7 @@ public static class ReportPdf
     {
         ReportChart Chart(string name) => charts.First(c => c.Name == name);
         void Draw(PdfDocumentBuilder p, string name) { var c = Chart(name); p.Chart(c.Plot, c.Width, c.Height, c.Caption); }
-        var real = r.Data.First(d => d.Name == "real");
+        var real = r.Data.First(d => d.Name == DataSetId.Real.Name);
         var pdf = new PdfDocumentBuilder("DiffusionCircuits report", $"{r.Model.File}, {r.Data.Sum(d => d.Images)} images");
 
         // 1. Findings
@@ -44,11 +46,11 @@ public static class ReportPdf
         foreach (var q in r.ComplexityRatios)
             key.Add(new[] { $"complexity ratio ({q.Measure})", F(q.Ratio), $"{F(q.CiLow)} .. {F(q.CiHigh)}", q.PAtResolution ? $"< {G(1.0 / (q.Permutations + 1))}" : G(q.PermutationP) });
         foreach (var c in r.Circuits)
-            key.Add(new[] { $"circuit size, {c.DataSet} (tau {G(c.TolerancePercent)}%)", c.Size.ToString(CultureInfo.InvariantCulture), "", "" });
+            key.Add(new[] { $"circuit size, {c.DataSet.Name} (tau {G(c.TolerancePercent)}%)", c.Size.ToString(CultureInfo.InvariantCulture), "", "" });
         foreach (var c in r.Circuits)
-            key.Add(new[] { $"effective heads, {c.DataSet}", F(c.EffectiveHeads, 2), "", "" });
+            key.Add(new[] { $"effective heads, {c.DataSet.Name}", F(c.EffectiveHeads, 2), "", "" });
         key.Add(new[] { "JSD range over timesteps (nats, mean over heads)", $"{F(r.Divergence.Min(d => d.MeanJsdNats), 4)} .. {F(r.Divergence.Max(d => d.MeanJsdNats), 4)}", "", "" });
-        var single = r.Degradations.Where(d => !d.Condition.StartsWith("role.", StringComparison.Ordinal)).ToList();
+        var single = r.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
         key.Add(new[] { "single-head degradation range (%)", $"{F(single.Min(d => d.DegradationPercent), 1)} .. {F(single.Max(d => d.DegradationPercent), 1)}", "", "" });
         key.Add(new[] { "role stability (adjusted Rand index)", F(r.RoleStabilityAri), "", "" });
         pdf.Table(new[] { "measure", "value", "95% CI", "p" }, key, new[] { 3.2f, 1.3f, 1.5f, 1f }, 9);
@@ -116,16 +118,16 @@ public static class ReportPdf
         Draw(pdf, "degradation-roles-synthetic");
         Draw(pdf, "degradation-roles-real");
         pdf.Table(new[] { "data", "role ablated", "degradation %", "95% CI", string.Join(" / ", r.Timesteps.Select(t => $"t{t}")), "p (BH)" },
-            r.Degradations.Where(d => d.Condition.StartsWith("role.", StringComparison.Ordinal)).Select(d => (IReadOnlyList<string>)new[]
+            r.Degradations.Where(d => d.Kind == ConditionKind.Role).Select(d => (IReadOnlyList<string>)new[]
             {
-                d.DataSet, d.Condition["role.".Length..], F(d.DegradationPercent, 2), $"{F(d.CiLowPercent, 2)} .. {F(d.CiHighPercent, 2)}",
+                d.DataSet.Name, d.Subject, F(d.DegradationPercent, 2), $"{F(d.CiLowPercent, 2)} .. {F(d.CiHighPercent, 2)}",
                 string.Join(" / ", d.PerTimestepPercent.Select(v => F(v, 1))), Pv(d.Test.AdjustedPValue),
             }).ToList(), new[] { 0.9f, 1.3f, 1f, 1.4f, 2.4f, 0.9f });
 
         // 7. Circuits
         pdf.Heading(Sections[6]);
         pdf.Table(new[] { "data", "circuit size", "effective heads", "circuit heads" },
-            r.Circuits.Select(c => (IReadOnlyList<string>)new[] { c.DataSet, $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
+            r.Circuits.Select(c => (IReadOnlyList<string>)new[] { c.DataSet.Name, $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
             new[] { 0.8f, 1f, 1f, 4f });
         Draw(pdf, "circuit-curves");
         pdf.Table(new[] { "complexity ratio real / synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p" },

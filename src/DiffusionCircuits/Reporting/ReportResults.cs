@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Statistics;
 
 namespace DiffusionCircuits.Reporting;
@@ -23,17 +24,13 @@ public sealed record EntropyRow(string DataSet, string Head, int? Timestep, int 
 
 public sealed record DivergenceRow(int Timestep, double MeanJsdNats, double MinJsdNats, double MaxJsdNats, string MaxHead, double MeanAbsEntropyGapNats);
 
-public sealed record RoleRow(string Name, IReadOnlyList<string> Heads, double EntropyMeanNats, double EntropySdNats, double ImportancePercent,
-    double Silhouette, IReadOnlyDictionary<string, double> CentroidZ, double[] ProjectionX, double[] ProjectionY);
-
-public sealed record DegradationRow(string DataSet, string Condition, double DegradationPercent, double CiLowPercent, double CiHighPercent,
-    IReadOnlyList<double> PerTimestepPercent, HypothesisTest Test);
-
-public sealed record CircuitRow(string DataSet, double TolerancePercent, int Size, double EffectiveHeads, IReadOnlyList<string> Heads,
-    IReadOnlyList<string> AblatedInOrder, IReadOnlyList<double> PrefixDegradationPercent);
-
+/// <summary>A <see cref="ComplexityRatio"/> flattened for results.json.</summary>
 public sealed record RatioRow(string Measure, double Real, double Synthetic, double Ratio, double CiLow, double CiHigh, double PermutationP,
-    int Permutations, bool PAtResolution, string Note);
+    int Permutations, bool PAtResolution, string Note)
+{
+    /// <summary>Which measure this is.</summary>
+    public ComplexityMeasure Kind { get; init; }
+}
 
 public sealed record CostInfo(long ForwardPasses, long RunCalls, long NaiveRunCallsSingleHeads);
 
@@ -61,23 +58,18 @@ public sealed record ReportResults
     public required IReadOnlyList<DivergenceRow> Divergence { get; init; }
     public required double RoleStabilityAri { get; init; }
     public required double RoleMeanSilhouette { get; init; }
-    public required IReadOnlyList<RoleRow> Roles { get; init; }
-    public required IReadOnlyList<DegradationRow> Degradations { get; init; }
-    public required IReadOnlyList<CircuitRow> Circuits { get; init; }
+    public required IReadOnlyList<RoleSummary> Roles { get; init; }
+    public required IReadOnlyList<Degradation> Degradations { get; init; }
+    public required IReadOnlyList<Circuit> Circuits { get; init; }
     public required IReadOnlyList<RatioRow> ComplexityRatios { get; init; }
     /// <summary>Every hypothesis test of the report, with its family and adjusted p.</summary>
     public required IReadOnlyList<HypothesisTest> Tests { get; init; }
     public required CostInfo Cost { get; init; }
 
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-    };
+    /// <summary>The JSON settings of results.json (<see cref="JsonFiles.Options"/>).</summary>
+    public static JsonSerializerOptions Json => JsonFiles.Options;
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json) + "\n";
+    public string ToJson() => JsonFiles.Serialize(this);
 
     /// <summary>Reads the metrics of a results.json (or baseline), naming the file when it is not one.</summary>
     public static IReadOnlyList<Metric> ReadMetrics(string path)

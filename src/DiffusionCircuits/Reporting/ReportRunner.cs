@@ -20,15 +20,12 @@ public sealed record ReportOptions
     public string? RealFolderSource { get; init; }
     /// <summary>Only these file names of the real folder (e.g. the reference model's held-out list).</summary>
     public IReadOnlyCollection<string>? RealFiles { get; init; }
+    /// <summary>Real images (and synthetic ones unless <see cref="SyntheticImages"/> says otherwise).</summary>
     public int Images { get; init; } = 64;
     /// <summary>Synthetic images; <see cref="Images"/> when null.</summary>
     public int? SyntheticImages { get; init; }
-    public IReadOnlyList<int> Timesteps { get; init; } = new[] { 50, 200, 400, 600, 800 };
-    public int Roles { get; init; } = 8;
-    public int Seed { get; init; } = 1;
-    public double TolerancePercent { get; init; } = 10;
-    public int Bootstrap { get; init; } = 2000;
-    public AblationKind Ablation { get; init; } = AblationKind.Zero;
+    /// <summary>The analysis: timesteps, seed, roles, tolerance, bootstrap, ablation.</summary>
+    public CircuitAnalysisOptions Analysis { get; init; } = new();
     /// <summary>Output folder; null picks <c>&lt;ReportsRoot&gt;/&lt;timestamp&gt;</c>, or resumes an unfinished run there with the same inputs.</summary>
     public string? OutDir { get; init; }
     public string ReportsRoot { get; init; } = "reports";
@@ -39,15 +36,9 @@ public sealed record ReportOptions
     /// <summary>Checks every option; the message says what is allowed.</summary>
     public void Validate(int schedulerSteps = 1000)
     {
-        if (Images < 4 || Images > 100_000) throw new ArgumentException($"--images must be between 4 and 100000 (got {Images}).");
-        if (SyntheticImages is int s && (s < 4 || s > 100_000)) throw new ArgumentException($"--synthetic must be between 4 and 100000 (got {s}).");
-        if (Timesteps.Count == 0) throw new ArgumentException("--timesteps needs at least one timestep.");
-        foreach (var t in Timesteps)
-            if (t < 0 || t >= schedulerSteps) throw new ArgumentException($"--timesteps must be in 0..{schedulerSteps - 1} (got {t}).");
-        if (Timesteps.Distinct().Count() != Timesteps.Count) throw new ArgumentException($"--timesteps has duplicates ({string.Join(",", Timesteps)}).");
-        if (Roles < 1 || Roles > 64) throw new ArgumentException($"--roles must be between 1 and 64 (got {Roles}).");
-        if (!(TolerancePercent > 0) || TolerancePercent > 1000) throw new ArgumentException($"--tolerance must be a percentage in (0, 1000] (got {TolerancePercent}).");
-        if (Bootstrap < 100 || Bootstrap > 1_000_000) throw new ArgumentException($"--bootstrap must be between 100 and 1000000 (got {Bootstrap}).");
+        AnalysisLimits.CheckImages(Images);
+        if (SyntheticImages is int s) AnalysisLimits.CheckImages(s, "synthetic");
+        Analysis.Validate(schedulerSteps);
         if (GpuDeviceId is int g && g < 0) throw new ArgumentException($"--gpu must be a device id >= 0 (got {g}).");
         if (ChunkImages < 0) throw new ArgumentException($"--chunk must be >= 0 (0 = automatic; got {ChunkImages}).");
         if (OutDir != null && string.IsNullOrWhiteSpace(OutDir)) throw new ArgumentException("--out must name a folder.");
@@ -58,12 +49,12 @@ public sealed record ReportOptions
     {
         ["images"] = Images.ToString(CultureInfo.InvariantCulture),
         ["synthetic"] = (SyntheticImages ?? Images).ToString(CultureInfo.InvariantCulture),
-        ["timesteps"] = string.Join(",", Timesteps),
-        ["roles"] = Roles.ToString(CultureInfo.InvariantCulture),
-        ["seed"] = Seed.ToString(CultureInfo.InvariantCulture),
-        ["tolerancePercent"] = TolerancePercent.ToString("R", CultureInfo.InvariantCulture),
-        ["bootstrap"] = Bootstrap.ToString(CultureInfo.InvariantCulture),
-        ["ablation"] = Ablation.ToString().ToLowerInvariant(),
+        ["timesteps"] = string.Join(",", Analysis.Timesteps),
+        ["roles"] = Analysis.Roles.ToString(CultureInfo.InvariantCulture),
+        ["seed"] = Analysis.Seed.ToString(CultureInfo.InvariantCulture),
+        ["tolerancePercent"] = Analysis.TolerancePercent.ToString("R", CultureInfo.InvariantCulture),
+        ["bootstrap"] = Analysis.Bootstrap.ToString(CultureInfo.InvariantCulture),
+        ["ablation"] = Analysis.Ablation.ToString().ToLowerInvariant(),
         ["device"] = GpuDeviceId is int g ? $"cuda:{g}" : "cpu",
         ["chunkImages"] = ChunkImages.ToString(CultureInfo.InvariantCulture),
         ["realFiles"] = RealFiles == null ? "all" : $"{RealFiles.Count} listed",
@@ -113,7 +104,7 @@ public sealed class ReportRunner
         try
         {
             maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId });
-            ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Ablation == AblationKind.Mean });
+            ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean });
         }
         catch (OnnxModelException e) { throw new InvalidDataException(e.Message, e); }
         using var _1 = maps;
@@ -152,11 +143,11 @@ public sealed class ReportRunner
         else
         {
             notices.Add(StandInNotice);
-            real = new NaturalisticFaceGenerator(o.Seed, maps.Height).GenerateMany(o.Images).ToList();
-            realInfo = new DataSetInfo("real", "naturalistic stand-in (procedural)", $"NaturalisticFaceGenerator(seed {o.Seed})", real.Count, HashImages(real), 0, Array.Empty<SkippedFile>());
+            real = new NaturalisticFaceGenerator(o.Analysis.Seed, maps.Height).GenerateMany(o.Images).ToList();
+            realInfo = new DataSetInfo("real", "naturalistic stand-in (procedural)", $"NaturalisticFaceGenerator(seed {o.Analysis.Seed})", real.Count, HashImages(real), 0, Array.Empty<SkippedFile>());
         }
-        var synthetic = new SyntheticFaceGenerator(o.Seed, maps.Height).GenerateMany(nSynthetic).ToList();
-        var synthInfo = new DataSetInfo("synthetic", "procedural faces with exact part masks", $"SyntheticFaceGenerator(seed {o.Seed})", synthetic.Count, HashImages(synthetic), 0, Array.Empty<SkippedFile>());
+        var synthetic = new SyntheticFaceGenerator(o.Analysis.Seed, maps.Height).GenerateMany(nSynthetic).ToList();
+        var synthInfo = new DataSetInfo("synthetic", "procedural faces with exact part masks", $"SyntheticFaceGenerator(seed {o.Analysis.Seed})", synthetic.Count, HashImages(synthetic), 0, Array.Empty<SkippedFile>());
         foreach (var n in notices) _log(n);
         Lap("data");
 
@@ -167,18 +158,13 @@ public sealed class ReportRunner
         CheckWritable(outDir);
         using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");
         var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);
-        var analysisOptions = new CircuitAnalysisOptions
-        {
-            Timesteps = o.Timesteps, Seed = o.Seed, Roles = o.Roles, TolerancePercent = o.TolerancePercent,
-            Bootstrap = o.Bootstrap, Permutations = o.Bootstrap, Ablation = o.Ablation,
-        };
-        var analysis = new CircuitAnalysis(maps, ablation, analysisOptions).Run(real, synthetic, progress, checkpoint);
+        var analysis = new CircuitAnalysis(maps, ablation, o.Analysis).Run(real, synthetic, progress, checkpoint);
         if (checkpoint.ChunksLoaded > 0) _log($"Resumed: {checkpoint.ChunksLoaded} finished chunk(s) loaded from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
         Lap("analysis");
 
         progress?.Report(("statistics", 0));
         var heads = analysis.HeadNames;
-        var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Bootstrap, o.Seed)).ToList();
+        var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Analysis.Bootstrap, o.Analysis.Seed)).ToList();
         var divergences = FeatureAggregation.Divergence(analysis.Features[0], analysis.Features[1], maps.Layers);
         var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries, divergences);
         progress?.Report(("statistics", 1));
@@ -197,7 +183,7 @@ public sealed class ReportRunner
         Lap("tables");
 
         progress?.Report(("charts and report", 0));
-        var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Seed);
+        var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Analysis.Seed);
         var charts = ReportCharts.All(results, analysis, maps.Layers);
         Directory.CreateDirectory(Path.Combine(outDir, "charts"));
         foreach (var chart in charts)

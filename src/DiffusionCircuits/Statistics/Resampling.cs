@@ -10,7 +10,12 @@ public sealed record PermutationResult(double Observed, double PValue, int Permu
     public double Resolution => 1.0 / (Permutations + 1);
 }
 
-/// <summary>Seeded bootstrap and permutation tests (METHOD.md section 7): same seed, same numbers.</summary>
+/// <summary>
+/// Seeded bootstrap and permutation tests (METHOD.md section 7): same seed, same numbers. Two cores resample indices
+/// (<see cref="BootstrapIndices(int, int, Func{int[], int[], double}, int, int, double)"/>, <see cref="PermutationTestIndices"/>);
+/// the value-based functions gather values through them, so every resampling in the tool shares one generator
+/// stream convention, one interval rule and one rule for what counts as extreme.
+/// </summary>
 public static class Resampling
 {
     /// <summary>Percentile bootstrap CI of a one-sample statistic (resampling with replacement).</summary>
@@ -18,15 +23,12 @@ public static class Resampling
     {
         if (sample.Count == 0) throw new ArgumentException("Cannot bootstrap an empty sample.");
         Checks.Finite(sample.ToArray(), "sample");
-        var rng = new Random(StableSeed.Of(seed, 0xB0075));
         var buffer = new double[sample.Count];
-        var stats = new double[resamples];
-        for (int b = 0; b < resamples; b++)
+        return Interval(statistic(sample.ToArray()), Resample(new Random(StableSeed.Of(seed, 0xB0075)), sample.Count, 0, resamples, (ix, _) =>
         {
-            for (int i = 0; i < buffer.Length; i++) buffer[i] = sample[rng.Next(sample.Count)];
-            stats[b] = statistic(buffer);
-        }
-        return Interval(statistic(sample.ToArray()), stats, confidence);
+            for (int i = 0; i < buffer.Length; i++) buffer[i] = sample[ix[i]];
+            return statistic(buffer);
+        }), resamples, confidence);
     }
 
     /// <summary>
@@ -37,39 +39,51 @@ public static class Resampling
         int resamples = 2000, int seed = 0, double confidence = 0.95)
     {
         if (x.Count == 0 || y.Count == 0) throw new ArgumentException("Cannot bootstrap an empty sample.");
-        var rng = new Random(StableSeed.Of(seed, 0xB0076));
         var bx = new double[x.Count];
         var by = new double[y.Count];
-        var stats = new double[resamples];
-        for (int b = 0; b < resamples; b++)
+        return BootstrapIndices(x.Count, y.Count, (ix, iy) =>
         {
-            for (int i = 0; i < bx.Length; i++) bx[i] = x[rng.Next(x.Count)];
-            for (int i = 0; i < by.Length; i++) by[i] = y[rng.Next(y.Count)];
-            stats[b] = statistic(bx, by);
-        }
-        return Interval(statistic(x.ToArray(), y.ToArray()), stats, confidence);
+            for (int i = 0; i < bx.Length; i++) bx[i] = x[ix[i]];
+            for (int i = 0; i < by.Length; i++) by[i] = y[iy[i]];
+            return statistic(bx, by);
+        }, resamples, StableSeed.Of(seed, 0xB0076), confidence);
     }
 
     /// <summary>Bootstrap over indices, for statistics of paired or structured data (resample rows, keep each row whole).</summary>
-    public static BootstrapInterval BootstrapIndices(int count, Func<int[], double> statistic, int resamples = 2000, int seed = 0, double confidence = 0.95)
+    public static BootstrapInterval BootstrapIndices(int count, Func<int[], double> statistic, int resamples = 2000, int seed = 0, double confidence = 0.95) =>
+        Interval(statistic(Enumerable.Range(0, count).ToArray()),
+            Resample(new Random(StableSeed.Of(seed, 0xB0077)), count, 0, resamples, (ix, _) => statistic(ix)), resamples, confidence);
+
+    /// <summary>
+    /// Two-sample bootstrap over indices: each resample draws <paramref name="countX"/> indices into the first sample and
+    /// then <paramref name="countY"/> into the second, with replacement. <paramref name="generatorSeed"/> seeds the
+    /// generator as given (derive it with <see cref="StableSeed"/>). The estimate is the statistic of all indices.
+    /// </summary>
+    public static BootstrapInterval BootstrapIndices(int countX, int countY, Func<int[], int[], double> statistic, int resamples, int generatorSeed,
+        double confidence = 0.95) =>
+        Interval(statistic(Enumerable.Range(0, countX).ToArray(), Enumerable.Range(0, countY).ToArray()),
+            Resample(new Random(generatorSeed), countX, countY, resamples, statistic), resamples, confidence);
+
+    private static double[] Resample(Random rng, int countX, int countY, int resamples, Func<int[], int[], double> statistic)
     {
-        var rng = new Random(StableSeed.Of(seed, 0xB0077));
-        var idx = new int[count];
+        var ix = new int[countX];
+        var iy = new int[countY];
         var stats = new double[resamples];
         for (int b = 0; b < resamples; b++)
         {
-            for (int i = 0; i < count; i++) idx[i] = rng.Next(count);
-            stats[b] = statistic(idx);
+            for (int i = 0; i < countX; i++) ix[i] = rng.Next(countX);
+            for (int i = 0; i < countY; i++) iy[i] = rng.Next(countY);
+            stats[b] = statistic(ix, iy);
         }
-        return Interval(statistic(Enumerable.Range(0, count).ToArray()), stats, confidence);
+        return stats;
     }
 
-    private static BootstrapInterval Interval(double estimate, double[] stats, double confidence)
+    private static BootstrapInterval Interval(double estimate, double[] stats, int resamples, double confidence)
     {
         var finite = stats.Where(double.IsFinite).ToArray();
         Array.Sort(finite);
         double alpha = (1 - confidence) / 2;
-        return new BootstrapInterval(estimate, Descriptive.QuantileSorted(finite, alpha), Descriptive.QuantileSorted(finite, 1 - alpha), stats.Length, confidence);
+        return new BootstrapInterval(estimate, Descriptive.QuantileSorted(finite, alpha), Descriptive.QuantileSorted(finite, 1 - alpha), resamples, confidence);
     }
 
     /// <summary>
@@ -80,26 +94,47 @@ public static class Resampling
     public static PermutationResult PermutationTest(IReadOnlyList<double> x, IReadOnlyList<double> y, Func<double[], double[], double> statistic,
         int permutations = 2000, int seed = 0, bool ratio = false)
     {
-        if (permutations < 1) throw new ArgumentOutOfRangeException(nameof(permutations), "At least one permutation.");
         var pooled = x.Concat(y).ToArray();
-        double observed = statistic(x.ToArray(), y.ToArray());
-        double Deviation(double t) => ratio ? Math.Abs(Math.Log(t)) : Math.Abs(t);
-        double obsDev = Deviation(observed);
-        var rng = new Random(StableSeed.Of(seed, 0x9E7));
         var bx = new double[x.Count];
         var by = new double[y.Count];
+        return PermutationTestIndices(x.Count, y.Count, (ix, iy) =>
+        {
+            for (int i = 0; i < bx.Length; i++) bx[i] = pooled[ix[i]];
+            for (int i = 0; i < by.Length; i++) by[i] = pooled[iy[i]];
+            return statistic(bx, by);
+        }, permutations, StableSeed.Of(seed, 0x9E7), ratio);
+    }
+
+    /// <summary>
+    /// The permutation test over pooled indices 0..countX+countY-1: the observed statistic takes the first
+    /// <paramref name="countX"/> as the first sample; each permutation shuffles the labels (Fisher-Yates) and splits them
+    /// the same way. A permutation counts as extreme when its deviation is defined (finite) and reaches the observed one
+    /// up to rounding. <paramref name="generatorSeed"/> seeds the generator as given.
+    /// </summary>
+    public static PermutationResult PermutationTestIndices(int countX, int countY, Func<int[], int[], double> statistic, int permutations, int generatorSeed,
+        bool ratio = false)
+    {
+        if (permutations < 1) throw new ArgumentOutOfRangeException(nameof(permutations), "At least one permutation.");
+        var labels = Enumerable.Range(0, countX + countY).ToArray();
+        double observed = statistic(labels[..countX], labels[countX..]);
+        double Deviation(double t) => ratio ? Math.Abs(Math.Log(t)) : Math.Abs(t);
+        double obsDev = Deviation(observed);
+        var rng = new Random(generatorSeed);
+        var ix = new int[countX];
+        var iy = new int[countY];
         int extreme = 0;
         for (int p = 0; p < permutations; p++)
         {
-            for (int i = pooled.Length - 1; i > 0; i--)
+            for (int i = labels.Length - 1; i > 0; i--)
             {
                 int j = rng.Next(i + 1);
-                (pooled[i], pooled[j]) = (pooled[j], pooled[i]);
+                (labels[i], labels[j]) = (labels[j], labels[i]);
             }
-            Array.Copy(pooled, 0, bx, 0, bx.Length);
-            Array.Copy(pooled, bx.Length, by, 0, by.Length);
+            Array.Copy(labels, 0, ix, 0, countX);
+            Array.Copy(labels, countX, iy, 0, countY);
+            double deviation = Deviation(statistic(ix, iy));
             // A tolerance keeps permutations equal to the observed value (up to rounding) counted as extreme.
-            if (Deviation(statistic(bx, by)) >= obsDev - 1e-12 * Math.Max(1, obsDev)) extreme++;
+            if (double.IsFinite(deviation) && deviation >= obsDev - 1e-12 * Math.Max(1, obsDev)) extreme++;
         }
         return new PermutationResult(observed, (extreme + 1.0) / (permutations + 1), permutations, extreme == 0);
     }

@@ -267,11 +267,7 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
                     {
                         if (!_current!.HasNoise[_row]) { v = float.NaN; return; }
                         int len = session.SampleLength;
-                        var predicted = Current.PredictedNoise(_row);
-                        var eps = _current.Noise.AsSpan(_row * len, len);
-                        double sum = 0;
-                        for (int i = 0; i < len; i++) sum += (predicted[i] - eps[i]) * (predicted[i] - eps[i]);
-                        v = (float)(sum / len);
+                        v = NoiseLoss.MeanSquaredError(Current.PredictedNoise(_row), _current.Noise.AsSpan(_row * len, len));
                     });
                 for (int l = 0; l < session.Layers.Count; l++)
                     if (column.Name == MapsColumn(session.Layers[l]))

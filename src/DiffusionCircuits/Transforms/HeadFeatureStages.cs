@@ -15,13 +15,13 @@ public sealed class HeadFeatureEstimator : IEstimator<ITransformer>
 {
     private readonly HeadFeatureTransformer _transformer;
 
-    internal HeadFeatureEstimator(string stage, IReadOnlyList<int> features) => _transformer = new HeadFeatureTransformer(stage, features);
+    internal HeadFeatureEstimator(string stage, IReadOnlyList<HeadFeature> features) => _transformer = new HeadFeatureTransformer(stage, features);
 
     /// <summary>EntropyNats and NormalizedEntropy (METHOD.md section 1).</summary>
-    public static HeadFeatureEstimator Entropy() => new("AttentionEntropy", new[] { 0, 1 });
+    public static HeadFeatureEstimator Entropy() => new("AttentionEntropy", new[] { HeadFeature.EntropyNats, HeadFeature.NormalizedEntropy });
 
     /// <summary>DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity, Symmetry (METHOD.md section 3).</summary>
-    public static HeadFeatureEstimator Probes() => new("AttentionProbes", new[] { 2, 3, 4, 5, 6 });
+    public static HeadFeatureEstimator Probes() => new("AttentionProbes", HeadFeatures.Probes);
 
     public ITransformer Fit(IDataView input)
     {
@@ -33,17 +33,17 @@ public sealed class HeadFeatureEstimator : IEstimator<ITransformer>
     {
         var maps = inputSchema.Where(c => c.Name.StartsWith(AttentionCaptureTransformer.AttentionPrefix, StringComparison.Ordinal)).ToList();
         if (maps.Count == 0) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{_transformer.Stage} needs Attention.* columns: put CaptureAttention before it.");
-        return SchemaShapes.With(inputSchema, _transformer.Features.Select(f => (HeadFeatures.Names[f], (DataViewType)new VectorDataViewType(NumberDataViewType.Single, 0))));
+        return SchemaShapes.With(inputSchema, _transformer.Features.Select(f => (f.ToString(), (DataViewType)new VectorDataViewType(NumberDataViewType.Single, 0))));
     }
 }
 
 /// <summary>The fitted feature stage (stateless): computes only when its columns are read.</summary>
 public sealed class HeadFeatureTransformer : ITransformer
 {
-    internal HeadFeatureTransformer(string stage, IReadOnlyList<int> features) => (Stage, Features) = (stage, features);
+    internal HeadFeatureTransformer(string stage, IReadOnlyList<HeadFeature> features) => (Stage, Features) = (stage, features);
 
     public string Stage { get; }
-    internal IReadOnlyList<int> Features { get; }
+    internal IReadOnlyList<HeadFeature> Features { get; }
     public bool IsRowToRowMapper => false;
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
@@ -61,8 +61,8 @@ public sealed class HeadFeatureTransformer : ITransformer
         ab.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, heads),
             (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)((ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(heads, slotNames)));
         var annotations = ab.ToAnnotations();
-        var outputs = Features.Select(f => new MappedColumn(HeadFeatures.Names[f], new VectorDataViewType(NumberDataViewType.Single, heads), annotations)).ToList();
-        bool probes = Features.Any(f => f >= 2);
+        var outputs = Features.Select(f => new MappedColumn(f.ToString(), new VectorDataViewType(NumberDataViewType.Single, heads), annotations)).ToList();
+        bool probes = Features.Any(HeadFeatures.Probes.Contains);
         var inputs = layers.Select(l => l.Column).ToList();
         if (probes)
             foreach (var c in new[] { FaceImageDataView.ImageColumn, FaceImageDataView.PartMaskColumn, FaceImageDataView.HasPartMaskColumn, FaceImageDataView.IdColumn })
@@ -118,7 +118,7 @@ public sealed class HeadFeatureTransformer : ITransformer
 
         public void Compute(DataViewRow input)
         {
-            bool probes = _t.Features.Any(f => f >= 2);
+            bool probes = _t.Features.Any(HeadFeatures.Probes.Contains);
             FaceImage? image = null;
             string? id = null;
             if (input.Schema.GetColumnOrNull(FaceImageDataView.IdColumn) is { } idCol)

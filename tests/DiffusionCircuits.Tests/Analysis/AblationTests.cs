@@ -40,7 +40,7 @@ public class AblationTests
     {
         using var session = Session();
         var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1, batchSize: 64);
-        var result = sweep.Run("planted", Images(12, 1), AblationSweep.SingleHeads(session));
+        var result = sweep.Run(new DataSetId("planted"), Images(12, 1), AblationSweep.SingleHeads(session));
         var degradation = Enumerable.Range(0, 4).Select(k => result.DegradationPercent(k)).ToArray();
         Assert.Equal(0.0, degradation[2]);                                  // dead head: exactly nothing
         Assert.True(degradation[1] > degradation[0] && degradation[0] > degradation[3] && degradation[3] > 0,
@@ -55,7 +55,7 @@ public class AblationTests
     {
         using var session = Session();
         var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1, batchSize: 64);
-        var result = sweep.Run("planted", Images(16, 2), AblationSweep.SingleHeads(session));
+        var result = sweep.Run(new DataSetId("planted"), Images(16, 2), AblationSweep.SingleHeads(session));
         Assert.Equal(16 * 2 * 5, result.ForwardPasses);
         Assert.Equal(3, result.RunCalls);                       // 160 rows in batches of 64
         Assert.True(result.NaiveRunCalls / (double)result.RunCalls >= 8);
@@ -66,8 +66,8 @@ public class AblationTests
     {
         using var session = Session();
         var images = Images(5, 3);
-        var a = new AblationSweep(session, new[] { 300, 800 }, seed: 4, batchSize: 64).Run("x", images, AblationSweep.SingleHeads(session));
-        var b = new AblationSweep(session, new[] { 300, 800 }, seed: 4, batchSize: 3).Run("x", images, AblationSweep.SingleHeads(session));
+        var a = new AblationSweep(session, new[] { 300, 800 }, seed: 4, batchSize: 64).Run(new DataSetId("x"), images, AblationSweep.SingleHeads(session));
+        var b = new AblationSweep(session, new[] { 300, 800 }, seed: 4, batchSize: 3).Run(new DataSetId("x"), images, AblationSweep.SingleHeads(session));
         for (int k = 0; k < 2; k++)
         {
             Assert.Equal(a.BaseLoss[k], b.BaseLoss[k]);
@@ -82,17 +82,17 @@ public class AblationTests
         var names = session.Discovery.HeadNames.ToList();
         var images = Images(12, 5);
         var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1);
-        var singles = sweep.Run("planted", images, AblationSweep.SingleHeads(session));
+        var singles = sweep.Run(new DataSetId("planted"), images, AblationSweep.SingleHeads(session));
         var order = Circuits.AscendingOrder(Circuits.Importance(singles, names));
-        var joint = sweep.Run("planted", images, AblationSweep.SingleHeads(session).Concat(Circuits.PrefixConditions(order, "planted")).ToList());
+        var joint = sweep.Run(new DataSetId("planted"), images, AblationSweep.SingleHeads(session).Concat(Circuits.PrefixConditions(order, new DataSetId("planted"))).ToList());
         // Removing the dead head costs nothing; removing the 0.1-gain head too costs more than 1%.
-        var circuit = Circuits.Find(joint, names, order, "planted", tauPercent: 1);
+        var circuit = Circuits.Find(joint, names, order, new DataSetId("planted"), tauPercent: 1);
         Assert.Equal(3, circuit.Size);
         Assert.Equal(new[] { "down.1.attn.h0", "down.1.attn.h1", "down.1.attn.h3" }, circuit.Heads);
         Assert.Equal(0.0, circuit.PrefixDegradationPercent[0]);
         Assert.True(circuit.PrefixDegradationPercent.Zip(circuit.PrefixDegradationPercent.Skip(1)).All(p => p.Second > p.First));
         // With a generous tolerance the 0.1 head goes too.
-        Assert.Equal(2, Circuits.Find(joint, names, order, "planted", tauPercent: circuit.PrefixDegradationPercent[1] + 0.01).Size);
+        Assert.Equal(2, Circuits.Find(joint, names, order, new DataSetId("planted"), tauPercent: circuit.PrefixDegradationPercent[1] + 0.01).Size);
     }
 
     [Fact]
@@ -112,15 +112,15 @@ public class AblationTests
         using var spread = Session(new[] { new PlantedHead(PlantedPattern.Self, 0.25f), new(PlantedPattern.Self, 0.25f), new(PlantedPattern.Self, 0.25f), new(PlantedPattern.Self, 0.25f) });
         using var focused = Session(new[] { new PlantedHead(PlantedPattern.Self, 0.94f), new(PlantedPattern.Self, 0.02f), new(PlantedPattern.Self, 0.02f), new(PlantedPattern.Self, 0.02f) });
         var names = spread.Discovery.HeadNames.ToList();
-        AblationResult Measure(AttentionCaptureSession s, string set, int seed)
+        AblationResult Measure(AttentionCaptureSession s, DataSetId set, int seed)
         {
             var sweep = new AblationSweep(s, new[] { 900 }, seed: 1);
             var singles = sweep.Run(set, Images(10, seed), AblationSweep.SingleHeads(s));
             var order = Circuits.AscendingOrder(Circuits.Importance(singles, names));
             return sweep.Run(set, Images(10, seed), AblationSweep.SingleHeads(s)
-                .Concat(Circuits.PrefixConditions(order, "real")).Concat(Circuits.PrefixConditions(order, "synthetic")).ToList());
+                .Concat(Circuits.PrefixConditions(order, DataSetId.Real)).Concat(Circuits.PrefixConditions(order, DataSetId.Synthetic)).ToList());
         }
-        var ratios = Circuits.Ratios(Measure(spread, "real", 6), Measure(focused, "synthetic", 7), names, tauPercent: 5, resamples: 200, permutations: 199, seed: 3);
+        var ratios = Circuits.Ratios(Measure(spread, DataSetId.Real, 6), Measure(focused, DataSetId.Synthetic, 7), names, tauPercent: 5, resamples: 200, permutations: 199, seed: 3);
         var neff = ratios.Single(r => r.Measure.StartsWith("effective", StringComparison.Ordinal));
         Assert.InRange(neff.Real, 3.9, 4.0);                 // four equal heads
         Assert.InRange(neff.Synthetic, 1.0, 1.6);            // one dominant head
@@ -152,8 +152,8 @@ public class CircuitAnalysisTests
         Assert.True(r.ImportancePercent[0] > r.ImportancePercent[1] && r.ImportancePercent[1] > 0);
         Assert.All(r.Circuits, c => Assert.Equal(new[] { "down.1.attn.h0", "down.1.attn.h1" }, c.Heads));   // the two dead heads go
         Assert.Equal(3, r.Roles.K);
-        Assert.Contains(r.Degradations, d => d.Degradation.Condition.StartsWith("role.", StringComparison.Ordinal));
-        Assert.All(r.Degradations, d => Assert.Equal("Benjamini-Hochberg", d.Degradation.Test.Correction));
+        Assert.Contains(r.Degradations, d => d.Kind == ConditionKind.Role && d.Condition.StartsWith("role.", StringComparison.Ordinal));
+        Assert.All(r.Degradations, d => Assert.Equal("Benjamini-Hochberg", d.Test.Correction));
         Assert.Equal(2, r.Ratios.Count);
         Assert.Equal(1.0, r.Ratios.Single(q => q.Measure.StartsWith("circuit", StringComparison.Ordinal)).Ratio);
         Assert.True(r.RunCalls * 8 <= r.ForwardPasses, "one batch should carry many ablations");
@@ -183,8 +183,8 @@ public class MeanAblationTests
     {
         using var session = Session(layout);
         var one = Images(1, 1);
-        var mean = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Mean).Run("one", one, AblationSweep.SingleHeads(session));
-        var zero = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Zero).Run("one", one, AblationSweep.SingleHeads(session));
+        var mean = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Mean).Run(new DataSetId("one"), one, AblationSweep.SingleHeads(session));
+        var zero = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Zero).Run(new DataSetId("one"), one, AblationSweep.SingleHeads(session));
         for (int c = 0; c < 2; c++)
         {
             Assert.True(Math.Abs(mean.DegradationPercent(c)) < 1e-3, $"head {c}: mean ablation with its own output changed the loss by {mean.DegradationPercent(c)}%");
@@ -197,8 +197,8 @@ public class MeanAblationTests
     {
         using var session = Session(AttentionLayout.Heads4D);
         var images = Images(10, 2);
-        var mean = new AblationSweep(session, new[] { 900 }, seed: 3, kind: AblationKind.Mean).Run("many", images, AblationSweep.SingleHeads(session));
-        var zero = new AblationSweep(session, new[] { 900 }, seed: 3, kind: AblationKind.Zero).Run("many", images, AblationSweep.SingleHeads(session));
+        var mean = new AblationSweep(session, new[] { 900 }, seed: 3, kind: AblationKind.Mean).Run(new DataSetId("many"), images, AblationSweep.SingleHeads(session));
+        var zero = new AblationSweep(session, new[] { 900 }, seed: 3, kind: AblationKind.Zero).Run(new DataSetId("many"), images, AblationSweep.SingleHeads(session));
         Assert.True(mean.DegradationPercent(0) > 0 && mean.DegradationPercent(0) < zero.DegradationPercent(0));
     }
 

@@ -47,7 +47,7 @@ public class EstimatorTests
         }
 
         using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false });
-        var sweep = new AblationSweep(session, new[] { 700 }, seed: 5).Run("x", images, AblationSweep.SingleHeads(session));
+        var sweep = new AblationSweep(session, new[] { 700 }, seed: 5).Run(new DataSetId("x"), images, AblationSweep.SingleHeads(session));
         for (int i = 0; i < images.Count; i++)
         {
             Assert.Equal(sweep.BaseLoss[0][i], baseLoss[i], 6);

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using DiffusionCircuits.Capture;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Onnx;
@@ -15,7 +16,7 @@ public class FeatureAggregationTests
 
     private static DataSetFeatures Set(string name, double[] maps, float[] entropyPerHead)
     {
-        var d = new DataSetFeatures(name, new[] { 100 }, new[] { 2 }, new[] { 8 });
+        var d = new DataSetFeatures(new DataSetId(name), new[] { 100 }, new[] { 2 }, new[] { 8 });
         maps.CopyTo(d.MeanMaps[0][0], 0);
         d.ImageIds.Add("i");
         d.Features[0].Add(entropyPerHead.Select(h => new HeadFeatures { EntropyNats = h, DistanceImageUnits = float.NaN }).ToArray());

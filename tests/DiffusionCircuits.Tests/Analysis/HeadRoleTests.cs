@@ -66,9 +66,9 @@ public class HeadRoleTests
             for (int c = 0; c < 3; c++) for (int i = 0; i < 36; i++) px[c * 36 + i] = (i % 6 < 3 ? 0.1f : 0.9f) + (float)(rng.NextDouble() * 0.05);
             return new FaceImage($"stripe{k}", 6, 6, px, null);
         }).ToList();
-        var data = new FeatureExtractor(session, new[] { 200, 600 }, seed: 1).Run("stripes", images);
+        var data = new FeatureExtractor(session, new[] { 200, 600 }, seed: 1).Run(new DataSetId("stripes"), images);
         var names = session.Discovery.HeadNames.ToList();
-        int[] probeIndex = { 1, 2, 3, 4, 5, 6 };   // HeadFeatures indices of NormalizedEntropy .. Symmetry
+        HeadFeature[] probeIndex = HeadFeatures.All.Skip(1).ToArray();   // NormalizedEntropy .. Symmetry, the probes before Importance
         var features = Enumerable.Range(0, names.Count).Select(h =>
             probeIndex.Select(f => data.PerImageMeans(h, f).Average()).Append(1.0).ToArray()).ToArray();
         var roles = HeadRoles.Cluster(names, features, k: 3, seed: 2);

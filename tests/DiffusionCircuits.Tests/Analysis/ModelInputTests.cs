@@ -28,8 +28,8 @@ public class ModelInputTests
         PlantedCircuit.Build(AttentionLayout.Heads4D, Heads, denoiser: true, timestepType: timestepType, scalarTimestep: scalar).Save(path);
         using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
         var ts = new[] { 100, 500 };
-        var features = new FeatureExtractor(session, ts, seed: 3).Run("x", Images());
-        var ablation = new AblationSweep(session, ts, 3).Run("x", Images(), AblationSweep.SingleHeads(session));
+        var features = new FeatureExtractor(session, ts, seed: 3).Run(new DataSetId("x"), Images());
+        var ablation = new AblationSweep(session, ts, 3).Run(new DataSetId("x"), Images(), AblationSweep.SingleHeads(session));
         return (features, ablation);
     }
 
@@ -77,10 +77,10 @@ public class ModelInputSizeTests
         PlantedCircuit.Build(AttentionLayout.Heads4D, denoiser: true).Save(path);
         using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
         var big = new FaceImage("big-face", 8, 8, new float[3 * 64], null);
-        var e = Assert.Throws<InvalidDataException>(() => new FeatureExtractor(session, new[] { 100 }, 1).Run("x", new[] { big }));
+        var e = Assert.Throws<InvalidDataException>(() => new FeatureExtractor(session, new[] { 100 }, 1).Run(new DataSetId("x"), new[] { big }));
         Assert.Contains("'big-face' is 3x8x8", e.Message);
         Assert.Contains("input 'sample' takes 3x6x6", e.Message);
-        var e2 = Assert.Throws<InvalidDataException>(() => new AblationSweep(session, new[] { 100 }, 1).Run("x", new[] { big }, AblationSweep.SingleHeads(session)));
+        var e2 = Assert.Throws<InvalidDataException>(() => new AblationSweep(session, new[] { 100 }, 1).Run(new DataSetId("x"), new[] { big }, AblationSweep.SingleHeads(session)));
         Assert.Contains("input 'sample'", e2.Message);
     }
 }

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using System.Text.Json;
 using DiffusionCircuits.Cli;
 using DiffusionCircuits.Tests.Support;
@@ -101,10 +102,10 @@ public class CliValidationTests
     [Fact]
     public void Bad_timesteps_are_refused_saying_what_is_allowed()
     {
-        var (code, err) = Run("features", "--timesteps", "50,abc", "--images", "1", "--out", Directory.CreateTempSubdirectory().FullName);
+        var (code, err) = Run("features", "--timesteps", "50,abc", "--images", "4", "--out", Directory.CreateTempSubdirectory().FullName);
         Assert.Equal(CliApp.BadInput, code);
         Assert.Contains("comma-separated integers in 0..999", err);
-        Assert.Equal(CliApp.BadInput, Run("features", "--timesteps", "1000", "--images", "1", "--out", Directory.CreateTempSubdirectory().FullName).Code);
+        Assert.Equal(CliApp.BadInput, Run("features", "--timesteps", "1000", "--images", "4", "--out", Directory.CreateTempSubdirectory().FullName).Code);
     }
 
     [Fact]
@@ -113,7 +114,7 @@ public class CliValidationTests
         var (code, err) = Run("circuits", "--real", "/no/such/celeba", "--images", "4", "--out", Directory.CreateTempSubdirectory().FullName);
         Assert.Equal(CliApp.BadInput, code);
         Assert.Contains("/no/such/celeba", err);
-        (code, err) = Run("evaluate", "--real", ModelRunner.Fixture("images"), "--heldout", "/no/list.txt", "--images", "2", "--samples", "0",
+        (code, err) = Run("evaluate", "--real", ModelRunner.Fixture("images"), "--heldout", "/no/list.txt", "--images", "4", "--samples", "0",
             "--out", Directory.CreateTempSubdirectory().FullName);
         Assert.Equal(CliApp.BadInput, code);
         Assert.Contains("/no/list.txt", err);
@@ -125,7 +126,7 @@ public class CliValidationTests
         Assert.NotEqual(0, Run("circuits", "--images", "4").Code);   // --real is required
         var (code, err) = Run("circuits", "--real", ModelRunner.Fixture("images"), "--images", "1", "--out", Directory.CreateTempSubdirectory().FullName);
         Assert.Equal(CliApp.BadInput, code);
-        Assert.Contains("at least 2", err);
+        Assert.Contains("between 4 and 100000", err);
     }
 }
 

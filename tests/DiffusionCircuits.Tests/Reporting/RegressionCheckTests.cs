@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using System.Runtime.InteropServices;
 using System.Xml.Linq;
 using DiffusionCircuits.Onnx;

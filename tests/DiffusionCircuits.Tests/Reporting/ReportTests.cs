@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using System.Globalization;
 using System.Text.Json;
 using DiffusionCircuits.Reporting;
@@ -12,7 +13,7 @@ public sealed class SmallReport
     public static ReportOptions Options(string outDir, string? model = null) => new()
     {
         ModelPath = model ?? Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"),
-        Images = 8, Timesteps = new[] { 200, 600 }, Bootstrap = 200, OutDir = outDir,
+        Images = 8, Analysis = new() { Timesteps = new[] { 200, 600 }, Bootstrap = 200 }, OutDir = outDir,
     };
 
     public SmallReport()
@@ -146,7 +147,8 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         new ReportRunner(SmallReport.Options(again)).Run();
         Assert.Equal(report.Json, File.ReadAllText(Path.Combine(again, "results.json")));
         var other = Directory.CreateTempSubdirectory("report-").FullName;
-        new ReportRunner(SmallReport.Options(other) with { Seed = 2 }).Run();
+        var options = SmallReport.Options(other);
+        new ReportRunner(options with { Analysis = options.Analysis with { Seed = 2 } }).Run();
         Assert.NotEqual(report.Json, File.ReadAllText(Path.Combine(other, "results.json")));
     }
 }

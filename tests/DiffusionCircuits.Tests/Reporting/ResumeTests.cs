@@ -81,18 +81,18 @@ public class ResumeTests
         AblationResult Compute(IReadOnlyList<FaceImage> chunk, IProgress<double> _)
         {
             computed++;
-            return new AblationResult("synthetic", new[] { 200 }, chunk.Select(i => i.Id).ToList(), Array.Empty<AblationCondition>());
+            return new AblationResult(DataSetId.Synthetic, new[] { 200 }, chunk.Select(i => i.Id).ToList(), Array.Empty<AblationCondition>());
         }
-        first.Ablation("single", "synthetic", images, Array.Empty<AblationCondition>(), Compute, null);
+        first.Ablation("single", DataSetId.Synthetic, images, Array.Empty<AblationCondition>(), Compute, null);
         var same = new ChunkedCheckpoint(dir, key, 2);
-        same.Ablation("single", "synthetic", images, Array.Empty<AblationCondition>(), Compute, null);
+        same.Ablation("single", DataSetId.Synthetic, images, Array.Empty<AblationCondition>(), Compute, null);
         Assert.Equal(1, computed);
         Assert.Equal(1, same.ChunksLoaded);
 
         var messages = new List<string>();
         var changed = new ChunkedCheckpoint(dir, key with { ModelSha256 = "def", Options = "{\"seed\":\"2\"}" }, 2, messages.Add);
         Assert.Contains(messages, m => m.Contains("the model") && m.Contains("the options or seed") && m.Contains("starting afresh"));
-        changed.Ablation("single", "synthetic", images, Array.Empty<AblationCondition>(), Compute, null);
+        changed.Ablation("single", DataSetId.Synthetic, images, Array.Empty<AblationCondition>(), Compute, null);
         Assert.Equal(2, computed);
     }
 
@@ -106,13 +106,13 @@ public class ResumeTests
         AblationResult Compute(IReadOnlyList<FaceImage> chunk, IProgress<double> _)
         {
             computed++;
-            return new AblationResult("synthetic", new[] { 200 }, chunk.Select(i => i.Id).ToList(), Array.Empty<AblationCondition>());
+            return new AblationResult(DataSetId.Synthetic, new[] { 200 }, chunk.Select(i => i.Id).ToList(), Array.Empty<AblationCondition>());
         }
-        new ChunkedCheckpoint(dir, key, 2).Ablation("single", "synthetic", images, Array.Empty<AblationCondition>(), Compute, null);
+        new ChunkedCheckpoint(dir, key, 2).Ablation("single", DataSetId.Synthetic, images, Array.Empty<AblationCondition>(), Compute, null);
         var file = Directory.EnumerateFiles(dir, "*.bin").Single();
         File.WriteAllBytes(file, File.ReadAllBytes(file)[..10]);   // truncated, as by a full disk
         var again = new ChunkedCheckpoint(dir, key, 2);
-        again.Ablation("single", "synthetic", images, Array.Empty<AblationCondition>(), Compute, null);
+        again.Ablation("single", DataSetId.Synthetic, images, Array.Empty<AblationCondition>(), Compute, null);
         Assert.Equal(2, computed);
         Assert.Equal(0, again.ChunksLoaded);
     }

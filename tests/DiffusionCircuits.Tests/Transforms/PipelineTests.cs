@@ -185,7 +185,7 @@ public class EntropySlopeTests
     public void Entropy_slope_is_the_least_squares_slope_per_1000_steps()
     {
         var heads = new[] { "l.h0" };
-        var data = new DiffusionCircuits.Analysis.DataSetFeatures("d", new[] { 100, 300, 500 }, new[] { 1 }, Array.Empty<int>());
+        var data = new DiffusionCircuits.Analysis.DataSetFeatures(new DataSetId("d"), new[] { 100, 300, 500 }, new[] { 1 }, Array.Empty<int>());
         // Mean entropy 1.0, 2.0, 2.5 at t = 100, 300, 500: slope = 1000 * 0.00375 = 3.75 nats per 1000 steps.
         data.ImageIds.Add("img");
         float[] entropy = { 1.0f, 2.0f, 2.5f };
@@ -224,7 +224,7 @@ public class PathAgreementTests
 
         using var session = new AttentionCaptureSession(model);
         var images = new SyntheticFaceGenerator(4, 32).GenerateMany(3).ToList();
-        var direct = new DiffusionCircuits.Analysis.FeatureExtractor(session, new[] { 100, 600 }, seed: 7, batchSize: 5).Run("s", images);
+        var direct = new DiffusionCircuits.Analysis.FeatureExtractor(session, new[] { 100, 600 }, seed: 7, batchSize: 5).Run(new DataSetId("s"), images);
         for (int i = 0; i < 3; i++)
             for (int k = 0; k < 2; k++)
                 for (int h = 0; h < session.TotalHeads; h++)

@@ -8,59 +8,6 @@ using DiffusionCircuits.Capture;
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>
-/// Claims an output folder for one run: an exclusive lock on <c>.run.lock</c> (released by the OS even when the process
-/// is killed) and <c>.run.info</c> saying who holds it, so a second run on the same folder is refused by name.
-/// </summary>
-public sealed class RunLock : IDisposable
-{
-    private readonly FileStream _lock;
-    private readonly string _info;
-
-    private RunLock(FileStream lockStream, string info) => (_lock, _info) = (lockStream, info);
-
-    public static RunLock Acquire(string folder, string description)
-    {
-        Directory.CreateDirectory(folder);
-        string lockPath = Path.Combine(folder, ".run.lock"), info = Path.Combine(folder, ".run.info");
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            string other = File.Exists(info) ? File.ReadAllText(info).Trim() : "another process";
-            throw new IOException($"Output folder '{folder}' is in use by another run ({other}). Wait for it, or choose another --out.");
-        }
-        AtomicFile.WriteAllText(info, $"pid {Environment.ProcessId} on {Environment.MachineName}, started {DateTime.Now:yyyy-MM-dd HH:mm:ss}: {description}");
-        return new RunLock(stream, info);
-    }
-
-    public void Dispose()
-    {
-        try { File.Delete(_info); } catch (IOException) { }
-        _lock.Dispose();
-    }
-}
-
-/// <summary>
-/// What finished work is valid for: model hash, data hashes, options and seed. Stored beside the work so that a
-/// changed input is named when the work is thrown away.
-/// </summary>
-public sealed record WorkKey(string ModelSha256, IReadOnlyDictionary<string, string> DataSha256, string Options)
-{
-    public string Describe(WorkKey other)
-    {
-        var changed = new List<string>();
-        if (ModelSha256 != other.ModelSha256) changed.Add("the model");
-        foreach (var set in DataSha256.Keys.Union(other.DataSha256.Keys).Order(StringComparer.Ordinal))
-            if (DataSha256.GetValueOrDefault(set) != other.DataSha256.GetValueOrDefault(set)) changed.Add($"the {set} images");
-        if (Options != other.Options) changed.Add("the options or seed");
-        return changed.Count == 0 ? "nothing" : string.Join(", ", changed);
-    }
-}
-
-/// <summary>
 /// Keeps the analysis' finished work in <c>&lt;out&gt;/.work/</c> in chunks of images: per-image features and mean maps,
 /// per-image losses of every ablation. Each chunk is written atomically when done; a rerun with the same
 /// <see cref="WorkKey"/> loads finished chunks and computes the rest. Freshly computed chunks are used through the
@@ -102,7 +49,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
     /// Features are kept in one file per data set, rewritten atomically after each chunk: the per-image features so far
     /// and the running sums of the attention maps (storing every chunk's maps would cost tens of MB per chunk).
     /// </summary>
-    public DataSetFeatures Features(string dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
+    public DataSetFeatures Features(DataSetId dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
         IProgress<double>? progress)
     {
         int size = ChunkSize(images.Count), chunks = (images.Count + size - 1) / size;
@@ -160,7 +107,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         return sums;
     }
 
-    public AblationResult Ablation(string stage, string dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
+    public AblationResult Ablation(string stage, DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
         Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress)
     {
         // The conditions are part of the name: roles and circuit prefixes depend on earlier results.
@@ -221,7 +168,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
 
     private static void WriteFeatures(BinaryWriter w, DataSetFeatures f)
     {
-        w.Write(f.Name);
+        w.Write(f.DataSet.Name);
         w.Write(f.Timesteps.Count);
         foreach (var t in f.Timesteps) w.Write(t);
         w.Write(f.HeadsPerLayer.Count);
@@ -235,7 +182,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
             for (int i = 0; i < f.ImageCount; i++)
             {
                 foreach (var head in f.Features[k][i])
-                    for (int j = 0; j < HeadFeatures.Names.Length; j++) w.Write(head[j]);
+                    foreach (var feature in HeadFeatures.All) w.Write(head[feature]);
                 w.Write(f.LossMse[k][i]);
             }
             foreach (var map in f.MeanMaps[k])
@@ -249,7 +196,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         var timesteps = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
         var headsPerLayer = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
         var mapSizes = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
-        var f = new DataSetFeatures(name, timesteps, headsPerLayer, mapSizes);
+        var f = new DataSetFeatures(new DataSetId(name), timesteps, headsPerLayer, mapSizes);
         int n = r.ReadInt32(), heads = headsPerLayer.Sum();
         for (int i = 0; i < n; i++) f.ImageIds.Add(r.ReadString());
         for (int k = 0; k < timesteps.Count; k++)
@@ -274,7 +221,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
 
     private static void WriteAblation(BinaryWriter w, AblationResult a)
     {
-        w.Write(a.DataSet);
+        w.Write(a.DataSet.Name);
         w.Write(a.ImageIds.Count);
         foreach (var id in a.ImageIds) w.Write(id);
         w.Write(a.Timesteps.Count);
@@ -296,7 +243,7 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         var ids = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadString()).ToList();
         var timesteps = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
         if (r.ReadInt32() != conditions.Count) throw new InvalidDataException("condition count differs");
-        var a = new AblationResult(set, timesteps, ids, conditions) { ForwardPasses = r.ReadInt64(), RunCalls = r.ReadInt64(), Seconds = r.ReadDouble() };
+        var a = new AblationResult(new DataSetId(set), timesteps, ids, conditions) { ForwardPasses = r.ReadInt64(), RunCalls = r.ReadInt64(), Seconds = r.ReadDouble() };
         for (int k = 0; k < timesteps.Count; k++)
             for (int i = 0; i < ids.Count; i++) a.BaseLoss[k][i] = r.ReadSingle();
         for (int c = 0; c < conditions.Count; c++)

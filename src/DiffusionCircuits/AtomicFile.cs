@@ -1,4 +1,4 @@
-namespace DiffusionCircuits.Data;
+namespace DiffusionCircuits;
 
 /// <summary>Writes files atomically: to a temporary file beside the target, then rename over it.</summary>
 public static class AtomicFile

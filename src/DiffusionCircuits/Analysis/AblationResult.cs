@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Statistics;
+using DiffusionCircuits.Capture;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>
+/// Per-image losses of a data set without ablation and under each condition, at each timestep (METHOD.md section 5):
+/// L = mean over pixels of (eps_hat - eps)^2 with the paired noise. Everything later (degradations, tests, circuits,
+/// complexity ratios and their resampling) is computed from these numbers without another forward pass.
+/// </summary>
+public sealed class AblationResult
+{
+    public AblationResult(DataSetId dataSet, IReadOnlyList<int> timesteps, IReadOnlyList<string> imageIds, IReadOnlyList<AblationCondition> conditions)
+    {
+        (DataSet, Timesteps, ImageIds, Conditions) = (dataSet, timesteps, imageIds, conditions);
+        BaseLoss = timesteps.Select(_ => new float[imageIds.Count]).ToArray();
+        AblatedLoss = conditions.Select(_ => timesteps.Select(_ => new float[imageIds.Count]).ToArray()).ToArray();
+    }
+
+    public DataSetId DataSet { get; }
+    public IReadOnlyList<int> Timesteps { get; }
+    public IReadOnlyList<string> ImageIds { get; }
+    public IReadOnlyList<AblationCondition> Conditions { get; }
+    /// <summary>[timestep index][image]</summary>
+    public float[][] BaseLoss { get; }
+    /// <summary>[condition][timestep index][image]</summary>
+    public float[][][] AblatedLoss { get; }
+    public long ForwardPasses { get; internal set; }
+    public long RunCalls { get; internal set; }
+    public double Seconds { get; internal set; }
+
+    /// <summary>Joins results of consecutive chunks of one data set's images (same conditions and timesteps), in order.</summary>
+    public static AblationResult Concat(IReadOnlyList<AblationResult> parts)
+    {
+        var first = parts[0];
+        var joined = new AblationResult(first.DataSet, first.Timesteps, parts.SelectMany(p => p.ImageIds).ToList(), first.Conditions);
+        int at = 0;
+        foreach (var p in parts)
+        {
+            if (p.Conditions.Count != first.Conditions.Count || p.Timesteps.Count != first.Timesteps.Count)
+                throw new ArgumentException("Chunks of an ablation result must share conditions and timesteps.", nameof(parts));
+            for (int k = 0; k < first.Timesteps.Count; k++)
+            {
+                p.BaseLoss[k].CopyTo(joined.BaseLoss[k], at);
+                for (int c = 0; c < first.Conditions.Count; c++) p.AblatedLoss[c][k].CopyTo(joined.AblatedLoss[c][k], at);
+            }
+            at += p.ImageIds.Count;
+            joined.ForwardPasses += p.ForwardPasses;
+            joined.RunCalls += p.RunCalls;
+            joined.Seconds += p.Seconds;
+        }
+        return joined;
+    }
+
+    /// <summary>The naive cost: one Run per ablated condition, image and timestep (plus the baselines).</summary>
+    public long NaiveRunCalls => (long)ImageIds.Count * Timesteps.Count * (Conditions.Count + 1);
+
+    /// <summary>The index of the condition of this name.</summary>
+    public int IndexOf(string condition) => Conditions.Select((c, i) => (c, i)).First(x => x.c.Name == condition).i;
+
+    /// <summary>The index of the prefix of <paramref name="order"/>'s importance order of length <paramref name="length"/>.</summary>
+    public int PrefixIndex(DataSetId order, int length)
+    {
+        for (int c = 0; c < Conditions.Count; c++)
+            if (Conditions[c].IsPrefix(order, length)) return c;
+        throw new InvalidOperationException($"The sweep of {DataSet} measured no prefix of length {length} of the {order} order.");
+    }
+
+    /// <summary>
+    /// Degradation % = 100 (L_ablated - L_base) / L_base, L summed over the given images (with multiplicity, for
+    /// resampling; all images when null) and over timestep <paramref name="k"/> (all timesteps when null).
+    /// </summary>
+    public double DegradationPercent(int condition, int? k = null, IReadOnlyList<int>? images = null)
+    {
+        double ablated = 0, baseline = 0;
+        foreach (int kk in k is int only ? new[] { only } : Enumerable.Range(0, Timesteps.Count))
+        {
+            var a = AblatedLoss[condition][kk];
+            var b = BaseLoss[kk];
+            if (images == null)
+                for (int i = 0; i < b.Length; i++) { ablated += a[i]; baseline += b[i]; }
+            else
+                foreach (int i in images) { ablated += a[i]; baseline += b[i]; }
+        }
+        return 100 * (ablated - baseline) / baseline;
+    }
+
+    /// <summary>Per image, L_ablated - L_base averaged over timesteps: the paired differences the tests use.</summary>
+    public double[] PerImageDifferences(int condition) =>
+        Enumerable.Range(0, ImageIds.Count).Select(i => Enumerable.Range(0, Timesteps.Count).Average(k => (double)AblatedLoss[condition][k][i] - BaseLoss[k][i])).ToArray();
+}

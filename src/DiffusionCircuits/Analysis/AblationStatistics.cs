@@ -1,0 +1,42 @@
+using System.Diagnostics;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Statistics;
+using DiffusionCircuits.Capture;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>
+/// A condition's degradation on one data set with its uncertainty and paired test (METHOD.md section 5); what the
+/// condition stands for is <see cref="Kind"/> and <see cref="Subject"/> (a head's or role's name).
+/// </summary>
+public sealed record Degradation(DataSetId DataSet, string Condition, double DegradationPercent, double CiLowPercent, double CiHighPercent,
+    IReadOnlyList<double> PerTimestepPercent, HypothesisTest Test)
+{
+    /// <summary>What the ablated condition stands for.</summary>
+    public ConditionKind Kind { get; init; }
+
+    /// <summary>The head or role the condition is named after.</summary>
+    public string Subject { get; init; } = Condition;
+}
+
+/// <summary>Degradations of every condition of an ablation sweep.</summary>
+public static class AblationStatistics
+{
+    /// <summary>Degradation %, a bootstrap CI over images, per-timestep values and a Wilcoxon signed-rank test on the per-image differences.</summary>
+    public static List<Degradation> Degradations(AblationResult result, int bootstrap = 2000, int seed = 0)
+    {
+        var list = new List<Degradation>();
+        for (int c = 0; c < result.Conditions.Count; c++)
+        {
+            int cc = c;
+            var ci = Resampling.BootstrapIndices(result.ImageIds.Count, idx => result.DegradationPercent(cc, null, idx), bootstrap, StableSeed.Of(seed, c));
+            var perT = Enumerable.Range(0, result.Timesteps.Count).Select(k => result.DegradationPercent(cc, k)).ToArray();
+            var test = RankTests.Wilcoxon(result.PerImageDifferences(c)) with { Test = $"Wilcoxon signed-rank: {result.Conditions[c].Name} ablated vs intact ({result.DataSet})" };
+            var condition = result.Conditions[c];
+            list.Add(new Degradation(result.DataSet, condition.Name, result.DegradationPercent(c), ci.Low, ci.High, perT, test)
+                { Kind = condition.Kind, Subject = condition.Subject });
+        }
+        return list;
+    }
+}

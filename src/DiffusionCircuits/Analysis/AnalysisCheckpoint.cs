@@ -1,0 +1,31 @@
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Statistics;
+using DiffusionCircuits.Capture;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>
+/// Where the analysis keeps finished work. A checkpoint may split a data set's images into chunks, compute each chunk
+/// with the given function (or load it when an earlier, interrupted run finished it) and join them in order.
+/// </summary>
+public interface IAnalysisCheckpoint
+{
+    DataSetFeatures Features(DataSetId dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
+        IProgress<double>? progress);
+
+    /// <param name="stage">Names the sweep (its conditions are part of what the stored work is valid for).</param>
+    AblationResult Ablation(string stage, DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
+        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress);
+}
+
+/// <summary>Keeps nothing: every stage runs on the whole data set at once.</summary>
+public sealed class NoCheckpoint : IAnalysisCheckpoint
+{
+    public static readonly NoCheckpoint Instance = new();
+
+    public DataSetFeatures Features(DataSetId dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
+        IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
+
+    public AblationResult Ablation(string stage, DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
+        Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
+}

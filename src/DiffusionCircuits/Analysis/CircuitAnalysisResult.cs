@@ -1,0 +1,30 @@
+using DiffusionCircuits.Data;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>
+/// Everything the causal analysis found, ready to print or serialise. <see cref="Features"/> and <see cref="Ablations"/>
+/// hold one entry per data set of <see cref="DataSetId.Compared"/>; look them up by identity.
+/// </summary>
+public sealed record CircuitAnalysisResult(
+    IReadOnlyList<string> HeadNames,
+    IReadOnlyList<DataSetFeatures> Features,
+    IReadOnlyList<AblationResult> Ablations,
+    double[] ImportancePercent,
+    RoleClustering Roles,
+    double RoleStabilityAri,
+    double[][] ProbeMatrix,
+    IReadOnlyList<Degradation> Degradations,
+    IReadOnlyList<Circuit> Circuits,
+    IReadOnlyList<ComplexityRatio> Ratios,
+    long ForwardPasses, long RunCalls, long NaiveRunCalls, double AblationSeconds)
+{
+    /// <summary>The features of one data set.</summary>
+    public DataSetFeatures FeaturesOf(DataSetId dataSet) => Features.First(f => f.DataSet == dataSet);
+
+    /// <summary>The joint sweep (heads, roles, prefixes) of one data set.</summary>
+    public AblationResult AblationOf(DataSetId dataSet) => Ablations.First(a => a.DataSet == dataSet);
+
+    /// <summary>The circuit of one data set.</summary>
+    public Circuit CircuitOf(DataSetId dataSet) => Circuits.First(c => c.DataSet == dataSet);
+}

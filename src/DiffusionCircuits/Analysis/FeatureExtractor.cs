@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Statistics;
+using DiffusionCircuits.Capture;
+
+namespace DiffusionCircuits.Analysis;
+
+/// <summary>
+/// Streams images through an <see cref="AttentionCaptureSession"/> in batches of (image, timestep) rows with paired
+/// seeded noise, computes each head's features from the maps in place, and accumulates mean maps. Memory grows only
+/// with the number of feature values (a few floats per image, timestep and head), never with the maps.
+/// </summary>
+public sealed class FeatureExtractor
+{
+    private readonly AttentionCaptureSession _session;
+    private readonly IReadOnlyList<int> _timesteps;
+    private readonly int _seed, _batchSize;
+    private readonly AttentionFeatureCalculator _calculator = new();
+
+    public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
+    {
+        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, session.RowsPerRun(batchSize));
+        foreach (var t in timesteps)
+            if (t < 0 || t >= session.Schedule.Timesteps) throw new ArgumentOutOfRangeException(nameof(timesteps), t, $"Timesteps must be in 0..{session.Schedule.Timesteps - 1}.");
+    }
+
+    /// <summary>Seconds spent computing features (not running the model), for the performance report.</summary>
+    public double FeatureSeconds { get; private set; }
+    public double ModelSeconds { get; private set; }
+
+    /// <summary>
+    /// Features and mean maps of every image at every timestep. <paramref name="onRow"/> sees each row's image id,
+    /// timestep, features and loss; <paramref name="progress"/> counts the images done.
+    /// </summary>
+    public DataSetFeatures Run(DataSetId dataSet, IEnumerable<FaceImage> images, Action<string, int, HeadFeatures[], float>? onRow = null, IProgress<int>? progress = null)
+    {
+        var layers = _session.Layers;
+        var result = new DataSetFeatures(dataSet, _timesteps, layers.Select(l => l.Heads).ToList(),
+            layers.Select(l => l.Heads * l.QueryTokens * l.KeyTokens).ToList());
+        var inputs = new NoisedRows(_session, _batchSize, _seed);
+        IEnumerable<(FaceImage Image, int K)> Rows()
+        {
+            foreach (var image in images)
+            {
+                result.ImageIds.Add(image.Id);
+                for (int k = 0; k < _timesteps.Count; k++) yield return (image, k);
+                progress?.Report(result.ImageIds.Count);
+            }
+        }
+        foreach (var rows in Rows().Chunk(_batchSize)) Process(rows, inputs, result, onRow);
+        if (result.ImageCount == 0) throw new InvalidDataException($"Data set '{dataSet}' has no usable images.");
+        foreach (var perT in result.MeanMaps)
+            foreach (var layer in perT)
+                for (int i = 0; i < layer.Length; i++) layer[i] /= result.ImageCount;
+        return result;
+    }
+
+    /// <summary>One batch: run it, then each row's features, loss and map sums.</summary>
+    private void Process((FaceImage Image, int K)[] rows, NoisedRows inputs, DataSetFeatures result, Action<string, int, HeadFeatures[], float>? onRow)
+    {
+        var layers = _session.Layers;
+        inputs.Clear();
+        foreach (var (image, k) in rows) inputs.Add(image, _timesteps[k]);
+        var timer = Stopwatch.StartNew();
+        using var batch = inputs.Run();
+        ModelSeconds += timer.Elapsed.TotalSeconds;
+        timer.Restart();
+        var tokens = new ImageTokenMaps?[layers.Count];
+        FaceImage? tokensFor = null;
+        for (int r = 0; r < rows.Length; r++)
+        {
+            var (image, k) = rows[r];
+            if (!ReferenceEquals(tokensFor, image))
+            {
+                // Rows of one image at several timesteps are consecutive: its token maps are computed once.
+                for (int l = 0; l < layers.Count; l++)
+                    tokens[l] = _session.Geometries[l] is { } g ? ImageTokenMaps.Create(image, g) : null;
+                tokensFor = image;
+            }
+            var features = new HeadFeatures[_session.TotalHeads];
+            int offset = 0;
+            for (int l = 0; l < layers.Count; l++)
+            {
+                var layer = layers[l];
+                var maps = batch.Maps(l, r);
+                var sum = result.MeanMaps[k][l];
+                for (int i = 0; i < maps.Length; i++) sum[i] += maps[i];
+                int size = layer.QueryTokens * layer.KeyTokens;
+                for (int h = 0; h < layer.Heads; h++)
+                    features[offset + h] = _calculator.Compute(maps.Slice(h * size, size), layer, _session.Geometries[l], tokens[l]);
+                offset += layer.Heads;
+            }
+            float loss = inputs.LossMse(batch, r);
+            CheckFinite(features, loss, image, inputs.Timesteps[r]);
+            result.Features[k].Add(features);
+            result.LossMse[k].Add(loss);
+            onRow?.Invoke(image.Id, inputs.Timesteps[r], features, loss);
+        }
+        FeatureSeconds += timer.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>NaN or infinities never reach the statistics: name where they appeared.</summary>
+    private void CheckFinite(HeadFeatures[] features, float loss, FaceImage image, int t)
+    {
+        foreach (var head in _session.Discovery.Heads)
+            if (!float.IsFinite(features[head.Index].EntropyNats))
+                throw new InvalidDataException($"The model produced NaN or infinite attention in layer '{head.Layer}' (head {head.Name}) " +
+                                               $"for image '{image.Id}' at t = {t}.");
+        if (!float.IsFinite(loss))
+            throw new InvalidDataException($"The model produced NaN or infinite predicted noise (attention was finite) for image '{image.Id}' at t = {t}.");
+    }
+}

@@ -1,0 +1,96 @@
+using System.Numerics.Tensors;
+using DiffusionCircuits.Onnx;
+
+namespace DiffusionCircuits.Capture;
+
+/// <summary>
+/// Computes <see cref="HeadFeatures"/> from one head's attention map p [S_q, S_k] (rows sum to 1). Holds scratch
+/// buffers: one instance per thread, no allocation per call.
+/// </summary>
+public sealed class AttentionFeatureCalculator
+{
+    private float[] _received = Array.Empty<float>();
+
+    /// <summary>Entropy of each row, averaged over queries (nats), with 0 ln 0 = 0: -(1/S_q) sum_ij p_ij ln p_ij.</summary>
+    public float EntropyNats(ReadOnlySpan<float> map, int queries, int keys) =>
+        (float)(-FastEntropy.SumPLogP(map[..(queries * keys)]) / queries);
+
+    /// <summary>All features of one self-attention head; cross-attention heads get entropy only (others NaN).</summary>
+    public HeadFeatures Compute(ReadOnlySpan<float> map, AttentionLayer layer, TokenGeometry? geometry, ImageTokenMaps? image, bool includeEntropy = true)
+    {
+        int sq = layer.QueryTokens, sk = layer.KeyTokens;
+        var f = new HeadFeatures { EntropyNats = includeEntropy ? EntropyNats(map, sq, sk) : float.NaN };
+        f.NormalizedEntropy = sk > 1 ? f.EntropyNats / MathF.Log(sk) : 0f;
+        if (geometry == null || layer.IsCrossAttention || sq != sk || geometry.Tokens != sq)
+        {
+            f.DistanceImageUnits = f.EdgeAlignment = f.TextureAlignment = f.SemanticAffinity = f.Symmetry = float.NaN;
+            return f;
+        }
+        int s = sq;
+        f.DistanceImageUnits = TensorPrimitives.Dot(map, geometry.Distances) / s;
+
+        double symmetry = 0;
+        for (int i = 0; i < s; i++)
+        {
+            var row = map.Slice(i * s, s);
+            foreach (int j in geometry.MirrorWindows[i]) symmetry += row[j];
+        }
+        f.Symmetry = (float)(symmetry / s);
+
+        if (image == null)
+        {
+            f.EdgeAlignment = f.TextureAlignment = f.SemanticAffinity = float.NaN;
+            return f;
+        }
+        if (_received.Length != s) _received = new float[s];
+        Array.Clear(_received);
+        for (int i = 0; i < s; i++) TensorPrimitives.Add(_received, map.Slice(i * s, s), _received);
+        TensorPrimitives.Multiply(_received, 1f / s, _received);
+        float rEdge = Pearson(_received, image.Edge);
+        float rTexture = Pearson(_received, image.Texture);
+        float rEdgeTexture = Pearson(image.Edge, image.Texture);
+        f.EdgeAlignment = rEdge;
+        f.TextureAlignment = PartialCorrelation(rTexture, rEdge, rEdgeTexture);
+
+        if (image.Parts == null)
+        {
+            f.SemanticAffinity = float.NaN;
+            return f;
+        }
+        double affinity = 0;
+        var parts = image.Parts;
+        for (int i = 0; i < s; i++)
+        {
+            byte part = parts[i];
+            affinity += TensorPrimitives.Dot(map.Slice(i * s, s), image.PartIndicators![part]!) - image.PartShare![part];
+        }
+        f.SemanticAffinity = (float)(affinity / s);
+        return f;
+    }
+
+    /// <summary>Pearson correlation; 0 when either side is constant (no linear association can be measured).</summary>
+    public static float Pearson(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int n = a.Length;
+        double ma = TensorPrimitives.Sum(a) / (double)n, mb = TensorPrimitives.Sum(b) / (double)n;
+        double sab = 0, saa = 0, sbb = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double da = a[i] - ma, db = b[i] - mb;
+            sab += da * db;
+            saa += da * da;
+            sbb += db * db;
+        }
+        // Relative thresholds: a uniform head's received attention is constant up to float rounding.
+        if (saa <= 1e-12 * n * Math.Max(1e-30, ma * ma) || sbb <= 1e-12 * n * Math.Max(1e-30, mb * mb)) return 0f;
+        return (float)(sab / Math.Sqrt(saa * sbb));
+    }
+
+    /// <summary>r_xy.z = (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2)); 0 when undefined.</summary>
+    public static float PartialCorrelation(float rxy, float rxz, float ryz)
+    {
+        double denominator = Math.Sqrt((1 - rxz * (double)rxz) * (1 - ryz * (double)ryz));
+        return denominator < 1e-9 ? 0f : (float)((rxy - rxz * (double)ryz) / denominator);
+    }
+
+}

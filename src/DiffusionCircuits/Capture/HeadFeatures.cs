@@ -1,0 +1,61 @@
+namespace DiffusionCircuits.Capture;
+
+/// <summary>
+/// The per-head features of METHOD.md sections 1 and 3, in the column order of every table that lists them. Adding a
+/// feature: a member here, its field and its case in <see cref="HeadFeatures"/>, and its computation.
+/// </summary>
+public enum HeadFeature
+{
+    /// <summary>Attention entropy, nats.</summary>
+    EntropyNats,
+    /// <summary>Entropy over ln S_k.</summary>
+    NormalizedEntropy,
+    /// <summary>Mean query-key distance, image sides.</summary>
+    DistanceImageUnits,
+    /// <summary>Received attention against edge energy (Pearson r).</summary>
+    EdgeAlignment,
+    /// <summary>Received attention against texture energy, controlling for edges (partial r).</summary>
+    TextureAlignment,
+    /// <summary>Same-part mass above the part's area share.</summary>
+    SemanticAffinity,
+    /// <summary>Mass on the query's mirror window.</summary>
+    Symmetry,
+}
+
+/// <summary>The per-head numbers of METHOD.md sections 1 and 3 for one image at one timestep.</summary>
+public struct HeadFeatures
+{
+    /// <summary>H = (1/S) sum_i -sum_j p_ij ln p_ij, nats.</summary>
+    public float EntropyNats;
+    /// <summary>H / ln S_k, in [0, 1].</summary>
+    public float NormalizedEntropy;
+    /// <summary>sum_i sum_j p_ij |pos_i - pos_j| / S, in units of the image side.</summary>
+    public float DistanceImageUnits;
+    /// <summary>Pearson r over keys between received attention and the pooled Sobel magnitude of x0.</summary>
+    public float EdgeAlignment;
+    /// <summary>Partial r of received attention and pooled Laplacian magnitude, controlling for the Sobel magnitude.</summary>
+    public float TextureAlignment;
+    /// <summary>Mass from a query to keys of its own facial part minus the part's area share, averaged over queries.</summary>
+    public float SemanticAffinity;
+    /// <summary>Mass on the 3x3 window around the query's mirror position across the vertical axis, averaged over queries.</summary>
+    public float Symmetry;
+
+    /// <summary>Every feature, in column order.</summary>
+    public static readonly IReadOnlyList<HeadFeature> All = Enum.GetValues<HeadFeature>();
+
+    /// <summary>The features that read more than the map's own values (token positions, the clean image, part masks).</summary>
+    public static readonly IReadOnlyList<HeadFeature> Probes = All.Where(f => f is not (HeadFeature.EntropyNats or HeadFeature.NormalizedEntropy)).ToArray();
+
+    /// <summary>One feature's value.</summary>
+    public readonly float this[HeadFeature feature] => feature switch
+    {
+        HeadFeature.EntropyNats => EntropyNats,
+        HeadFeature.NormalizedEntropy => NormalizedEntropy,
+        HeadFeature.DistanceImageUnits => DistanceImageUnits,
+        HeadFeature.EdgeAlignment => EdgeAlignment,
+        HeadFeature.TextureAlignment => TextureAlignment,
+        HeadFeature.SemanticAffinity => SemanticAffinity,
+        HeadFeature.Symmetry => Symmetry,
+        _ => throw new ArgumentOutOfRangeException(nameof(feature), feature, null),
+    };
+}

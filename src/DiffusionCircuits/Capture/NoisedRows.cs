@@ -1,0 +1,89 @@
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+
+namespace DiffusionCircuits.Capture;
+
+/// <summary>
+/// The inputs of one batch of rows for an <see cref="AttentionCaptureSession"/>: each row's x_t, timestep and noise
+/// eps (for the loss), filled with paired noise or given by the caller. The one batching helper of the engine: stages
+/// cut their rows with <see cref="Enumerable.Chunk{TSource}(IEnumerable{TSource}, int)"/> into batches of
+/// <see cref="Capacity"/> and fill one of these per batch; buffers are reused from batch to batch.
+/// </summary>
+public sealed class NoisedRows
+{
+    private readonly AttentionCaptureSession _session;
+    private readonly float[] _noisy, _eps;
+    private readonly int _seed;
+
+    /// <summary>Buffers for up to <paramref name="capacity"/> rows; <paramref name="seed"/> seeds the paired noise.</summary>
+    public NoisedRows(AttentionCaptureSession session, int capacity, int seed)
+    {
+        (_session, Capacity, _seed) = (session, capacity, seed);
+        _noisy = new float[capacity * session.SampleLength];
+        _eps = new float[capacity * session.SampleLength];
+        Timesteps = new int[capacity];
+    }
+
+    /// <summary>Rows a batch holds at most.</summary>
+    public int Capacity { get; }
+
+    /// <summary>Rows filled so far in this batch.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Each filled row's timestep (the first <see cref="Count"/> entries count).</summary>
+    public int[] Timesteps { get; }
+
+    private int Length => _session.SampleLength;
+
+    /// <summary>Starts a new batch.</summary>
+    public void Clear() => Count = 0;
+
+    /// <summary>Adds a row: <paramref name="image"/> noised to timestep <paramref name="t"/> with its paired noise.</summary>
+    public int Add(FaceImage image, int t)
+    {
+        DenoiserEvaluation.CheckSize(image, _session.Height, _session.Width, Length, _session.Discovery.Signature.Sample.Name);
+        int row = Count++;
+        Timesteps[row] = t;
+        ForwardNoising.ApplyPaired(image, _seed, t, _session.Schedule, _eps.AsSpan(row * Length, Length), _noisy.AsSpan(row * Length, Length));
+        return row;
+    }
+
+    /// <summary>Adds a row whose x_t and eps the caller brings.</summary>
+    public int Add(ReadOnlySpan<float> noisy, ReadOnlySpan<float> eps, int t)
+    {
+        int row = Count++;
+        Timesteps[row] = t;
+        noisy.CopyTo(_noisy.AsSpan(row * Length, Length));
+        eps.CopyTo(_eps.AsSpan(row * Length, Length));
+        return row;
+    }
+
+    /// <summary>The noise of row <paramref name="row"/>.</summary>
+    public ReadOnlySpan<float> Eps(int row) => _eps.AsSpan(row * Length, Length);
+
+    /// <summary>Runs the filled rows (with optional per-row masks and means, see <see cref="AttentionCaptureSession.Run"/>).</summary>
+    public CaptureBatch Run(IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null) =>
+        _session.Run(Slice(_noisy, Length), Timesteps[..Count], masks, means);
+
+    /// <summary>The first <see cref="Count"/> rows of a per-row buffer of <paramref name="perRow"/> values each (the buffer itself when full).</summary>
+    public T[] Slice<T>(T[] buffer, int perRow) => Count == Capacity ? buffer : buffer[..(Count * perRow)];
+
+    /// <summary>Mean squared error of row <paramref name="row"/>'s predicted noise against its eps.</summary>
+    public float LossMse(CaptureBatch batch, int row) => NoiseLoss.MeanSquaredError(batch.PredictedNoise(row), Eps(row));
+}
+
+/// <summary>The denoising loss of METHOD.md section 5.</summary>
+public static class NoiseLoss
+{
+    /// <summary>L = mean over values of (eps_hat - eps)^2, summed in double.</summary>
+    public static float MeanSquaredError(ReadOnlySpan<float> predicted, ReadOnlySpan<float> eps)
+    {
+        double se = 0;
+        for (int i = 0; i < eps.Length; i++)
+        {
+            float d = predicted[i] - eps[i];
+            se += d * d;
+        }
+        return (float)(se / eps.Length);
+    }
+}

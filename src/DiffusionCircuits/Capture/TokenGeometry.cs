@@ -1,0 +1,46 @@
+namespace DiffusionCircuits.Capture;
+
+/// <summary>
+/// Token geometry of one attention layer, computed once: token centres in [0, 1]^2, the query-key distance matrix and
+/// each query's mirror window. Self-attention only; cross-attention keys are not image tokens.
+/// </summary>
+public sealed class TokenGeometry
+{
+    public TokenGeometry(int gridHeight, int gridWidth)
+    {
+        GridHeight = gridHeight;
+        GridWidth = gridWidth;
+        int s = Tokens;
+        Distances = new float[s * s];
+        for (int i = 0; i < s; i++)
+        {
+            double yi = (i / gridWidth + 0.5) / gridHeight, xi = (i % gridWidth + 0.5) / gridWidth;
+            for (int j = 0; j < s; j++)
+            {
+                double yj = (j / gridWidth + 0.5) / gridHeight, xj = (j % gridWidth + 0.5) / gridWidth;
+                Distances[i * s + j] = (float)Math.Sqrt((xi - xj) * (xi - xj) + (yi - yj) * (yi - yj));
+            }
+        }
+        MirrorWindows = new int[s][];
+        for (int i = 0; i < s; i++)
+        {
+            int r = i / gridWidth, c = gridWidth - 1 - i % gridWidth;
+            var window = new List<int>(9);
+            for (int dr = -1; dr <= 1; dr++)
+                for (int dc = -1; dc <= 1; dc++)
+                {
+                    int rr = r + dr, cc = c + dc;
+                    if (rr >= 0 && rr < gridHeight && cc >= 0 && cc < gridWidth) window.Add(rr * gridWidth + cc);
+                }
+            MirrorWindows[i] = window.ToArray();
+        }
+    }
+
+    public int GridHeight { get; }
+    public int GridWidth { get; }
+    public int Tokens => GridHeight * GridWidth;
+    /// <summary>|pos_i - pos_j| for query i, key j, row-major [S, S].</summary>
+    public float[] Distances { get; }
+    /// <summary>For each query, the key tokens within 1 token of its mirror position.</summary>
+    public int[][] MirrorWindows { get; }
+}
