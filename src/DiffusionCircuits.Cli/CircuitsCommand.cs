@@ -15,13 +15,8 @@ internal static class CircuitsCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var real = CommonOptions.Real();
-        real.Required = true;
-        var heldout = CommonOptions.Heldout();
-        var images = CommonOptions.Images(64);
-        var synthSeed = CommonOptions.SyntheticSeed();
-        var timesteps = CommonOptions.Timesteps();
+        var inputs = FaceInputs.Create(64, realRequired: true);
+        var (model, real, heldout, images, synthSeed, timesteps) = inputs;
         var roles = CommonOptions.Roles();
         var tau = CommonOptions.Tolerance();
         var seed = CommonOptions.Seed();
@@ -32,8 +27,9 @@ internal static class CircuitsCommand
             "Zero-ablate every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
             "complexity ratio real/synthetic with bootstrap CI and permutation p (METHOD.md sections 4-6).")
         {
-            model, real, heldout, images, synthSeed, timesteps, roles, tau, seed, bootstrap, ablation, output,
+            roles, tau, seed, bootstrap, ablation, output,
         };
+        inputs.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(images);

@@ -4,6 +4,24 @@ using DiffusionCircuits.Data;
 
 namespace DiffusionCircuits.Cli;
 
+/// <summary>The inputs of the commands that run a model on faces: model, real faces (and a file list), images, synthetic seed, timesteps.</summary>
+internal sealed record FaceInputs(Option<string> Model, Option<string?> Real, Option<string?> Heldout, Option<int> Images, Option<int> SyntheticSeed, Option<string> Timesteps)
+{
+    public static FaceInputs Create(int defaultImages, string realExtra = "", bool realRequired = false)
+    {
+        var real = CommonOptions.Real(realExtra);
+        real.Required = realRequired;
+        return new(CommonOptions.Model(), real, CommonOptions.Heldout(), CommonOptions.Images(defaultImages), CommonOptions.SyntheticSeed(), CommonOptions.Timesteps());
+    }
+
+    /// <summary>Adds the options to a command, in this order.</summary>
+    public Command AddTo(Command command)
+    {
+        foreach (Option o in new Option[] { Model, Real, Heldout, Images, SyntheticSeed, Timesteps }) command.Options.Add(o);
+        return command;
+    }
+}
+
 /// <summary>Options several commands share, defined once so their names, defaults and help text agree.</summary>
 internal static class CommonOptions
 {

@@ -15,13 +15,9 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var real = CommonOptions.Real();
-        var heldout = CommonOptions.Heldout();
-        var images = CommonOptions.Images(300);
-        var synthSeed = CommonOptions.SyntheticSeed();
+        var inputs = FaceInputs.Create(300);
+        var (model, real, heldout, images, synthSeed, timesteps) = inputs;
         var synthStart = new Option<int>("--synthetic-start") { Description = "Index of the first synthetic face.", DefaultValueFactory = _ => 0 };
-        var timesteps = CommonOptions.Timesteps();
         var seed = CommonOptions.Seed("the paired noise per image and timestep");
         var samples = new Option<int>("--samples") { Description = "DDIM samples to draw for the sample grid (0 = none).", DefaultValueFactory = _ => 64 };
         var ddimSteps = new Option<int>("--ddim-steps") { Description = "DDIM steps per sample.", DefaultValueFactory = _ => 50 };
@@ -30,16 +26,17 @@ internal static class EvaluateCommand
             "Measure a denoiser's held-out eps-MSE per timestep on synthetic and real faces next to the network-free baselines " +
             "(eps_hat = 0, eps_hat = x_t), and draw denoised faces (predicted x0 from t = 200 and 400) and DDIM samples.")
         {
-            model, real, heldout, images, synthSeed, synthStart, timesteps, seed, samples, ddimSteps, output,
+            synthStart, seed, samples, ddimSteps, output,
         };
+        inputs.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             var watch = Stopwatch.StartNew();
-            string outDir = parse.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
             var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images);
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); });
+            string outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
             OnnxModel onnx;
             try { onnx = OnnxModel.Load(parse.GetValue(model)!); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }

@@ -14,12 +14,8 @@ internal static class FeaturesCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var real = CommonOptions.Real(" Without it only synthetic faces are analysed.");
-        var heldout = CommonOptions.Heldout();
-        var images = CommonOptions.Images(64);
-        var synthSeed = CommonOptions.SyntheticSeed();
-        var timesteps = CommonOptions.Timesteps();
+        var inputs = FaceInputs.Create(64, " Without it only synthetic faces are analysed.");
+        var (model, real, heldout, images, synthSeed, timesteps) = inputs;
         var seed = CommonOptions.Seed("noise and bootstrap");
         var batch = CommonOptions.Batch(32);
         var gpu = CommonOptions.Gpu();
@@ -28,16 +24,17 @@ internal static class FeaturesCommand
             "Capture every head's attention on synthetic (and real) faces at several timesteps and compute entropy, distance, edge/texture " +
             "alignment, semantic affinity and symmetry per head (METHOD.md sections 1-3), with summaries and the divergence between data sets.")
         {
-            model, real, heldout, images, synthSeed, timesteps, seed, batch, gpu, output,
+            seed, batch, gpu, output,
         };
+        inputs.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             var watch = Stopwatch.StartNew();
-            string outDir = parse.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
             var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images);
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); AnalysisLimits.CheckBatch(parse.GetValue(batch)); });
+            string outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
             AttentionCaptureSession session;
             try { session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) }); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }

@@ -1,8 +1,4 @@
-using System.Diagnostics;
 using DiffusionCircuits.Data;
-using DiffusionCircuits.Diffusion;
-using DiffusionCircuits.Statistics;
-using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Analysis;
 

@@ -1,6 +1,4 @@
 using DiffusionCircuits.Data;
-using DiffusionCircuits.Statistics;
-using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Analysis;
 

@@ -1,7 +1,4 @@
-using System.Globalization;
 using DiffusionCircuits.Data;
-using DiffusionCircuits.Diffusion;
-using DiffusionCircuits.Statistics;
 using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Analysis;

@@ -1,27 +1,22 @@
-using DiffusionCircuits.Capture;
-using Microsoft.ML;
-using Microsoft.ML.Data;
-using Microsoft.ML.Trainers;
-
 namespace DiffusionCircuits.Analysis;
 
 /// <summary>The columns of the matrix roles are clustered on (METHOD.md section 4): five probes, normalised entropy and importance.</summary>
 public enum RoleProbe
 {
-    /// <summary>Mean normalised entropy.</summary>
-    NormalizedEntropy,
-    /// <summary>Mean query-key distance.</summary>
-    DistanceImageUnits,
-    /// <summary>Mean edge alignment.</summary>
-    EdgeAlignment,
-    /// <summary>Mean texture alignment.</summary>
-    TextureAlignment,
-    /// <summary>Mean semantic affinity.</summary>
-    SemanticAffinity,
-    /// <summary>Mean symmetry.</summary>
-    Symmetry,
-    /// <summary>Single-head degradation %, mean of both data sets.</summary>
-    Importance,
+    /// <summary>Mean normalised entropy (column 0).</summary>
+    NormalizedEntropy = 0,
+    /// <summary>Mean query-key distance (column 1).</summary>
+    DistanceImageUnits = 1,
+    /// <summary>Mean edge alignment (column 2).</summary>
+    EdgeAlignment = 2,
+    /// <summary>Mean texture alignment (column 3).</summary>
+    TextureAlignment = 3,
+    /// <summary>Mean semantic affinity (column 4).</summary>
+    SemanticAffinity = 4,
+    /// <summary>Mean symmetry (column 5).</summary>
+    Symmetry = 5,
+    /// <summary>Single-head degradation %, mean of both data sets (column 6).</summary>
+    Importance = 6,
 }
 
 /// <summary>A functional role: a k-means cluster of heads, named by its centroid's dominant probe.</summary>

@@ -1,28 +1,8 @@
 using DiffusionCircuits.Diffusion;
 using DiffusionCircuits.Onnx;
 using Microsoft.ML.OnnxRuntime;
-using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace DiffusionCircuits.Capture;
-
-/// <summary>Options for running an instrumented denoiser.</summary>
-public sealed record CaptureOptions
-{
-    /// <summary>Image side for models whose spatial size is dynamic.</summary>
-    public int SampleSize { get; init; } = 32;
-
-    /// <summary>CUDA device id, or null for CPU. Falls back to CPU with a note when the GPU runtime is not present.</summary>
-    public int? GpuDeviceId { get; init; }
-
-    /// <summary>ONNX Runtime intra-op threads (0 = its default, all cores).</summary>
-    public int Threads { get; init; }
-
-    /// <summary>Output the attention maps. Ablation sweeps only need the predicted noise, and run faster without them.</summary>
-    public bool ExposeMaps { get; init; } = true;
-
-    /// <summary>Output each layer's head outputs z before ablation (needed to compute means for mean ablation).</summary>
-    public bool ExposeHeadOutputs { get; init; }
-}
 
 /// <summary>
 /// Runs an instrumented copy of a denoiser in batches through ONNX Runtime: noisy images and timesteps in; predicted
@@ -197,54 +177,4 @@ public sealed class AttentionCaptureSession : IDisposable
         _sessionOptions.Dispose();
         _runOptions.Dispose();
     }
-}
-
-/// <summary>The outputs of one batch, read in place from ONNX Runtime's buffers until disposed.</summary>
-public sealed class CaptureBatch : IDisposable
-{
-    private readonly AttentionCaptureSession _owner;
-    private readonly IDisposableReadOnlyCollection<OrtValue> _results;
-
-    internal CaptureBatch(AttentionCaptureSession owner, IDisposableReadOnlyCollection<OrtValue> results, int batch)
-    {
-        _owner = owner;
-        _results = results;
-        Batch = batch;
-    }
-
-    public int Batch { get; }
-
-    /// <summary>Predicted noise of row <paramref name="row"/> ([C, H, W]).</summary>
-    public ReadOnlySpan<float> PredictedNoise(int row) =>
-        _results[0].GetTensorDataAsSpan<float>().Slice(row * _owner.SampleLength, _owner.SampleLength);
-
-    /// <summary>The [S_q, S_k] map of one head of one row; the same memory order in both layouts.</summary>
-    public ReadOnlySpan<float> Map(int layer, int row, int head)
-    {
-        if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
-        var l = _owner.Layers[layer];
-        int size = l.QueryTokens * l.KeyTokens;
-        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
-    }
-
-    /// <summary>All heads' outputs z of one row of a layer before ablation, [H, S_q, d] (same order in both layouts).</summary>
-    public ReadOnlySpan<float> HeadOutputs(int layer, int row)
-    {
-        if (!_owner.ExposesHeadOutputs) throw new InvalidOperationException("This session was created without ExposeHeadOutputs.");
-        var l = _owner.Layers[layer];
-        int size = l.Heads * l.QueryTokens * l.HeadDim;
-        int index = 1 + (_owner.ExposesMaps ? _owner.Layers.Count : 0) + layer;
-        return _results[index].GetTensorDataAsSpan<float>().Slice(row * size, size);
-    }
-
-    /// <summary>All heads' maps of one row of a layer, [H, S_q, S_k].</summary>
-    public ReadOnlySpan<float> Maps(int layer, int row)
-    {
-        if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
-        var l = _owner.Layers[layer];
-        int size = l.Heads * l.QueryTokens * l.KeyTokens;
-        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice(row * size, size);
-    }
-
-    public void Dispose() => _results.Dispose();
 }

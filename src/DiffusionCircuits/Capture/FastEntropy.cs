@@ -10,7 +10,7 @@ namespace DiffusionCircuits.Capture;
 /// pass (docs/PERFORMANCE.md); this kernel fuses max, log, multiply and sum in one pass at a fraction of that.
 /// Entropy tests compare it with SciPy to 1e-5 nats.
 /// </summary>
-public static class FastEntropy
+internal static class FastEntropy
 {
     private const float Tiny = 1e-30f;   // max(p, tiny): p ln(tiny) is exactly 0 where p = 0 (0 ln 0 = 0)
 

@@ -47,15 +47,32 @@ public struct HeadFeatures
     public static readonly IReadOnlyList<HeadFeature> Probes = All.Where(f => f is not (HeadFeature.EntropyNats or HeadFeature.NormalizedEntropy)).ToArray();
 
     /// <summary>One feature's value.</summary>
-    public readonly float this[HeadFeature feature] => feature switch
+    public float this[HeadFeature feature]
     {
-        HeadFeature.EntropyNats => EntropyNats,
-        HeadFeature.NormalizedEntropy => NormalizedEntropy,
-        HeadFeature.DistanceImageUnits => DistanceImageUnits,
-        HeadFeature.EdgeAlignment => EdgeAlignment,
-        HeadFeature.TextureAlignment => TextureAlignment,
-        HeadFeature.SemanticAffinity => SemanticAffinity,
-        HeadFeature.Symmetry => Symmetry,
-        _ => throw new ArgumentOutOfRangeException(nameof(feature), feature, null),
-    };
+        readonly get => feature switch
+        {
+            HeadFeature.EntropyNats => EntropyNats,
+            HeadFeature.NormalizedEntropy => NormalizedEntropy,
+            HeadFeature.DistanceImageUnits => DistanceImageUnits,
+            HeadFeature.EdgeAlignment => EdgeAlignment,
+            HeadFeature.TextureAlignment => TextureAlignment,
+            HeadFeature.SemanticAffinity => SemanticAffinity,
+            HeadFeature.Symmetry => Symmetry,
+            _ => throw new ArgumentOutOfRangeException(nameof(feature), feature, null),
+        };
+        set
+        {
+            switch (feature)
+            {
+                case HeadFeature.EntropyNats: EntropyNats = value; break;
+                case HeadFeature.NormalizedEntropy: NormalizedEntropy = value; break;
+                case HeadFeature.DistanceImageUnits: DistanceImageUnits = value; break;
+                case HeadFeature.EdgeAlignment: EdgeAlignment = value; break;
+                case HeadFeature.TextureAlignment: TextureAlignment = value; break;
+                case HeadFeature.SemanticAffinity: SemanticAffinity = value; break;
+                case HeadFeature.Symmetry: Symmetry = value; break;
+                default: throw new ArgumentOutOfRangeException(nameof(feature), feature, null);
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ namespace DiffusionCircuits.Capture;
 /// cut their rows with <see cref="Enumerable.Chunk{TSource}(IEnumerable{TSource}, int)"/> into batches of
 /// <see cref="Capacity"/> and fill one of these per batch; buffers are reused from batch to batch.
 /// </summary>
-public sealed class NoisedRows
+internal sealed class NoisedRows
 {
     private readonly AttentionCaptureSession _session;
     private readonly float[] _noisy, _eps;
@@ -73,7 +73,7 @@ public sealed class NoisedRows
 }
 
 /// <summary>The denoising loss of METHOD.md section 5.</summary>
-public static class NoiseLoss
+internal static class NoiseLoss
 {
     /// <summary>L = mean over values of (eps_hat - eps)^2, summed in double.</summary>
     public static float MeanSquaredError(ReadOnlySpan<float> predicted, ReadOnlySpan<float> eps)

@@ -1,6 +1,5 @@
 using DiffusionCircuits.Onnx;
 using Microsoft.ML.OnnxRuntime;
-using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace DiffusionCircuits.Diffusion;
 

@@ -6,7 +6,7 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 namespace DiffusionCircuits.Onnx;
 
 /// <summary>Multiply-accumulates of one forward pass, and the machine's measured matrix-product throughput: the floor of any capture.</summary>
-public static class FlopCounter
+internal static class FlopCounter
 {
     /// <summary>
     /// FLOPs (2 x multiply-accumulates) of one forward pass per sample, counted from the shapes ONNX Runtime reports

@@ -1,4 +1,3 @@
-using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx.Proto;
 using Google.Protobuf;
 

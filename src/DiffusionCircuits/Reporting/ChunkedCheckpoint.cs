@@ -13,7 +13,7 @@ namespace DiffusionCircuits.Reporting;
 /// <see cref="WorkKey"/> loads finished chunks and computes the rest. Freshly computed chunks are used through the
 /// same bytes that are stored, so an interrupted and resumed run gives exactly the numbers of an uninterrupted one.
 /// </summary>
-public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
+internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
 {
     private const int Magic = 0x44434B31;   // "DCK1"
     private readonly string _dir;
@@ -169,14 +169,10 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
     private static void WriteFeatures(BinaryWriter w, DataSetFeatures f)
     {
         w.Write(f.DataSet.Name);
-        w.Write(f.Timesteps.Count);
-        foreach (var t in f.Timesteps) w.Write(t);
-        w.Write(f.HeadsPerLayer.Count);
-        foreach (var h in f.HeadsPerLayer) w.Write(h);
-        w.Write(f.MeanMaps[0].Length);
-        foreach (var m in f.MeanMaps[0]) w.Write(m.Length);
-        w.Write(f.ImageCount);
-        foreach (var id in f.ImageIds) w.Write(id);
+        WriteInts(w, f.Timesteps);
+        WriteInts(w, f.HeadsPerLayer);
+        WriteInts(w, f.MeanMaps[0].Select(m => m.Length).ToList());
+        WriteStrings(w, f.ImageIds);
         for (int k = 0; k < f.Timesteps.Count; k++)
         {
             for (int i = 0; i < f.ImageCount; i++)
@@ -193,23 +189,19 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
     private static DataSetFeatures ReadFeatures(BinaryReader r)
     {
         string name = r.ReadString();
-        var timesteps = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
-        var headsPerLayer = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
-        var mapSizes = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+        var timesteps = ReadInts(r);
+        var headsPerLayer = ReadInts(r);
+        var mapSizes = ReadInts(r);
         var f = new DataSetFeatures(new DataSetId(name), timesteps, headsPerLayer, mapSizes);
-        int n = r.ReadInt32(), heads = headsPerLayer.Sum();
-        for (int i = 0; i < n; i++) f.ImageIds.Add(r.ReadString());
+        f.ImageIds.AddRange(ReadStrings(r));
+        int n = f.ImageCount, heads = headsPerLayer.Sum();
         for (int k = 0; k < timesteps.Count; k++)
         {
             for (int i = 0; i < n; i++)
             {
                 var row = new HeadFeatures[heads];
                 for (int h = 0; h < heads; h++)
-                    row[h] = new HeadFeatures
-                    {
-                        EntropyNats = r.ReadSingle(), NormalizedEntropy = r.ReadSingle(), DistanceImageUnits = r.ReadSingle(), EdgeAlignment = r.ReadSingle(),
-                        TextureAlignment = r.ReadSingle(), SemanticAffinity = r.ReadSingle(), Symmetry = r.ReadSingle(),
-                    };
+                    foreach (var feature in HeadFeatures.All) row[h][feature] = r.ReadSingle();
                 f.Features[k].Add(row);
                 f.LossMse[k].Add(r.ReadSingle());
             }
@@ -222,10 +214,8 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
     private static void WriteAblation(BinaryWriter w, AblationResult a)
     {
         w.Write(a.DataSet.Name);
-        w.Write(a.ImageIds.Count);
-        foreach (var id in a.ImageIds) w.Write(id);
-        w.Write(a.Timesteps.Count);
-        foreach (var t in a.Timesteps) w.Write(t);
+        WriteStrings(w, a.ImageIds);
+        WriteInts(w, a.Timesteps);
         w.Write(a.Conditions.Count);
         w.Write(a.ForwardPasses);
         w.Write(a.RunCalls);
@@ -240,8 +230,8 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
     private static AblationResult ReadAblation(BinaryReader r, IReadOnlyList<AblationCondition> conditions)
     {
         string set = r.ReadString();
-        var ids = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadString()).ToList();
-        var timesteps = Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+        var ids = ReadStrings(r);
+        var timesteps = ReadInts(r);
         if (r.ReadInt32() != conditions.Count) throw new InvalidDataException("condition count differs");
         var a = new AblationResult(new DataSetId(set), timesteps, ids, conditions) { ForwardPasses = r.ReadInt64(), RunCalls = r.ReadInt64(), Seconds = r.ReadDouble() };
         for (int k = 0; k < timesteps.Count; k++)
@@ -251,4 +241,21 @@ public sealed class ChunkedCheckpoint : IAnalysisCheckpoint
                 for (int i = 0; i < ids.Count; i++) a.AblatedLoss[c][k][i] = r.ReadSingle();
         return a;
     }
+
+    // Lists are written as a count and their items.
+    private static void WriteInts(BinaryWriter w, IReadOnlyCollection<int> values)
+    {
+        w.Write(values.Count);
+        foreach (var v in values) w.Write(v);
+    }
+
+    private static void WriteStrings(BinaryWriter w, IReadOnlyCollection<string> values)
+    {
+        w.Write(values.Count);
+        foreach (var v in values) w.Write(v);
+    }
+
+    private static List<int> ReadInts(BinaryReader r) => Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadInt32()).ToList();
+
+    private static List<string> ReadStrings(BinaryReader r) => Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadString()).ToList();
 }

@@ -4,7 +4,7 @@ using SkiaSharp;
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>Lays out images in a labelled grid (rows x columns) and writes a PNG: for pictures a person looks at.</summary>
-public sealed class ImageGrid
+internal sealed class ImageGrid
 {
     private readonly List<(string Label, List<float[]> Cells)> _rows = new();
 

@@ -1,4 +1,3 @@
-using DiffusionCircuits.Data;
 using SkiaSharp;
 
 namespace DiffusionCircuits.Reporting;
@@ -9,7 +8,7 @@ namespace DiffusionCircuits.Reporting;
 /// Layout is a first pass into pages of drawing operations; rendering is a second, so footers can say "page i of N".
 /// Fonts (DejaVu Sans) are embedded in the library.
 /// </summary>
-public sealed class PdfDocumentBuilder
+internal sealed class PdfDocumentBuilder
 {
     public const float PageWidth = 595, PageHeight = 842, Margin = 50;   // A4 in points
     private const float BodyTop = Margin + 14, BodyBottom = PageHeight - Margin - 14;

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
-using DiffusionCircuits.Data;
 
 namespace DiffusionCircuits.Reporting;
 

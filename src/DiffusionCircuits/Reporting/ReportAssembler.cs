@@ -3,13 +3,12 @@ using System.Reflection;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
-using DiffusionCircuits.Statistics;
 using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>Turns a <see cref="CircuitAnalysisResult"/> into the numbers, tests and sentences of the report.</summary>
-public static class ReportAssembler
+internal static class ReportAssembler
 {
     public static string ToolVersion =>
         typeof(ReportAssembler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";

@@ -6,10 +6,10 @@ using ScottPlot;
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>A chart of the report: a name (file stem), a caption, and the plot at its intended size in points.</summary>
-public sealed record ReportChart(string Name, string Caption, Plot Plot, int Width, int Height);
+internal sealed record ReportChart(string Name, string Caption, Plot Plot, int Width, int Height);
 
 /// <summary>The report's charts, each a function of the results (ScottPlot 5, embedded DejaVu fonts).</summary>
-public static class ReportCharts
+internal static class ReportCharts
 {
     private static readonly Lazy<string> FontName = new(() =>
     {

@@ -12,7 +12,7 @@ namespace DiffusionCircuits.Reporting;
 /// receives (mean over queries) at the middle analysed timestep, upsampled to the image and drawn as a heat map
 /// over a grey copy of the clean image.
 /// </summary>
-public sealed class ReportExamples : IDisposable
+internal sealed class ReportExamples : IDisposable
 {
     private ReportExamples(SKBitmap bitmap, IReadOnlyList<string> heads, IReadOnlyList<string> images, int timestep)
     {

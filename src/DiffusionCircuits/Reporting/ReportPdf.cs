@@ -1,12 +1,11 @@
 using System.Globalization;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
-using DiffusionCircuits.Statistics;
 
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>Lays out report.pdf from the results, charts and example pictures; every number comes from <see cref="ReportResults"/>.</summary>
-public static class ReportPdf
+internal static class ReportPdf
 {
     /// <summary>Section headings, in order; tests read the PDF back for them.</summary>
     public static readonly string[] Sections =
@@ -30,14 +29,37 @@ public static class ReportPdf
         return pdf.PageCount;
     }
 
+    /// <summary>The report's pages, section by section (<see cref="Sections"/>).</summary>
     public static PdfDocumentBuilder Build(ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings)
     {
-        ReportChart Chart(string name) => charts.First(c => c.Name == name);
-        void Draw(PdfDocumentBuilder p, string name) { var c = Chart(name); p.Chart(c.Plot, c.Width, c.Height, c.Caption); }
-        var real = r.Data.First(d => d.Name == DataSetId.Real.Name);
         var pdf = new PdfDocumentBuilder("DiffusionCircuits report", $"{r.Model.File}, {r.Data.Sum(d => d.Images)} images");
+        var page = new Page(pdf, r, charts, examples, timings);
+        Findings(page);
+        Methods(page);
+        Entropy(page);
+        Examples(page);
+        Roles(page);
+        Ablation(page);
+        Circuits(page);
+        Tests(page);
+        Appendix(page);
+        return pdf;
+    }
 
-        // 1. Findings
+    /// <summary>What every section draws from.</summary>
+    private sealed record Page(PdfDocumentBuilder Pdf, ReportResults Results, IReadOnlyList<ReportChart> Charts, ReportExamples Examples, IReadOnlyDictionary<string, double> Timings)
+    {
+        public void Draw(string name)
+        {
+            var chart = Charts.First(c => c.Name == name);
+            Pdf.Chart(chart.Plot, chart.Width, chart.Height, chart.Caption);
+        }
+    }
+
+    /// <summary>Section 1: findings.</summary>
+    private static void Findings(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[0]);
         foreach (var notice in r.Notices) pdf.Notice(notice);
         pdf.Paragraph(r.Findings, 10.5f);
@@ -54,8 +76,13 @@ public static class ReportPdf
         key.Add(new[] { "single-head degradation range (%)", $"{F(single.Min(d => d.DegradationPercent), 1)} .. {F(single.Max(d => d.DegradationPercent), 1)}", "", "" });
         key.Add(new[] { "role stability (adjusted Rand index)", F(r.RoleStabilityAri), "", "" });
         pdf.Table(new[] { "measure", "value", "95% CI", "p" }, key, new[] { 3.2f, 1.3f, 1.5f, 1f }, 9);
+    }
 
-        // 2. Methods
+    /// <summary>Section 2: methods.</summary>
+    private static void Methods(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
+        var real = r.Data.First(d => d.Name == DataSetId.Real.Name);
         pdf.Heading(Sections[1]);
         pdf.Heading("Model", 2);
         pdf.Paragraph($"{r.Model.File} ({r.Model.Bytes:N0} bytes, SHA-256 {r.Model.Sha256}). Noisy sample input {r.Model.SampleInput}; timestep input {r.Model.TimestepInput}. " +
@@ -83,25 +110,37 @@ public static class ReportPdf
                       "Wilcoxon signed-rank on per-image paired differences, bootstrap CIs over images. Circuits: heads zeroed in ascending importance while the measured joint degradation stays <= tau; " +
                       "effective heads = exp(entropy of normalised importances). Complexity ratio = C(real) / C(synthetic), bootstrap CI within data sets, permutation p over data-set labels. " +
                       "Multiple comparisons: Benjamini-Hochberg within each stated family (Holm for the complexity ratios).", 9);
+    }
 
-        // 3. Entropy
+    /// <summary>Section 3: entropy.</summary>
+    private static void Entropy(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[2]);
-        Draw(pdf, "entropy-heatmap-synthetic");
-        Draw(pdf, "entropy-heatmap-real");
-        Draw(pdf, "entropy-by-timestep");
-        Draw(pdf, "jsd-by-timestep");
+        page.Draw("entropy-heatmap-synthetic");
+        page.Draw("entropy-heatmap-real");
+        page.Draw("entropy-by-timestep");
+        page.Draw("jsd-by-timestep");
         pdf.Table(new[] { "t", "JSD mean (nats)", "JSD min .. max", "most divergent head", "mean |entropy gap| (nats)" },
             r.Divergence.Select(d => (IReadOnlyList<string>)new[] { d.Timestep.ToString(CultureInfo.InvariantCulture), F(d.MeanJsdNats, 4), $"{F(d.MinJsdNats, 4)} .. {F(d.MaxJsdNats, 4)}", d.MaxHead, F(d.MeanAbsEntropyGapNats, 4) }).ToList());
+    }
 
-        // 4. Examples
+    /// <summary>Section 4: examples.</summary>
+    private static void Examples(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[3]);
-        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {examples.Timestep}, for the four sharpest self-attention heads and the most important one, " +
+        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {page.Examples.Timestep}, for the four sharpest self-attention heads and the most important one, " +
                       "over real (left) and synthetic (right) examples. Red to yellow marks where the head looks; the clean image is on top.", 9);
-        pdf.Image(examples.Bitmap, Math.Min(pdf.ContentWidth, examples.Bitmap.Width * 0.75f), "Example faces with attention overlaid (charts/attention-examples.png).");
+        pdf.Image(page.Examples.Bitmap, Math.Min(pdf.ContentWidth, page.Examples.Bitmap.Width * 0.75f), "Example faces with attention overlaid (charts/attention-examples.png).");
+    }
 
-        // 5. Roles
+    /// <summary>Section 5: roles.</summary>
+    private static void Roles(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[4]);
-        Draw(pdf, "role-map");
+        page.Draw("role-map");
         pdf.Paragraph($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {F(r.RoleStabilityAri)}; mean silhouette {F(r.RoleMeanSilhouette)}.", 9);
         pdf.Table(new[] { "role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette" },
             r.Roles.Select(x => (IReadOnlyList<string>)new[]
@@ -110,26 +149,34 @@ public static class ReportPdf
                 ReportAssembler.ProbeProfile(x),
                 F(x.Silhouette, 2),
             }).ToList(), new[] { 1.1f, 2.4f, 1.4f, 0.9f, 2.6f, 0.8f });
+    }
 
-        // 6. Ablation
+    /// <summary>Section 6: ablation.</summary>
+    private static void Ablation(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[5]);
-        Draw(pdf, "degradation-heads-synthetic");
-        Draw(pdf, "degradation-heads-real");
-        Draw(pdf, "degradation-roles-synthetic");
-        Draw(pdf, "degradation-roles-real");
+        page.Draw("degradation-heads-synthetic");
+        page.Draw("degradation-heads-real");
+        page.Draw("degradation-roles-synthetic");
+        page.Draw("degradation-roles-real");
         pdf.Table(new[] { "data", "role ablated", "degradation %", "95% CI", string.Join(" / ", r.Timesteps.Select(t => $"t{t}")), "p (BH)" },
             r.Degradations.Where(d => d.Kind == ConditionKind.Role).Select(d => (IReadOnlyList<string>)new[]
             {
                 d.DataSet.Name, d.Subject, F(d.DegradationPercent, 2), $"{F(d.CiLowPercent, 2)} .. {F(d.CiHighPercent, 2)}",
                 string.Join(" / ", d.PerTimestepPercent.Select(v => F(v, 1))), Pv(d.Test.AdjustedPValue),
             }).ToList(), new[] { 0.9f, 1.3f, 1f, 1.4f, 2.4f, 0.9f });
+    }
 
-        // 7. Circuits
+    /// <summary>Section 7: circuits.</summary>
+    private static void Circuits(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[6]);
         pdf.Table(new[] { "data", "circuit size", "effective heads", "circuit heads" },
             r.Circuits.Select(c => (IReadOnlyList<string>)new[] { c.DataSet.Name, $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
             new[] { 0.8f, 1f, 1f, 4f });
-        Draw(pdf, "circuit-curves");
+        page.Draw("circuit-curves");
         pdf.Table(new[] { "complexity ratio real / synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p" },
             r.ComplexityRatios.Select(q => (IReadOnlyList<string>)new[]
             {
@@ -138,8 +185,12 @@ public static class ReportPdf
             }).ToList(), new[] { 2.2f, 0.8f, 0.8f, 0.8f, 1.2f, 1.4f });
         pdf.Paragraph($"Ablation cost: {r.Cost.ForwardPasses:N0} forward passes in {r.Cost.RunCalls:N0} ONNX Runtime Run calls " +
                       $"(one Run per single-head ablation, image and timestep alone would take {r.Cost.NaiveRunCallsSingleHeads:N0}).", 9);
+    }
 
-        // 8. Tests
+    /// <summary>Section 8: tests.</summary>
+    private static void Tests(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[7]);
         pdf.Paragraph("Every hypothesis test of this report. p (adj.) is adjusted within the family named in the second column; effect sizes with 95% CIs where defined.", 9);
         pdf.Table(new[] { "test", "family (correction)", "n", "statistic", "p", "p (adj.)", "effect" },
@@ -149,8 +200,12 @@ public static class ReportPdf
                 $"{t.StatisticName} = {G(t.Statistic)}", Pv(t.PValue), Pv(t.AdjustedPValue),
                 t.Effect == null ? "" : $"{t.Effect.Name} {G(t.Effect.Value)}" + (t.Effect.CiLow is double lo && t.Effect.CiHigh is double hi ? $" [{G(lo)}, {G(hi)}]" : ""),
             }).ToList(), new[] { 3f, 2.2f, 0.6f, 1.1f, 0.8f, 0.8f, 1.6f }, 6.5f);
+    }
 
-        // 9. Appendix
+    /// <summary>Section 9: appendix.</summary>
+    private static void Appendix(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[8]);
         pdf.Table(new[] { "option", "value" }, r.Options.Select(p => (IReadOnlyList<string>)new[] { p.Key, p.Value }).ToList(), new[] { 1f, 3f });
         pdf.Table(new[] { "component", "version / hash" }, new List<IReadOnlyList<string>>
@@ -163,8 +218,7 @@ public static class ReportPdf
             new[] { "ML.NET", Version(typeof(Microsoft.ML.MLContext)) },
             new[] { "model SHA-256", r.Model.Sha256 },
         }.Concat(r.Data.Select(d => (IReadOnlyList<string>)new[] { $"{d.Name} pixels SHA-256", d.Sha256 })).ToList(), new[] { 1f, 3f });
-        pdf.Table(new[] { "stage", "seconds" }, timings.Select(p => (IReadOnlyList<string>)new[] { p.Key, F(p.Value, 1) }).ToList(), new[] { 2f, 1f });
+        pdf.Table(new[] { "stage", "seconds" }, page.Timings.Select(p => (IReadOnlyList<string>)new[] { p.Key, F(p.Value, 1) }).ToList(), new[] { 2f, 1f });
         pdf.Paragraph("Timings are not part of results.json (they differ between runs); they are in timings.json.", 8);
-        return pdf;
     }
 }

@@ -5,61 +5,9 @@ using System.Text.Json;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
-using DiffusionCircuits.Statistics;
 using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Reporting;
-
-/// <summary>Options of a report run (the `report` command's options).</summary>
-public sealed record ReportOptions
-{
-    public required string ModelPath { get; init; }
-    /// <summary>Folder of real faces (an img_align_celeba folder or any image folder); null uses the naturalistic stand-in.</summary>
-    public string? RealFolder { get; init; }
-    /// <summary>Where <see cref="RealFolder"/> came from (--real, an environment variable, a config file), for the methods section.</summary>
-    public string? RealFolderSource { get; init; }
-    /// <summary>Only these file names of the real folder (e.g. the reference model's held-out list).</summary>
-    public IReadOnlyCollection<string>? RealFiles { get; init; }
-    /// <summary>Real images (and synthetic ones unless <see cref="SyntheticImages"/> says otherwise).</summary>
-    public int Images { get; init; } = 64;
-    /// <summary>Synthetic images; <see cref="Images"/> when null.</summary>
-    public int? SyntheticImages { get; init; }
-    /// <summary>The analysis: timesteps, seed, roles, tolerance, bootstrap, ablation.</summary>
-    public CircuitAnalysisOptions Analysis { get; init; } = new();
-    /// <summary>Output folder; null picks <c>&lt;ReportsRoot&gt;/&lt;timestamp&gt;</c>, or resumes an unfinished run there with the same inputs.</summary>
-    public string? OutDir { get; init; }
-    public string ReportsRoot { get; init; } = "reports";
-    public int? GpuDeviceId { get; init; }
-    /// <summary>Images per checkpoint chunk (0: automatic).</summary>
-    public int ChunkImages { get; init; }
-
-    /// <summary>Checks every option; the message says what is allowed.</summary>
-    public void Validate(int schedulerSteps = 1000)
-    {
-        AnalysisLimits.CheckImages(Images);
-        if (SyntheticImages is int s) AnalysisLimits.CheckImages(s, "synthetic");
-        Analysis.Validate(schedulerSteps);
-        if (GpuDeviceId is int g && g < 0) throw new ArgumentException($"--gpu must be a device id >= 0 (got {g}).");
-        if (ChunkImages < 0) throw new ArgumentException($"--chunk must be >= 0 (0 = automatic; got {ChunkImages}).");
-        if (OutDir != null && string.IsNullOrWhiteSpace(OutDir)) throw new ArgumentException("--out must name a folder.");
-    }
-
-    /// <summary>The options that decide the numbers (not where they are written), in a fixed order.</summary>
-    public IReadOnlyDictionary<string, string> Describe() => new SortedDictionary<string, string>(StringComparer.Ordinal)
-    {
-        ["images"] = Images.ToString(CultureInfo.InvariantCulture),
-        ["synthetic"] = (SyntheticImages ?? Images).ToString(CultureInfo.InvariantCulture),
-        ["timesteps"] = string.Join(",", Analysis.Timesteps),
-        ["roles"] = Analysis.Roles.ToString(CultureInfo.InvariantCulture),
-        ["seed"] = Analysis.Seed.ToString(CultureInfo.InvariantCulture),
-        ["tolerancePercent"] = Analysis.TolerancePercent.ToString("R", CultureInfo.InvariantCulture),
-        ["bootstrap"] = Analysis.Bootstrap.ToString(CultureInfo.InvariantCulture),
-        ["ablation"] = Analysis.Ablation.ToString().ToLowerInvariant(),
-        ["device"] = GpuDeviceId is int g ? $"cuda:{g}" : "cpu",
-        ["chunkImages"] = ChunkImages.ToString(CultureInfo.InvariantCulture),
-        ["realFiles"] = RealFiles == null ? "all" : $"{RealFiles.Count} listed",
-    };
-}
 
 /// <summary>What a finished report run wrote and measured.</summary>
 public sealed record ReportOutcome(ReportResults Results, string OutDir, IReadOnlyList<string> Files, IReadOnlyDictionary<string, double> TimingsSeconds,
@@ -86,6 +34,7 @@ public sealed class ReportRunner
         _log = log ?? (_ => { });
     }
 
+    /// <summary>Runs the whole report: sessions, data, analysis (resumable), statistics, tables, charts, results.json and report.pdf.</summary>
     public ReportOutcome Run(IProgress<(string Stage, double Fraction)>? progress = null)
     {
         var o = _o;
@@ -100,58 +49,17 @@ public sealed class ReportRunner
         var notices = new List<string>();
 
         string modelSha = Sha256File(o.ModelPath);
-        AttentionCaptureSession maps, ablation;
-        try
-        {
-            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId });
-            ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean });
-        }
-        catch (OnnxModelException e) { throw new InvalidDataException(e.Message, e); }
+        var (maps, ablation) = OpenSessions();
         using var _1 = maps;
         using var _2 = ablation;
-        o.Validate(maps.Schedule.Timesteps);
-        _log($"Model {Path.GetFileName(o.ModelPath)}: {maps.Layers.Count} attention layers, {maps.TotalHeads} heads, {maps.Channels}x{maps.Height}x{maps.Width} samples; {maps.DeviceNote}.");
-        if (maps.Layers.Count == 0) throw new InvalidDataException($"Model '{o.ModelPath}' has no attention heads to analyse.");
-        if (maps.Channels != 3)
-            throw new InvalidDataException($"Model '{o.ModelPath}': input '{maps.Discovery.Signature.Sample.Name}' takes {maps.Channels} channels, but face images have 3 (RGB). " +
-                                           "A latent-space UNet needs its VAE encoder in front, which this tool does not run; export a pixel-space denoiser.");
-
-        // Data: real faces (or the announced stand-in) and synthetic faces of the model's size.
-        int nSynthetic = o.SyntheticImages ?? o.Images;
-        DataSetInfo realInfo;
-        List<FaceImage> real;
-        if (o.RealFolder != null)
-        {
-            var folder = new ImageFolder(o.RealFolder, maps.Height, onlyFiles: o.RealFiles);
-            real = new List<FaceImage>();
-            foreach (var image in folder.Read())
-            {
-                real.Add(image);
-                progress?.Report(("read real faces", real.Count / (double)o.Images));
-                if (real.Count == o.Images) break;
-            }
-            var skipped = folder.Skipped.Select(s => new SkippedFile(Path.GetRelativePath(folder.Root, s.Path), s.Reason)).ToList();
-            foreach (var s in skipped.Take(20)) _log($"skipped {s.File}: {s.Reason}");
-            if (skipped.Count > 20) _log($"... and {skipped.Count - 20} more skipped files (all listed in results.json).");
-            if (real.Count < 4)
-                throw new InvalidDataException($"Real faces folder '{o.RealFolder}' has {real.Count} usable image(s) (at least 4 needed; {skipped.Count} skipped" +
-                                               (skipped.Count > 0 ? $", e.g. {skipped[0].File}: {skipped[0].Reason}" : "") + ").");
-            if (real.Count < o.Images) notices.Add($"Only {real.Count} usable real images in '{o.RealFolder}' (asked for {o.Images}).");
-            realInfo = new DataSetInfo("real", folder.IsCelebA ? "CelebA (aligned, cropped)" : "image folder", $"{Path.GetFileName(Path.GetFullPath(o.RealFolder).TrimEnd('/'))} ({o.RealFolderSource ?? "--real"})",
-                real.Count, HashImages(real), skipped.Count, skipped);
-        }
-        else
-        {
-            notices.Add(StandInNotice);
-            real = new NaturalisticFaceGenerator(o.Analysis.Seed, maps.Height).GenerateMany(o.Images).ToList();
-            realInfo = new DataSetInfo("real", "naturalistic stand-in (procedural)", $"NaturalisticFaceGenerator(seed {o.Analysis.Seed})", real.Count, HashImages(real), 0, Array.Empty<SkippedFile>());
-        }
-        var synthetic = new SyntheticFaceGenerator(o.Analysis.Seed, maps.Height).GenerateMany(nSynthetic).ToList();
-        var synthInfo = new DataSetInfo("synthetic", "procedural faces with exact part masks", $"SyntheticFaceGenerator(seed {o.Analysis.Seed})", synthetic.Count, HashImages(synthetic), 0, Array.Empty<SkippedFile>());
+        var (real, realInfo) = RealFaces(maps, notices, progress);
+        var synthetic = new SyntheticFaceGenerator(o.Analysis.Seed, maps.Height).GenerateMany(o.SyntheticImages ?? o.Images).ToList();
+        var synthInfo = new DataSetInfo(DataSetId.Synthetic.Name, "procedural faces with exact part masks", $"SyntheticFaceGenerator(seed {o.Analysis.Seed})",
+            synthetic.Count, HashImages(synthetic), 0, Array.Empty<SkippedFile>());
         foreach (var n in notices) _log(n);
         Lap("data");
 
-        var key = new WorkKey(modelSha, new SortedDictionary<string, string> { ["real"] = realInfo.Sha256, ["synthetic"] = synthInfo.Sha256 },
+        var key = new WorkKey(modelSha, new SortedDictionary<string, string> { [DataSetId.Real.Name] = realInfo.Sha256, [DataSetId.Synthetic.Name] = synthInfo.Sha256 },
             JsonSerializer.Serialize(o.Describe()));
         string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         if (o.OutDir == null) _log($"Output folder: {outDir}");
@@ -165,7 +73,7 @@ public sealed class ReportRunner
         progress?.Report(("statistics", 0));
         var heads = analysis.HeadNames;
         var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Analysis.Bootstrap, o.Analysis.Seed)).ToList();
-        var divergences = FeatureAggregation.Divergence(analysis.Features[0], analysis.Features[1], maps.Layers);
+        var divergences = FeatureAggregation.Divergence(analysis.FeaturesOf(DataSetId.Real), analysis.FeaturesOf(DataSetId.Synthetic), maps.Layers);
         var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries, divergences);
         progress?.Report(("statistics", 1));
         Lap("statistics");
@@ -174,12 +82,7 @@ public sealed class ReportRunner
         // A half-written set of outputs never looks complete: the old report and results go first, report.pdf comes last.
         foreach (var stale in new[] { "report.pdf", "results.json" }) File.Delete(Path.Combine(outDir, stale));
         string Out(string name) { files.Add(name); return Path.Combine(outDir, name); }
-        FeatureAggregation.WriteFeaturesCsv(Out("features.csv"), analysis.Features, heads);
-        FeatureAggregation.WriteSummaryCsv(Out("summary.csv"), summaries);
-        ReportTables.WriteDegradationCsv(Out("degradation.csv"), analysis);
-        ReportTables.WriteRolesCsv(Out("roles.csv"), analysis);
-        ReportTables.WriteTestsCsv(Out("tests.csv"), results);
-        FeatureAggregation.WriteDivergenceCsv(Out("divergence.csv"), divergences, heads);
+        WriteTables(Out, analysis, summaries, divergences, results);
         Lap("tables");
 
         progress?.Report(("charts and report", 0));
@@ -198,9 +101,81 @@ public sealed class ReportRunner
         timings["total"] = Math.Round(timings.Values.Sum(), 2);
         int pages = ReportPdf.Write(Out("report.pdf"), results, charts, examples, timings);
         timings["pdf"] = Math.Round(watch.Elapsed.TotalSeconds, 2);
-        AtomicFile.WriteAllText(Out("timings.json"), JsonSerializer.Serialize(timings, ReportResults.Json) + "\n");
+        AtomicFile.WriteAllText(Out("timings.json"), JsonFiles.Serialize(timings));
         progress?.Report(("charts and report", 1));
         return new ReportOutcome(results, outDir, files, timings, checkpoint.ChunksLoaded, checkpoint.ChunksComputed, pages);
+    }
+
+    /// <summary>The model with maps exposed (features, examples) and without (the ablation sweeps); a bad model is bad input.</summary>
+    private (AttentionCaptureSession Maps, AttentionCaptureSession Ablation) OpenSessions()
+    {
+        var o = _o;
+        AttentionCaptureSession maps, ablation;
+        try
+        {
+            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId });
+            ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions
+                { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean });
+        }
+        catch (OnnxModelException e) { throw new InvalidDataException(e.Message, e); }
+        try
+        {
+            o.Validate(maps.Schedule.Timesteps);
+            _log($"Model {Path.GetFileName(o.ModelPath)}: {maps.Layers.Count} attention layers, {maps.TotalHeads} heads, {maps.Channels}x{maps.Height}x{maps.Width} samples; {maps.DeviceNote}.");
+            if (maps.Layers.Count == 0) throw new InvalidDataException($"Model '{o.ModelPath}' has no attention heads to analyse.");
+            if (maps.Channels != 3)
+                throw new InvalidDataException($"Model '{o.ModelPath}': input '{maps.Discovery.Signature.Sample.Name}' takes {maps.Channels} channels, but face images have 3 (RGB). " +
+                                               "A latent-space UNet needs its VAE encoder in front, which this tool does not run; export a pixel-space denoiser.");
+            return (maps, ablation);
+        }
+        catch
+        {
+            maps.Dispose();
+            ablation.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Real faces from the folder (skipped files named), or the announced naturalistic stand-in.</summary>
+    private (List<FaceImage> Images, DataSetInfo Info) RealFaces(AttentionCaptureSession session, List<string> notices, IProgress<(string Stage, double Fraction)>? progress)
+    {
+        var o = _o;
+        if (o.RealFolder == null)
+        {
+            notices.Add(StandInNotice);
+            var standIn = new NaturalisticFaceGenerator(o.Analysis.Seed, session.Height).GenerateMany(o.Images).ToList();
+            return (standIn, new DataSetInfo(DataSetId.Real.Name, "naturalistic stand-in (procedural)", $"NaturalisticFaceGenerator(seed {o.Analysis.Seed})",
+                standIn.Count, HashImages(standIn), 0, Array.Empty<SkippedFile>()));
+        }
+        var folder = new ImageFolder(o.RealFolder, session.Height, onlyFiles: o.RealFiles);
+        var real = new List<FaceImage>();
+        foreach (var image in folder.Read())
+        {
+            real.Add(image);
+            progress?.Report(("read real faces", real.Count / (double)o.Images));
+            if (real.Count == o.Images) break;
+        }
+        var skipped = folder.Skipped.Select(s => new SkippedFile(Path.GetRelativePath(folder.Root, s.Path), s.Reason)).ToList();
+        foreach (var s in skipped.Take(20)) _log($"skipped {s.File}: {s.Reason}");
+        if (skipped.Count > 20) _log($"... and {skipped.Count - 20} more skipped files (all listed in results.json).");
+        if (real.Count < AnalysisLimits.MinImages)
+            throw new InvalidDataException($"Real faces folder '{o.RealFolder}' has {real.Count} usable image(s) (at least {AnalysisLimits.MinImages} needed; {skipped.Count} skipped" +
+                                           (skipped.Count > 0 ? $", e.g. {skipped[0].File}: {skipped[0].Reason}" : "") + ").");
+        if (real.Count < o.Images) notices.Add($"Only {real.Count} usable real images in '{o.RealFolder}' (asked for {o.Images}).");
+        return (real, new DataSetInfo(DataSetId.Real.Name, folder.IsCelebA ? "CelebA (aligned, cropped)" : "image folder",
+            $"{Path.GetFileName(Path.GetFullPath(o.RealFolder).TrimEnd('/'))} ({o.RealFolderSource ?? "--real"})", real.Count, HashImages(real), skipped.Count, skipped));
+    }
+
+    /// <summary>The CSV tables behind the charts.</summary>
+    private static void WriteTables(Func<string, string> output, CircuitAnalysisResult analysis, IReadOnlyList<HeadSummary> summaries,
+        IReadOnlyList<TimestepDivergence> divergences, ReportResults results)
+    {
+        FeatureAggregation.WriteFeaturesCsv(output("features.csv"), analysis.Features, analysis.HeadNames);
+        FeatureAggregation.WriteSummaryCsv(output("summary.csv"), summaries);
+        ReportTables.WriteDegradationCsv(output("degradation.csv"), analysis);
+        ReportTables.WriteRolesCsv(output("roles.csv"), analysis);
+        ReportTables.WriteTestsCsv(output("tests.csv"), results);
+        FeatureAggregation.WriteDivergenceCsv(output("divergence.csv"), divergences, analysis.HeadNames);
     }
 
     /// <summary>The newest folder under <paramref name="root"/> whose kept work has this key and that has no results yet.</summary>

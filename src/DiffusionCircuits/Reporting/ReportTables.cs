@@ -1,11 +1,10 @@
 using DiffusionCircuits.Analysis;
-using DiffusionCircuits.Data;
 using static DiffusionCircuits.CsvFile;
 
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>The report's CSV tables (invariant, round-trip numbers; written atomically).</summary>
-public static class ReportTables
+internal static class ReportTables
 {
     /// <summary>degradation.csv: every head and role condition of both data sets, overall and per timestep, with its test.</summary>
     public static void WriteDegradationCsv(string path, CircuitAnalysisResult a) =>

@@ -1,17 +1,10 @@
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
-using DiffusionCircuits.Analysis;
-using DiffusionCircuits.Data;
-using DiffusionCircuits.Capture;
-
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>
 /// Claims an output folder for one run: an exclusive lock on <c>.run.lock</c> (released by the OS even when the process
 /// is killed) and <c>.run.info</c> saying who holds it, so a second run on the same folder is refused by name.
 /// </summary>
-public sealed class RunLock : IDisposable
+internal sealed class RunLock : IDisposable
 {
     private readonly FileStream _lock;
     private readonly string _info;

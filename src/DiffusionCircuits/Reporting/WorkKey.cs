@@ -1,17 +1,10 @@
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
-using DiffusionCircuits.Analysis;
-using DiffusionCircuits.Data;
-using DiffusionCircuits.Capture;
-
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>
 /// What finished work is valid for: model hash, data hashes, options and seed. Stored beside the work so that a
 /// changed input is named when the work is thrown away.
 /// </summary>
-public sealed record WorkKey(string ModelSha256, IReadOnlyDictionary<string, string> DataSha256, string Options)
+internal sealed record WorkKey(string ModelSha256, IReadOnlyDictionary<string, string> DataSha256, string Options)
 {
     public string Describe(WorkKey other)
     {

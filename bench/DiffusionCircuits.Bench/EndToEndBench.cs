@@ -1,0 +1,317 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Capture;
+using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
+using DiffusionCircuits.Transforms;
+using Microsoft.ML;
+
+namespace DiffusionCircuits.Bench;
+
+/// <summary>What the end-to-end run measures on.</summary>
+/// <param name="ModelPath">The denoiser.</param>
+/// <param name="Images">Synthetic images, each at every timestep.</param>
+/// <param name="Timesteps">Timesteps of the rows.</param>
+/// <param name="Batch">Rows per ONNX Runtime run on the batched paths.</param>
+/// <param name="OutDir">Where the peer's files go.</param>
+/// <param name="Python">Python with torch for the PyTorch peer; null or "none" skips it.</param>
+/// <param name="PeerScript">tools/bench/torch_peer.py.</param>
+/// <param name="PeerWeights">The bundled model's PyTorch weights (the peer runs that model only).</param>
+/// <param name="MemoryImages">Image counts of the peak-memory runs (none: skipped).</param>
+/// <param name="MemoryProbe">How to start a child that streams N images and prints <c>peak_rss_kb=</c> (see <see cref="MemoryProbe"/>).</param>
+public sealed record EndToEndOptions(string ModelPath, int Images, int[] Timesteps, int Batch, string OutDir, string? Python, string PeerScript, string PeerWeights,
+    IReadOnlyList<int> MemoryImages, Func<int, ProcessStartInfo> MemoryProbe);
+
+/// <summary>One measured path: rows per second and how it ran.</summary>
+public sealed record PathRate(string Name, double RowsPerSecond, string Detail);
+
+/// <summary>A ratio of the run with its target (empty when there is none).</summary>
+public sealed record BenchRatio(string Name, string Value, string Target);
+
+/// <summary>What the end-to-end run measured: the paths, the ratios, and bench.json's content.</summary>
+public sealed record EndToEndResult(IReadOnlyList<PathRate> Paths, double BaselineRowsPerSecond, IReadOnlyList<BenchRatio> Ratios, Dictionary<string, object?> Json);
+
+/// <summary>
+/// The end-to-end benchmark: throughput of every capture path on the same model, images and timesteps, measured in one
+/// run so that ratios are comparable on a shared, noisy machine, against the FLOP floor and a PyTorch-hooks peer; the
+/// ablation sweep's cost against the naive one; peak memory at several image counts (child processes).
+/// </summary>
+public static class EndToEndBench
+{
+    /// <summary>Runs every measurement; <paramref name="log"/> hears what is being measured.</summary>
+    public static EndToEndResult Run(EndToEndOptions o, Action<string> log)
+    {
+        var onnx = OnnxModel.Load(o.ModelPath);
+        using var capture = new AttentionCaptureSession(onnx);
+        var ts = o.Timesteps;
+        int b = o.Batch;
+        var faces = new SyntheticFaceGenerator(1, capture.Height).GenerateMany(o.Images).ToList();
+        int len = capture.SampleLength, rows = o.Images * ts.Length;
+        var noisy = new float[rows * len];
+        var t = new int[rows];
+        var eps = new float[len];
+        for (int i = 0; i < o.Images; i++)
+            for (int k = 0; k < ts.Length; k++)
+            {
+                int r = i * ts.Length + k;
+                t[r] = ts[k];
+                ForwardNoising.ApplyPaired(faces[i], 1, ts[k], capture.Schedule, eps, noisy.AsSpan(r * len, len));
+            }
+        var results = new List<PathRate>();
+
+        log("the floor (model FLOPs and the machine's matrix-product GFLOP/s) ...");
+        var (flopsPerRow, flopsByOp) = FlopCounter.Count(onnx, capture.Height);
+        double floorGflops = FlopCounter.MeasureMatMulGflops();
+        double floorRate = floorGflops * 1e9 / flopsPerRow;
+        results.Add(new("floor: model FLOPs / matrix-product GFLOP/s", floorRate, $"{flopsPerRow / 1e6:F0} MFLOP per row, {floorGflops:F1} GFLOP/s"));
+
+        double[] ourEntropy = Array.Empty<double>();
+        using var denoiser = new DenoiserSession(onnx);
+        // Faces are drawn before timing, as the raw paths' inputs are: the bench measures capture, not drawing.
+        var drawn = new FaceImageDataView(() => faces, capture.Height, faces.Count);
+        using var full = new MlNetPipelinePath(o.ModelPath, drawn, ts, b, features: true);
+        using var captureAlone = new MlNetPipelinePath(o.ModelPath, drawn, ts, b, features: false);
+        using var apply = new ApplyOnnxModelPath(capture, noisy, t);
+        var paths = new List<(string Name, string Detail, Action Run)>
+        {
+            ("raw ORT, original model, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) => denoiser.PredictNoise(noisy[(s * len)..((s + c) * len)], t[s..(s + c)]))),
+            ("raw ORT, instrumented, maps exposed, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) =>
+            {
+                using var r = capture.Run(noisy[(s * len)..((s + c) * len)], t[s..(s + c)]);
+            })),
+            ("ML.NET pipeline: capture + entropy + probes", $"batch {b}", () => ourEntropy = full.Pass()),
+            ("ML.NET pipeline: capture alone (loss read, maps unread)", $"batch {b}", () => captureAlone.Pass()),
+            ("ML.NET ApplyOnnxModel, row by row", "1 row per Run", apply.Pass),
+        };
+        var rates = TimeInRounds(paths.Select(p => p.Run).ToList(), rounds: 5).Select(s => rows / s).ToArray();
+        for (int i = 0; i < paths.Count; i++)
+        {
+            results.Add(new(paths[i].Name, rates[i], paths[i].Detail));
+            log($"{paths[i].Name}: {rates[i]:F1} rows/s");
+        }
+        double rawOriginal = rates[0], rawMaps = rates[1], pipeline = rates[2], captureOnly = rates[3], applyOnnx = rates[4];
+
+        Directory.CreateDirectory(o.OutDir);
+        double? peerAgreement = null;
+        var peer = TorchPeer.Run(o, noisy, t, rows, capture, log);
+        if (peer != null)
+        {
+            results.Add(new("PyTorch forward hooks (peer): capture + entropy", peer.RowsPerSecond, $"torch {peer.Torch}, 2 threads, batch {b}"));
+            var heads = capture.Discovery.HeadNames.ToList();
+            peerAgreement = heads.Select((h, i) => Math.Abs(peer.EntropyNats.GetValueOrDefault(h, double.NaN) - ourEntropy[i])).Max();
+            log($"peer agreement: max |mean entropy difference| over {heads.Count} heads = {peerAgreement:G3} nats");
+        }
+
+        log("ablation sweep (single heads) against one Run per ablation ...");
+        var ablation = AblationCost.Measure(o.ModelPath, faces, ts);
+        var peaks = o.MemoryImages.ToDictionary(c => c, c =>
+        {
+            log($"peak memory with {c} images (child process) ...");
+            return MemoryProbe.ChildPeakRssMb(o.MemoryProbe(c), c);
+        });
+
+        var measured = new Measured(o, rows, results, rawOriginal, rawMaps, pipeline, captureOnly, applyOnnx, floorGflops, floorRate, flopsPerRow, flopsByOp,
+            peer, peerAgreement, ablation, peaks);
+        return new EndToEndResult(results, rawMaps, Ratios(measured), Json(measured));
+    }
+
+    /// <summary>Everything one run measured, for the ratios and bench.json.</summary>
+    private sealed record Measured(EndToEndOptions Options, int Rows, List<PathRate> Paths, double RawOriginal, double RawMaps, double Pipeline, double CaptureOnly,
+        double ApplyOnnx, double FloorGflops, double FloorRate, double FlopsPerRow, IReadOnlyDictionary<string, double> FlopsByOp, PeerResult? Peer,
+        double? PeerAgreement, (long Calls, double Seconds, long NaiveCalls, double NaiveSeconds) Ablation, Dictionary<int, double> Peaks)
+    {
+        /// <summary>Share of the pipeline's time spent on features: time per row is 1/pipeline against 1/captureOnly.</summary>
+        public double FeatureShare => Math.Max(0, 1 - Pipeline / CaptureOnly);
+    }
+
+    private static List<BenchRatio> Ratios(Measured m)
+    {
+        var ratios = new List<BenchRatio> { new("pipeline / raw ORT with maps exposed", $"{m.Pipeline / m.RawMaps:F2}", ">= 0.8") };
+        if (m.Peer != null) ratios.Add(new("pipeline / PyTorch-hooks peer", $"{m.Pipeline / m.Peer.RowsPerSecond:F2}", ">= 1.5"));
+        ratios.Add(new("feature computation share of pipeline time", $"{100 * m.FeatureShare:F1}%", "<= 10%"));
+        ratios.Add(new("ablation Run calls: naive / ours", $"{(double)m.Ablation.NaiveCalls / m.Ablation.Calls:F1} ({m.Ablation.NaiveCalls} / {m.Ablation.Calls})", ">= 8"));
+        ratios.Add(new("ablation seconds: naive (estimated) / ours",
+            $"{m.Ablation.NaiveSeconds / m.Ablation.Seconds:F1} ({m.Ablation.NaiveSeconds:F1} s / {m.Ablation.Seconds:F1} s)", ""));
+        foreach (var (count, mb) in m.Peaks) ratios.Add(new($"peak RSS, {count} images", $"{mb:F0} MB", "flat"));
+        ratios.Add(new("pipeline GFLOP/s (model FLOPs x rows/s)", $"{m.Pipeline * m.FlopsPerRow / 1e9:F2}", $"floor {m.FloorGflops:F1}"));
+        return ratios;
+    }
+
+    private static Dictionary<string, object?> Json(Measured m)
+    {
+        var o = m.Options;
+        var json = new Dictionary<string, object?>
+        {
+            ["model"] = Path.GetFullPath(o.ModelPath), ["rows"] = m.Rows, ["images"] = o.Images, ["timesteps"] = o.Timesteps, ["batch"] = o.Batch,
+            ["machine"] = $"{Environment.ProcessorCount} cores, {Environment.OSVersion}",
+            ["rows_per_second"] = m.Paths.ToDictionary(r => r.Name, r => Math.Round(r.RowsPerSecond, 2)),
+            ["model_mflops_per_row"] = Math.Round(m.FlopsPerRow / 1e6, 2),
+            ["model_mflops_by_op"] = m.FlopsByOp.ToDictionary(p => p.Key, p => Math.Round(p.Value / 1e6, 2)),
+            ["floor_gflops_per_s"] = Math.Round(m.FloorGflops, 3),
+            ["floor_rows_per_s"] = Math.Round(m.FloorRate, 1),
+            ["pipeline_gflops_per_s"] = Math.Round(m.Pipeline * m.FlopsPerRow / 1e9, 4),
+            ["pipeline_vs_floor"] = Math.Round(m.Pipeline / m.FloorRate, 4),
+            ["raw_ort_original_vs_floor"] = Math.Round(m.RawOriginal / m.FloorRate, 4),
+            ["pipeline_vs_raw_ort_exposed"] = Math.Round(m.Pipeline / m.RawMaps, 4),
+            ["raw_ort_exposed_vs_original"] = Math.Round(m.RawMaps / m.RawOriginal, 4),
+            ["pipeline_vs_pytorch_peer"] = m.Peer == null ? null : Math.Round(m.Pipeline / m.Peer.RowsPerSecond, 4),
+            ["pytorch_peer_rows_per_s"] = m.Peer == null ? null : Math.Round(m.Peer.RowsPerSecond, 2),
+            ["pytorch_peer_max_entropy_difference_nats"] = m.PeerAgreement,
+            ["features_share_of_pipeline"] = Math.Round(m.FeatureShare, 4),
+            ["batched_vs_apply_onnx_model"] = Math.Round(m.RawMaps / m.ApplyOnnx, 4),
+            ["ablation_run_calls"] = m.Ablation.Calls,
+            ["ablation_run_calls_naive"] = m.Ablation.NaiveCalls,
+            ["ablation_run_calls_vs_naive"] = Math.Round((double)m.Ablation.NaiveCalls / m.Ablation.Calls, 3),
+            ["ablation_seconds"] = Math.Round(m.Ablation.Seconds, 3),
+            ["ablation_seconds_naive_estimated"] = Math.Round(m.Ablation.NaiveSeconds, 3),
+        };
+        foreach (var (count, mb) in m.Peaks) json[$"peak_rss_mb_{count}"] = Math.Round(mb, 1);
+        return json;
+    }
+
+    /// <summary>
+    /// Seconds of each path's fastest pass, after one warm-up pass each (first-run allocations, JIT). The paths are timed
+    /// in rounds, each path once per round: on a shared machine a slow spell then hits every path alike.
+    /// </summary>
+    public static double[] TimeInRounds(IReadOnlyList<Action> paths, int rounds)
+    {
+        foreach (var p in paths) p();
+        var best = paths.Select(_ => double.MaxValue).ToArray();
+        for (int round = 0; round < rounds; round++)
+            for (int i = 0; i < paths.Count; i++)
+            {
+                var w = Stopwatch.StartNew();
+                paths[i]();
+                best[i] = Math.Min(best[i], w.Elapsed.TotalSeconds);
+            }
+        return best;
+    }
+
+    private static void ForBatches(int rows, int batch, Action<int, int> run)
+    {
+        for (int s = 0; s < rows; s += batch) run(s, Math.Min(batch, rows - s));
+    }
+}
+
+/// <summary>The ablation sweep's cost against one Run per ablation.</summary>
+public static class AblationCost
+{
+    /// <summary>
+    /// Ours: every single-head ablation of every row, batched with per-row masks. Naive: one Run per (ablation or
+    /// baseline, row), timed on 64 single-row Runs with one head masked each and scaled to the count.
+    /// </summary>
+    public static (long Calls, double Seconds, long NaiveCalls, double NaiveSeconds) Measure(string modelPath, IReadOnlyList<FaceImage> faces, int[] ts)
+    {
+        using var session = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
+        var sweep = new AblationSweep(session, ts, 1);
+        var conditions = AblationSweep.SingleHeads(session);
+        var bench = new DataSetId("bench");
+        sweep.Run(bench, faces.Take(2).ToList(), conditions);          // warm-up
+        var result = sweep.Run(bench, faces, conditions);
+        long naive = (long)faces.Count * ts.Length * (conditions.Count + 1);
+        using var one = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
+        int len = one.SampleLength, samples = 64;
+        var x = new float[len];
+        var rng = new Random(1);
+        for (int i = 0; i < len; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var masks = one.Layers.Select(l => Enumerable.Repeat(1f, l.Heads).ToArray()).ToArray();
+        using (one.Run(x, new[] { ts[0] }, masks)) { }
+        var watch = Stopwatch.StartNew();
+        for (int s = 0; s < samples; s++)
+        {
+            foreach (var m in masks) Array.Fill(m, 1f);
+            masks[s % masks.Length][s % masks[s % masks.Length].Length] = 0f;
+            using (one.Run(x, new[] { ts[s % ts.Length] }, masks)) { }
+        }
+        double perRun = watch.Elapsed.TotalSeconds / samples;
+        return (result.RunCalls, result.Seconds, naive, perRun * naive);
+    }
+}
+
+/// <summary>
+/// Peak memory in a child process, so that each count starts from a fresh process. The child side streams images
+/// (one timestep) through capture + entropy + probes and prints <c>peak_rss_kb=N</c> (VmHWM).
+/// </summary>
+public static class MemoryProbe
+{
+    /// <summary>Starts the child and reads its peak RSS in MB.</summary>
+    public static double ChildPeakRssMb(ProcessStartInfo child, int images)
+    {
+        child.RedirectStandardOutput = true;
+        child.RedirectStandardError = true;
+        using var p = Process.Start(child)!;
+        string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        var line = stdout.Split('\n').FirstOrDefault(l => l.StartsWith("peak_rss_kb=", StringComparison.Ordinal));
+        if (p.ExitCode != 0 || line == null) throw new InvalidOperationException($"The memory probe with {images} images failed (exit {p.ExitCode}): {stderr.Trim()}");
+        return long.Parse(line["peak_rss_kb=".Length..].Trim(), CultureInfo.InvariantCulture) / 1024.0;
+    }
+
+    /// <summary>The child side: streams <paramref name="images"/> faces x one timestep through the pipeline, then prints VmHWM.</summary>
+    public static void Probe(string modelPath, int images, int batch, TextWriter output)
+    {
+        // Faces drawn lazily as the cursor moves, so nothing grows with the image count.
+        using (var pipeline = new MlNetPipelinePath(modelPath, new MLContext(seed: 1).Data.SyntheticFaces(images, seed: 1, size: 32), new[] { 200 }, batch, features: true))
+            pipeline.Pass();
+        var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        output.WriteLine("peak_rss_kb=" + hwm["VmHWM:".Length..].Replace("kB", "").Trim());
+    }
+}
+
+/// <summary>What the PyTorch forward-hooks peer measured.</summary>
+public sealed record PeerResult(double RowsPerSecond, string Torch, Dictionary<string, double> EntropyNats);
+
+/// <summary>tools/bench/torch_peer.py on the same noisy rows.</summary>
+public static class TorchPeer
+{
+    /// <summary>Runs the peer; null (with a message) when Python, torch or the script is missing.</summary>
+    public static PeerResult? Run(EndToEndOptions o, float[] noisy, int[] t, int rows, AttentionCaptureSession capture, Action<string> log)
+    {
+        if (o.Python is null or "none") return null;
+        if (!File.Exists(o.PeerScript) || !File.Exists(o.PeerWeights))
+        {
+            log($"PyTorch peer skipped: {o.PeerScript} or {o.PeerWeights} not found (the peer runs the bundled reference model only).");
+            return null;
+        }
+        string x = Path.Combine(o.OutDir, "peer-inputs.npy"), tf = Path.Combine(o.OutDir, "peer-timesteps.npy"), json = Path.Combine(o.OutDir, "peer.json");
+        NpyFile.WriteFloat32(x, noisy, rows, capture.Channels, capture.Height, capture.Width);
+        NpyFile.WriteInt32(tf, t, rows);
+        log("PyTorch forward-hooks peer ...");
+        var info = new ProcessStartInfo(o.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { o.PeerScript, "--weights", o.PeerWeights, "--inputs", x, "--timesteps", tf, "--batch", o.Batch.ToString(CultureInfo.InvariantCulture), "--threads", "2", "--out", json })
+            info.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(info)!;
+            string stderr = p.StandardError.ReadToEnd();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0)
+            {
+                log($"PyTorch peer failed (exit {p.ExitCode}; needs Debian's python3-torch: apt-get install python3-torch): {stderr.Trim().Split('\n').LastOrDefault()}");
+                return null;
+            }
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            log($"PyTorch peer skipped: cannot start '{o.Python}' ({e.Message}).");
+            return null;
+        }
+        finally
+        {
+            File.Delete(x);
+            File.Delete(tf);
+        }
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var entropy = new Dictionary<string, double>();
+        foreach (var layer in doc.RootElement.GetProperty("mean_entropy_nats").EnumerateObject())
+        {
+            int h = 0;
+            foreach (var v in layer.Value.EnumerateArray()) entropy[HeadId.NameOf(layer.Name, h++)] = v.GetDouble();
+        }
+        return new PeerResult(doc.RootElement.GetProperty("rows_per_second").GetDouble(), doc.RootElement.GetProperty("torch").GetString() ?? "?", entropy);
+    }
+}

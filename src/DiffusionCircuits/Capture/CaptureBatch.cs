@@ -1,0 +1,55 @@
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
+using Microsoft.ML.OnnxRuntime;
+
+namespace DiffusionCircuits.Capture;
+
+/// <summary>The outputs of one batch, read in place from ONNX Runtime's buffers until disposed.</summary>
+public sealed class CaptureBatch : IDisposable
+{
+    private readonly AttentionCaptureSession _owner;
+    private readonly IDisposableReadOnlyCollection<OrtValue> _results;
+
+    internal CaptureBatch(AttentionCaptureSession owner, IDisposableReadOnlyCollection<OrtValue> results, int batch)
+    {
+        _owner = owner;
+        _results = results;
+        Batch = batch;
+    }
+
+    public int Batch { get; }
+
+    /// <summary>Predicted noise of row <paramref name="row"/> ([C, H, W]).</summary>
+    public ReadOnlySpan<float> PredictedNoise(int row) =>
+        _results[0].GetTensorDataAsSpan<float>().Slice(row * _owner.SampleLength, _owner.SampleLength);
+
+    /// <summary>The [S_q, S_k] map of one head of one row; the same memory order in both layouts.</summary>
+    public ReadOnlySpan<float> Map(int layer, int row, int head)
+    {
+        if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
+        var l = _owner.Layers[layer];
+        int size = l.QueryTokens * l.KeyTokens;
+        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
+    }
+
+    /// <summary>All heads' outputs z of one row of a layer before ablation, [H, S_q, d] (same order in both layouts).</summary>
+    public ReadOnlySpan<float> HeadOutputs(int layer, int row)
+    {
+        if (!_owner.ExposesHeadOutputs) throw new InvalidOperationException("This session was created without ExposeHeadOutputs.");
+        var l = _owner.Layers[layer];
+        int size = l.Heads * l.QueryTokens * l.HeadDim;
+        int index = 1 + (_owner.ExposesMaps ? _owner.Layers.Count : 0) + layer;
+        return _results[index].GetTensorDataAsSpan<float>().Slice(row * size, size);
+    }
+
+    /// <summary>All heads' maps of one row of a layer, [H, S_q, S_k].</summary>
+    public ReadOnlySpan<float> Maps(int layer, int row)
+    {
+        if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
+        var l = _owner.Layers[layer];
+        int size = l.Heads * l.QueryTokens * l.KeyTokens;
+        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice(row * size, size);
+    }
+
+    public void Dispose() => _results.Dispose();
+}

@@ -1,0 +1,24 @@
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
+using Microsoft.ML.OnnxRuntime;
+
+namespace DiffusionCircuits.Capture;
+
+/// <summary>Options for running an instrumented denoiser.</summary>
+public sealed record CaptureOptions
+{
+    /// <summary>Image side for models whose spatial size is dynamic.</summary>
+    public int SampleSize { get; init; } = 32;
+
+    /// <summary>CUDA device id, or null for CPU. Falls back to CPU with a note when the GPU runtime is not present.</summary>
+    public int? GpuDeviceId { get; init; }
+
+    /// <summary>ONNX Runtime intra-op threads (0 = its default, all cores).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Output the attention maps. Ablation sweeps only need the predicted noise, and run faster without them.</summary>
+    public bool ExposeMaps { get; init; } = true;
+
+    /// <summary>Output each layer's head outputs z before ablation (needed to compute means for mean ablation).</summary>
+    public bool ExposeHeadOutputs { get; init; }
+}
