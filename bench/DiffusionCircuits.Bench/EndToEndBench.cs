@@ -1,13 +1,9 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
-using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Capture;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Diffusion;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Transforms;
-using Microsoft.ML;
 
 namespace DiffusionCircuits.Bench;
 
@@ -193,125 +189,5 @@ public static class EndToEndBench
     private static void ForBatches(int rows, int batch, Action<int, int> run)
     {
         for (int s = 0; s < rows; s += batch) run(s, Math.Min(batch, rows - s));
-    }
-}
-
-/// <summary>The ablation sweep's cost against one Run per ablation.</summary>
-public static class AblationCost
-{
-    /// <summary>
-    /// Ours: every single-head ablation of every row, batched with per-row masks. Naive: one Run per (ablation or
-    /// baseline, row), timed on 64 single-row Runs with one head masked each and scaled to the count.
-    /// </summary>
-    public static (long Calls, double Seconds, long NaiveCalls, double NaiveSeconds) Measure(string modelPath, IReadOnlyList<FaceImage> faces, int[] ts)
-    {
-        using var session = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
-        var sweep = new AblationSweep(session, ts, 1);
-        var conditions = AblationSweep.SingleHeads(session);
-        var bench = new DataSetId("bench");
-        sweep.Run(bench, faces.Take(2).ToList(), conditions);          // warm-up
-        var result = sweep.Run(bench, faces, conditions);
-        long naive = (long)faces.Count * ts.Length * (conditions.Count + 1);
-        using var one = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
-        int len = one.SampleLength, samples = 64;
-        var x = new float[len];
-        var rng = new Random(1);
-        for (int i = 0; i < len; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-        var masks = one.Layers.Select(l => Enumerable.Repeat(1f, l.Heads).ToArray()).ToArray();
-        using (one.Run(x, new[] { ts[0] }, masks)) { }
-        var watch = Stopwatch.StartNew();
-        for (int s = 0; s < samples; s++)
-        {
-            foreach (var m in masks) Array.Fill(m, 1f);
-            masks[s % masks.Length][s % masks[s % masks.Length].Length] = 0f;
-            using (one.Run(x, new[] { ts[s % ts.Length] }, masks)) { }
-        }
-        double perRun = watch.Elapsed.TotalSeconds / samples;
-        return (result.RunCalls, result.Seconds, naive, perRun * naive);
-    }
-}
-
-/// <summary>
-/// Peak memory in a child process, so that each count starts from a fresh process. The child side streams images
-/// (one timestep) through capture + entropy + probes and prints <c>peak_rss_kb=N</c> (VmHWM).
-/// </summary>
-public static class MemoryProbe
-{
-    /// <summary>Starts the child and reads its peak RSS in MB.</summary>
-    public static double ChildPeakRssMb(ProcessStartInfo child, int images)
-    {
-        child.RedirectStandardOutput = true;
-        child.RedirectStandardError = true;
-        using var p = Process.Start(child)!;
-        string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        var line = stdout.Split('\n').FirstOrDefault(l => l.StartsWith("peak_rss_kb=", StringComparison.Ordinal));
-        if (p.ExitCode != 0 || line == null) throw new InvalidOperationException($"The memory probe with {images} images failed (exit {p.ExitCode}): {stderr.Trim()}");
-        return long.Parse(line["peak_rss_kb=".Length..].Trim(), CultureInfo.InvariantCulture) / 1024.0;
-    }
-
-    /// <summary>The child side: streams <paramref name="images"/> faces x one timestep through the pipeline, then prints VmHWM.</summary>
-    public static void Probe(string modelPath, int images, int batch, TextWriter output)
-    {
-        // Faces drawn lazily as the cursor moves, so nothing grows with the image count.
-        using (var pipeline = new MlNetPipelinePath(modelPath, new MLContext(seed: 1).Data.SyntheticFaces(images, seed: 1, size: 32), new[] { 200 }, batch, features: true))
-            pipeline.Pass();
-        var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        output.WriteLine("peak_rss_kb=" + hwm["VmHWM:".Length..].Replace("kB", "").Trim());
-    }
-}
-
-/// <summary>What the PyTorch forward-hooks peer measured.</summary>
-public sealed record PeerResult(double RowsPerSecond, string Torch, Dictionary<string, double> EntropyNats);
-
-/// <summary>tools/bench/torch_peer.py on the same noisy rows.</summary>
-public static class TorchPeer
-{
-    /// <summary>Runs the peer; null (with a message) when Python, torch or the script is missing.</summary>
-    public static PeerResult? Run(EndToEndOptions o, float[] noisy, int[] t, int rows, AttentionCaptureSession capture, Action<string> log)
-    {
-        if (o.Python is null or "none") return null;
-        if (!File.Exists(o.PeerScript) || !File.Exists(o.PeerWeights))
-        {
-            log($"PyTorch peer skipped: {o.PeerScript} or {o.PeerWeights} not found (the peer runs the bundled reference model only).");
-            return null;
-        }
-        string x = Path.Combine(o.OutDir, "peer-inputs.npy"), tf = Path.Combine(o.OutDir, "peer-timesteps.npy"), json = Path.Combine(o.OutDir, "peer.json");
-        NpyFile.WriteFloat32(x, noisy, rows, capture.Channels, capture.Height, capture.Width);
-        NpyFile.WriteInt32(tf, t, rows);
-        log("PyTorch forward-hooks peer ...");
-        var info = new ProcessStartInfo(o.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { o.PeerScript, "--weights", o.PeerWeights, "--inputs", x, "--timesteps", tf, "--batch", o.Batch.ToString(CultureInfo.InvariantCulture), "--threads", "2", "--out", json })
-            info.ArgumentList.Add(a);
-        try
-        {
-            using var p = Process.Start(info)!;
-            string stderr = p.StandardError.ReadToEnd();
-            p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            if (p.ExitCode != 0)
-            {
-                log($"PyTorch peer failed (exit {p.ExitCode}; needs Debian's python3-torch: apt-get install python3-torch): {stderr.Trim().Split('\n').LastOrDefault()}");
-                return null;
-            }
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            log($"PyTorch peer skipped: cannot start '{o.Python}' ({e.Message}).");
-            return null;
-        }
-        finally
-        {
-            File.Delete(x);
-            File.Delete(tf);
-        }
-        using var doc = JsonDocument.Parse(File.ReadAllText(json));
-        var entropy = new Dictionary<string, double>();
-        foreach (var layer in doc.RootElement.GetProperty("mean_entropy_nats").EnumerateObject())
-        {
-            int h = 0;
-            foreach (var v in layer.Value.EnumerateArray()) entropy[HeadId.NameOf(layer.Name, h++)] = v.GetDouble();
-        }
-        return new PeerResult(doc.RootElement.GetProperty("rows_per_second").GetDouble(), doc.RootElement.GetProperty("torch").GetString() ?? "?", entropy);
     }
 }

@@ -1,5 +1,4 @@
 using DiffusionCircuits.Capture;
-using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Transforms;
 using Microsoft.ML;

@@ -1,7 +1,7 @@
 namespace DiffusionCircuits;
 
 /// <summary>Writes files atomically: to a temporary file beside the target, then rename over it.</summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
     {

@@ -7,7 +7,7 @@ namespace DiffusionCircuits;
 /// The one CSV writer of the tool: UTF-8 without BOM, a header line and one line per row, written atomically;
 /// numbers in invariant round-trip form (NaN as an empty cell), so tables are byte-identical across runs and cultures.
 /// </summary>
-public static class CsvFile
+internal static class CsvFile
 {
     /// <summary>Writes <paramref name="header"/> and <paramref name="rows"/> (already joined with commas) to <paramref name="path"/>.</summary>
     public static void Write(string path, string header, IEnumerable<string> rows) =>

@@ -8,7 +8,7 @@ namespace DiffusionCircuits;
 /// manifests, inspect --json): indented, camelCase names, enums as camelCase strings, NaN and infinities as named
 /// literals, no property left out. Invariant number formatting is System.Text.Json's own.
 /// </summary>
-public static class JsonFiles
+internal static class JsonFiles
 {
     /// <summary>The settings.</summary>
     public static readonly JsonSerializerOptions Options = new()

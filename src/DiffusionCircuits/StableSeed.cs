@@ -4,7 +4,7 @@ namespace DiffusionCircuits;
 /// Seeds derived from several integers that are the same in every process and on every platform
 /// (unlike <see cref="HashCode"/>, which is randomised per process). One run seed drives everything through this.
 /// </summary>
-public static class StableSeed
+internal static class StableSeed
 {
     public static int Of(params long[] parts)
     {

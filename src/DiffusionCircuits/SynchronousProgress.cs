@@ -9,5 +9,6 @@ public sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
     /// <summary>Reports nowhere: for callers that pass no progress.</summary>
     public static readonly SynchronousProgress<T> None = new(_ => { });
 
+    /// <inheritdoc/>
     public void Report(T value) => report(value);
 }

@@ -9,6 +9,7 @@ namespace DiffusionCircuits.Analysis;
 /// </summary>
 public sealed class AblationResult
 {
+    /// <summary>Empty losses for these images, timesteps and conditions.</summary>
     public AblationResult(DataSetId dataSet, IReadOnlyList<int> timesteps, IReadOnlyList<string> imageIds, IReadOnlyList<AblationCondition> conditions)
     {
         (DataSet, Timesteps, ImageIds, Conditions) = (dataSet, timesteps, imageIds, conditions);
@@ -16,16 +17,23 @@ public sealed class AblationResult
         AblatedLoss = conditions.Select(_ => timesteps.Select(_ => new float[imageIds.Count]).ToArray()).ToArray();
     }
 
+    /// <summary>The data set measured.</summary>
     public DataSetId DataSet { get; }
+    /// <summary>The timesteps, in the order of the loss arrays.</summary>
     public IReadOnlyList<int> Timesteps { get; }
+    /// <summary>The images, in the order of the loss arrays.</summary>
     public IReadOnlyList<string> ImageIds { get; }
+    /// <summary>The conditions, in the order of <see cref="AblatedLoss"/>.</summary>
     public IReadOnlyList<AblationCondition> Conditions { get; }
     /// <summary>[timestep index][image]</summary>
     public float[][] BaseLoss { get; }
     /// <summary>[condition][timestep index][image]</summary>
     public float[][][] AblatedLoss { get; }
+    /// <summary>Rows run through the model.</summary>
     public long ForwardPasses { get; internal set; }
+    /// <summary>ONNX Runtime Run calls.</summary>
     public long RunCalls { get; internal set; }
+    /// <summary>Seconds the sweep took.</summary>
     public double Seconds { get; internal set; }
 
     /// <summary>Joins results of consecutive chunks of one data set's images (same conditions and timesteps), in order.</summary>

@@ -18,6 +18,7 @@ public sealed class AblationSweep
     private readonly int _seed, _batchSize;
     private readonly int[] _layerOfHead, _headInLayer;
 
+    /// <summary>A sweep at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero)
     {
         (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, session.RowsPerRun(batchSize), kind);

@@ -8,6 +8,7 @@ namespace DiffusionCircuits.Analysis;
 /// </summary>
 public interface IAnalysisCheckpoint
 {
+    /// <summary>The features of a data set: loaded where finished, computed (in chunks) where not.</summary>
     DataSetFeatures Features(DataSetId dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
         IProgress<double>? progress);
 
@@ -19,11 +20,14 @@ public interface IAnalysisCheckpoint
 /// <summary>Keeps nothing: every stage runs on the whole data set at once.</summary>
 public sealed class NoCheckpoint : IAnalysisCheckpoint
 {
+    /// <summary>The one instance.</summary>
     public static readonly NoCheckpoint Instance = new();
 
+    /// <summary>Computes the features of the whole data set.</summary>
     public DataSetFeatures Features(DataSetId dataSet, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, DataSetFeatures> compute,
         IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
 
+    /// <summary>Computes the sweep on the whole data set.</summary>
     public AblationResult Ablation(string stage, DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
         Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress) => compute(images, progress ?? SynchronousProgress<double>.None);
 }

@@ -14,6 +14,7 @@ public sealed class CircuitAnalysis
     private readonly AttentionCaptureSession _maps, _ablation;
     private readonly CircuitAnalysisOptions _options;
 
+    /// <summary>The analysis on a session that exposes maps (features) and one that does not (ablation); they may be the same.</summary>
     public CircuitAnalysis(AttentionCaptureSession withMaps, AttentionCaptureSession withoutMaps, CircuitAnalysisOptions options)
     {
         (_maps, _ablation, _options) = (withMaps, withoutMaps, options);

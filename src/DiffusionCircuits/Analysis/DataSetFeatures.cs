@@ -19,8 +19,10 @@ public sealed class DataSetFeatures
 
     /// <summary>Which data set these are the features of.</summary>
     public DataSetId DataSet { get; }
+    /// <summary>The timesteps, in the order of the per-timestep lists.</summary>
     public IReadOnlyList<int> Timesteps { get; }
     internal IReadOnlyList<int> HeadsPerLayer { get; }
+    /// <summary>The images, in the order of the per-image lists.</summary>
     public List<string> ImageIds { get; } = new();
     /// <summary>[timestep index][image][head]: features.</summary>
     public List<HeadFeatures[]>[] Features { get; }
@@ -28,6 +30,7 @@ public sealed class DataSetFeatures
     public List<float>[] LossMse { get; }
     /// <summary>[timestep index][layer]: sum, then mean, of the maps [H, S_q, S_k] over images.</summary>
     public double[][][] MeanMaps { get; }
+    /// <summary>Number of images.</summary>
     public int ImageCount => ImageIds.Count;
 
     /// <summary>Values of one feature of one head over images at timestep index <paramref name="k"/> (or all timesteps).</summary>

@@ -16,6 +16,7 @@ public sealed class FeatureExtractor
     private readonly int _seed, _batchSize;
     private readonly AttentionFeatureCalculator _calculator = new();
 
+    /// <summary>Extracts at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
     {
         (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, session.RowsPerRun(batchSize));
@@ -25,6 +26,7 @@ public sealed class FeatureExtractor
 
     /// <summary>Seconds spent computing features (not running the model), for the performance report.</summary>
     public double FeatureSeconds { get; private set; }
+    /// <summary>Seconds spent running the model.</summary>
     public double ModelSeconds { get; private set; }
 
     /// <summary>

@@ -25,5 +25,6 @@ public sealed record HeadRole(string Name, IReadOnlyList<string> Heads, IReadOnl
 /// <summary>The clustering of heads into roles (METHOD.md section 4).</summary>
 public sealed record RoleClustering(IReadOnlyList<HeadRole> Roles, int[] Labels, double Inertia, double MeanSilhouette, int K, string? Note)
 {
+    /// <summary>The role name of head <paramref name="head"/> (index in layer order).</summary>
     public string RoleOf(int head) => Roles[Labels[head]].Name;
 }

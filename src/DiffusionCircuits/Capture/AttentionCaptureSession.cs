@@ -17,9 +17,11 @@ public sealed class AttentionCaptureSession : IDisposable
     private readonly RunOptions _runOptions = new();
     private readonly string[] _outputNames;
 
+    /// <summary>Loads, inspects and instruments the model at <paramref name="modelPath"/>.</summary>
     public AttentionCaptureSession(string modelPath, CaptureOptions? options = null)
         : this(LoadModel(modelPath), options) { }
 
+    /// <summary>Inspects and instruments a loaded model.</summary>
     public AttentionCaptureSession(OnnxModel model, CaptureOptions? options = null)
     {
         options ??= new CaptureOptions();
@@ -42,16 +44,27 @@ public sealed class AttentionCaptureSession : IDisposable
         Geometries = Layers.Select(l => l.IsCrossAttention ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
     }
 
+    /// <summary>Where the model was loaded from (null for one built in memory).</summary>
     public string? ModelPath { get; }
+    /// <summary>The attention layers found, with the model's signature.</summary>
     public AttentionDiscoveryResult Discovery { get; }
+    /// <summary>The instrumented copy that runs (maps out, masks and means in).</summary>
     public InstrumentedModel Instrumented { get; }
+    /// <summary>The model's noise schedule.</summary>
     public NoiseSchedule Schedule { get; }
+    /// <summary>The attention layers in graph order.</summary>
     public IReadOnlyList<AttentionLayer> Layers => Discovery.Layers;
+    /// <summary>Each layer's token geometry (null for cross-attention).</summary>
     public IReadOnlyList<TokenGeometry?> Geometries { get; }
+    /// <summary>Channels of the noisy sample.</summary>
     public int Channels { get; }
+    /// <summary>Height of the noisy sample.</summary>
     public int Height { get; }
+    /// <summary>Width of the noisy sample.</summary>
     public int Width { get; }
+    /// <summary>Values per sample: channels x height x width.</summary>
     public int SampleLength => Channels * Height * Width;
+    /// <summary>Heads over all layers.</summary>
     public int TotalHeads => Discovery.TotalHeads;
 
     /// <summary>
@@ -171,6 +184,7 @@ public sealed class AttentionCaptureSession : IDisposable
 
     private static OnnxModel LoadModel(string path) => OnnxModel.Load(path);
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _session?.Dispose();

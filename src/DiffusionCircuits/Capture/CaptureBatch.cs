@@ -1,5 +1,3 @@
-using DiffusionCircuits.Diffusion;
-using DiffusionCircuits.Onnx;
 using Microsoft.ML.OnnxRuntime;
 
 namespace DiffusionCircuits.Capture;
@@ -17,6 +15,7 @@ public sealed class CaptureBatch : IDisposable
         Batch = batch;
     }
 
+    /// <inheritdoc/>
     public int Batch { get; }
 
     /// <summary>Predicted noise of row <paramref name="row"/> ([C, H, W]).</summary>
@@ -51,5 +50,6 @@ public sealed class CaptureBatch : IDisposable
         return _results[1 + layer].GetTensorDataAsSpan<float>().Slice(row * size, size);
     }
 
+    /// <inheritdoc/>
     public void Dispose() => _results.Dispose();
 }

@@ -1,7 +1,3 @@
-using DiffusionCircuits.Diffusion;
-using DiffusionCircuits.Onnx;
-using Microsoft.ML.OnnxRuntime;
-
 namespace DiffusionCircuits.Capture;
 
 /// <summary>Options for running an instrumented denoiser.</summary>

@@ -36,6 +36,7 @@ public sealed class ImageTokenMaps
     /// <summary>Fraction of tokens of each part.</summary>
     public float[]? PartShare { get; }
 
+    /// <summary>Edge, texture and part maps of <paramref name="image"/> on <paramref name="grid"/>.</summary>
     public static ImageTokenMaps Create(FaceImage image, TokenGeometry grid)
     {
         int w = image.Width, h = image.Height, n = w * h;

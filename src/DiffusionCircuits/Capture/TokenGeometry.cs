@@ -6,6 +6,7 @@ namespace DiffusionCircuits.Capture;
 /// </summary>
 public sealed class TokenGeometry
 {
+    /// <summary>The geometry of a <paramref name="gridHeight"/> x <paramref name="gridWidth"/> token grid.</summary>
     public TokenGeometry(int gridHeight, int gridWidth)
     {
         GridHeight = gridHeight;
@@ -36,8 +37,11 @@ public sealed class TokenGeometry
         }
     }
 
+    /// <summary>Token rows.</summary>
     public int GridHeight { get; }
+    /// <summary>Token columns.</summary>
     public int GridWidth { get; }
+    /// <summary>Tokens: rows x columns.</summary>
     public int Tokens => GridHeight * GridWidth;
     /// <summary>|pos_i - pos_j| for query i, key j, row-major [S, S].</summary>
     public float[] Distances { get; }

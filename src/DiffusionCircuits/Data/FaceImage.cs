@@ -3,12 +3,19 @@ namespace DiffusionCircuits.Data;
 /// <summary>Facial part labels used by part masks (METHOD.md section 3). Values are stored in mask bytes.</summary>
 public enum FacePart : byte
 {
+    /// <summary>Outside the face and hair.</summary>
     Background = 0,
+    /// <summary>Hair.</summary>
     Hair = 1,
+    /// <summary>Skin of face and neck.</summary>
     Skin = 2,
+    /// <summary>Eyebrows.</summary>
     Brows = 3,
+    /// <summary>Eyes.</summary>
     Eyes = 4,
+    /// <summary>Nose.</summary>
     Nose = 5,
+    /// <summary>Mouth and lips.</summary>
     Mouth = 6,
 }
 
@@ -17,7 +24,9 @@ public enum FacePart : byte
 /// </summary>
 public sealed record FaceImage(string Id, int Width, int Height, float[] RgbPlanes, byte[]? PartMask)
 {
+    /// <summary>Number of part labels.</summary>
     public const int PartCount = 7;
 
+    /// <summary>A part's name in lower case, as tables and manifests write it.</summary>
     public static string PartName(FacePart part) => part.ToString().ToLowerInvariant();
 }

@@ -25,6 +25,7 @@ public sealed record SkippedImage(string Path, string Reason);
 /// </summary>
 public sealed class ImageFolder
 {
+    /// <summary>File endings read as images.</summary>
     public static readonly string[] Extensions = { ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif" };
 
     /// <summary>Images that cannot be decoded at reduced scale (PNG, BMP) are refused above this many pixels.</summary>
@@ -66,10 +67,15 @@ public sealed class ImageFolder
         Files = files;
     }
 
+    /// <summary>The folder.</summary>
     public string Root { get; }
+    /// <summary>Side of the square images produced.</summary>
     public int Size { get; }
+    /// <summary>Whether the folder is an aligned CelebA folder (the CelebA crop is used).</summary>
     public bool IsCelebA { get; }
+    /// <summary>How images are cropped before resizing.</summary>
     public CropKind Crop { get; }
+    /// <summary>The image files that will be read, in order.</summary>
     public IReadOnlyList<string> Files { get; }
 
     /// <summary>Images skipped so far, with reasons.</summary>

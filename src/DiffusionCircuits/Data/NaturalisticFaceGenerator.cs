@@ -12,14 +12,17 @@ public sealed class NaturalisticFaceGenerator
     private readonly SyntheticFaceGenerator _faces;
     private readonly int _seed;
 
+    /// <summary>Faces of side <paramref name="size"/> drawn from <paramref name="seed"/>.</summary>
     public NaturalisticFaceGenerator(int seed, int size = 64)
     {
         _seed = seed;
         _faces = new SyntheticFaceGenerator(StableSeed.Of(seed, 0x4A7), size);
     }
 
+    /// <summary>Image side in pixels.</summary>
     public int Size => _faces.Size;
 
+    /// <summary>Face number <paramref name="index"/> (the same index always gives the same face).</summary>
     public FaceImage Generate(int index)
     {
         var face = _faces.Generate(index);
@@ -59,6 +62,7 @@ public sealed class NaturalisticFaceGenerator
         return new FaceImage($"naturalistic-{index:D6}", n, n, rgb, mask);
     }
 
+    /// <summary>Faces <paramref name="start"/> .. start + count - 1, lazily.</summary>
     public IEnumerable<FaceImage> GenerateMany(int count, int start = 0)
     {
         for (int i = start; i < start + count; i++) yield return Generate(i);

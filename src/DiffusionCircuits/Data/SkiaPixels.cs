@@ -3,7 +3,7 @@ using SkiaSharp;
 namespace DiffusionCircuits.Data;
 
 /// <summary>Conversions between SkiaSharp bitmaps and planar float RGB.</summary>
-public static class SkiaPixels
+internal static class SkiaPixels
 {
     /// <summary>Reads an RGBA8888 (unpremultiplied) bitmap into CHW planes in [0, 1]; alpha is composited on white.</summary>
     public static float[] ToPlanes(SKBitmap bitmap)

@@ -12,6 +12,7 @@ public sealed class SyntheticFaceGenerator
 {
     private readonly int _seed;
 
+    /// <summary>Faces of side <paramref name="size"/> drawn from <paramref name="seed"/>.</summary>
     public SyntheticFaceGenerator(int seed, int size = 64, int renderSize = 0)
     {
         if (size < 8 || size > 1024) throw new ArgumentOutOfRangeException(nameof(size), size, "Face size must be between 8 and 1024 pixels.");

@@ -11,6 +11,7 @@ public sealed record EpsilonMse(int Timestep, int Images, double ModelMse, doubl
 /// </summary>
 public static class DenoiserEvaluation
 {
+    /// <summary>eps-MSE per timestep on the images, next to the baselines eps_hat = 0 and eps_hat = x_t.</summary>
     public static IReadOnlyList<EpsilonMse> Measure(DenoiserSession denoiser, NoiseSchedule schedule, IEnumerable<FaceImage> images,
         IReadOnlyList<int> timesteps, int seed, int batchSize = 64, IProgress<int>? progress = null)
     {

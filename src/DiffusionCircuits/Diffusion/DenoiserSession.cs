@@ -13,6 +13,7 @@ public sealed class DenoiserSession : IDisposable
     // Held for the session's life: a RunOptions collected during a native Run call corrupts its flags.
     private readonly RunOptions _runOptions = new();
 
+    /// <summary>A session on the model as it is (no instrumentation); <paramref name="sampleSize"/> for dynamic spatial sizes.</summary>
     public DenoiserSession(OnnxModel model, int sampleSize = 32, SessionOptions? options = null)
     {
         Signature = new ModelSignature(model);
@@ -24,11 +25,17 @@ public sealed class DenoiserSession : IDisposable
         _session = OrtSessions.Create(model, options ?? new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR });
     }
 
+    /// <summary>The model's inputs and outputs with their roles.</summary>
     public ModelSignature Signature { get; }
+    /// <summary>Channels of the noisy sample.</summary>
     public int Channels { get; }
+    /// <summary>Height of the noisy sample.</summary>
     public int Height { get; }
+    /// <summary>Width of the noisy sample.</summary>
     public int Width { get; }
+    /// <summary>The batch size the model requires, or null when dynamic.</summary>
     public int? FixedBatch { get; }
+    /// <summary>Values per sample.</summary>
     public int SampleLength => Channels * Height * Width;
 
     /// <summary>Predicts eps for a batch: <paramref name="noisy"/> is [B, C, H, W]; returns [B, C, H, W].</summary>
@@ -54,6 +61,7 @@ public sealed class DenoiserSession : IDisposable
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         _session.Dispose();

@@ -17,13 +17,20 @@ public sealed class NoiseSchedule
         for (int t = 0; t < betas.Length; t++) AlphaBars[t] = prod *= 1 - betas[t];
     }
 
+    /// <summary>The schedule's kind and parameters in words.</summary>
     public string Name { get; }
+    /// <summary>beta_t for t = 0 .. T-1.</summary>
     public IReadOnlyList<double> Betas { get; }
+    /// <summary>abar_t = prod over s &lt;= t of (1 - beta_s).</summary>
     public double[] AlphaBars { get; }
+    /// <summary>T, the number of timesteps.</summary>
     public int Timesteps => AlphaBars.Length;
 
+    /// <summary>abar_t.</summary>
     public double AlphaBar(int t) => AlphaBars[CheckT(t)];
+    /// <summary>sqrt(abar_t), the weight of x0 in x_t.</summary>
     public double SignalScale(int t) => Math.Sqrt(AlphaBar(t));
+    /// <summary>sqrt(1 - abar_t), the weight of eps in x_t.</summary>
     public double NoiseScale(int t) => Math.Sqrt(1 - AlphaBar(t));
 
     /// <summary>DDPM's linear betas (Ho et al. 2020): beta_start..beta_end over T steps.</summary>

@@ -9,6 +9,7 @@ namespace DiffusionCircuits.Diffusion;
 /// </summary>
 public static class PairedNoise
 {
+    /// <summary>Fills <paramref name="eps"/> with standard normal noise that depends only on (seed, image id, timestep).</summary>
     public static void Fill(Span<float> eps, int seed, string imageId, int timestep)
     {
         var rng = new Random(StableSeed.Of(seed, StableHash(imageId), timestep, 0xE95));

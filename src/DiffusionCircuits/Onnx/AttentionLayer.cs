@@ -18,24 +18,38 @@ public enum AttentionLayout
 /// </summary>
 public sealed record AttentionLayer
 {
+    /// <summary>Stable layer name, e.g. <c>down.1.attn</c>.</summary>
     public required string Name { get; init; }
+    /// <summary>Position in graph order.</summary>
     public required int Index { get; init; }
+    /// <summary>The Softmax node that makes the probabilities.</summary>
     public required string SoftmaxNode { get; init; }
     /// <summary>The softmax output: attention probabilities p[.., i, j].</summary>
     public required string ProbabilitiesTensor { get; init; }
     /// <summary>The output of MatMul(p, V): head outputs z before heads are merged and projected.</summary>
     public required string HeadOutputTensor { get; init; }
+    /// <summary>The MatMul(p, V) node.</summary>
     public required string PvMatMulNode { get; init; }
+    /// <summary>Whether the keys are conditioning tokens rather than image tokens.</summary>
     public required bool IsCrossAttention { get; init; }
+    /// <summary>How maps are laid out: [B*H, S, S] or [B, H, S, S].</summary>
     public AttentionLayout Layout { get; init; }
+    /// <summary>Heads H.</summary>
     public int Heads { get; init; }
+    /// <summary>Query tokens S_q.</summary>
     public int QueryTokens { get; init; }
+    /// <summary>Key tokens S_k.</summary>
     public int KeyTokens { get; init; }
+    /// <summary>Rows of the token grid.</summary>
     public int GridHeight { get; init; }
+    /// <summary>Columns of the token grid.</summary>
     public int GridWidth { get; init; }
+    /// <summary>Head dimension d.</summary>
     public int HeadDim { get; init; }
+    /// <summary>Element type of the maps in the graph (float or float16).</summary>
     public DataType ElementType { get; init; } = DataType.Float;
 
+    /// <summary><c>self</c> or <c>cross</c>.</summary>
     public string Kind => IsCrossAttention ? "cross" : "self";
 
     /// <summary>The name of head <paramref name="head"/> of this layer (<see cref="HeadId.Name"/>).</summary>

@@ -22,6 +22,7 @@ public sealed record InstrumentOptions
 /// <summary>An instrumented copy of a model, with the layers it exposes.</summary>
 public sealed record InstrumentedModel(OnnxModel Model, AttentionDiscoveryResult Discovery, InstrumentOptions Options)
 {
+    /// <summary>The layers instrumented (all, or those of <see cref="InstrumentOptions.Layers"/>).</summary>
     public IReadOnlyList<AttentionLayer> Layers => Discovery.Layers.Where(l => Options.Layers == null || Options.Layers.Contains(l.Name)).ToList();
 }
 
@@ -36,6 +37,7 @@ public sealed record InstrumentedModel(OnnxModel Model, AttentionDiscoveryResult
 /// </summary>
 public static class ModelInstrumenter
 {
+    /// <summary>An instrumented copy of <paramref name="model"/> (the original is not changed).</summary>
     public static InstrumentedModel Instrument(OnnxModel model, AttentionDiscoveryResult discovery, InstrumentOptions? options = null)
     {
         options ??= new InstrumentOptions();

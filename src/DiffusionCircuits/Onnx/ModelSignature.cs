@@ -4,18 +4,33 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 namespace DiffusionCircuits.Onnx;
 
 /// <summary>What a graph input or output is for a denoiser.</summary>
-public enum TensorRole { NoisySample, Timestep, Conditioning, NoisePrediction, Other }
+public enum TensorRole
+{
+    /// <summary>The noisy sample x_t, [B, C, H, W].</summary>
+    NoisySample,
+    /// <summary>The timestep t, scalar or [B].</summary>
+    Timestep,
+    /// <summary>Any other input (text embeddings, masks, class labels).</summary>
+    Conditioning,
+    /// <summary>The predicted noise eps_hat (the first output).</summary>
+    NoisePrediction,
+    /// <summary>Any other output.</summary>
+    Other,
+}
 
 /// <summary>A graph input or output: name, element type and dimensions (a number, or a symbol for dynamic ones).</summary>
 public sealed record TensorSpec(string Name, DataType ElementType, IReadOnlyList<string> Dims, TensorRole Role)
 {
+    /// <summary>Number of dimensions.</summary>
     public int Rank => Dims.Count;
 
     /// <summary>The fixed size of dimension <paramref name="i"/>, or null when it is symbolic or unknown.</summary>
     public long? FixedDim(int i) => i < Dims.Count && long.TryParse(Dims[i], out var v) ? v : null;
 
+    /// <summary>The dimensions as text: <c>[batch, 3, 32, 32]</c>.</summary>
     public string ShapeText => "[" + string.Join(", ", Dims) + "]";
 
+    /// <summary>The element type as text: <c>float</c>.</summary>
     public string TypeText => ElementType.ToString().ToLowerInvariant();
 }
 
@@ -25,6 +40,7 @@ public sealed record TensorSpec(string Name, DataType ElementType, IReadOnlyList
 /// </summary>
 public sealed class ModelSignature
 {
+    /// <summary>Finds the roles of the model's inputs and outputs; a model without a noisy-sample or timestep input is refused by name.</summary>
     public ModelSignature(OnnxModel model)
     {
         var initializers = new HashSet<string>(model.Graph.Initializer.Select(i => i.Name));
@@ -48,16 +64,23 @@ public sealed class ModelSignature
         if (Outputs.Count == 0) throw new OnnxModelException($"'{model.SourcePath ?? "model"}' has no graph outputs.");
     }
 
+    /// <summary>Every graph input that is not an initializer, with its role.</summary>
     public IReadOnlyList<TensorSpec> Inputs { get; }
+    /// <summary>Every graph output; the first is the predicted noise.</summary>
     public IReadOnlyList<TensorSpec> Outputs { get; }
+    /// <summary>The noisy-sample input.</summary>
     public TensorSpec Sample => Inputs.First(i => i.Role == TensorRole.NoisySample);
+    /// <summary>The timestep input.</summary>
     public TensorSpec Timestep => Inputs.First(i => i.Role == TensorRole.Timestep);
+    /// <summary>The predicted-noise output.</summary>
     public TensorSpec NoiseOutput => Outputs[0];
 
     /// <summary>The symbol (or number) of the sample's batch dimension.</summary>
     public string BatchDim => Sample.Dims[0];
 
+    /// <summary>Whether the element type is a floating-point type.</summary>
     public static bool IsFloat(DataType t) => t is DataType.Float or DataType.Float16 or DataType.Double or DataType.Bfloat16;
+    /// <summary>Whether the element type is an integer type.</summary>
     public static bool IsInteger(DataType t) => t is DataType.Int64 or DataType.Int32 or DataType.Int16 or DataType.Int8 or DataType.Uint8;
 
     private static int NameScore(string name, params string[] preferred)

@@ -5,7 +5,7 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 namespace DiffusionCircuits.Onnx;
 
 /// <summary>Small constructors for ONNX protobuf messages.</summary>
-public static class OnnxProtos
+internal static class OnnxProtos
 {
     public static TensorProto FloatTensor(string name, ReadOnlySpan<float> values, params long[] dims)
     {
@@ -67,7 +67,7 @@ public static class OnnxProtos
 /// Builds ONNX graphs in code: used by the tests' planted-circuit fixtures and handy for small experiments.
 /// Each <see cref="Add"/> returns the name of the node's (first) output, so graphs read like expressions.
 /// </summary>
-public sealed class OnnxGraphBuilder
+internal sealed class OnnxGraphBuilder
 {
     private readonly ModelProto _model;
     private int _counter;

@@ -22,6 +22,7 @@ public sealed class OnnxModel
     /// <summary>The model as protobuf messages; edit it in place.</summary>
     public ModelProto Proto { get; }
 
+    /// <summary>The model's main graph.</summary>
     public GraphProto Graph => Proto.Graph;
 
     /// <summary>The file the model was loaded from, if any (external data is resolved relative to it).</summary>
@@ -30,6 +31,7 @@ public sealed class OnnxModel
     /// <summary>The default-domain opset version (ai.onnx).</summary>
     public long Opset => Proto.OpsetImport.FirstOrDefault(o => string.IsNullOrEmpty(o.Domain) || o.Domain == "ai.onnx")?.Version ?? 0;
 
+    /// <summary>Reads a model file (external weight files beside it are resolved by ONNX Runtime); a file that is not ONNX is refused by name.</summary>
     public static OnnxModel Load(string path)
     {
         if (!File.Exists(path)) throw new OnnxModelException($"Model file '{path}' does not exist.");
@@ -40,6 +42,7 @@ public sealed class OnnxModel
         return Parse(bytes, path);
     }
 
+    /// <summary>Parses model bytes; <paramref name="path"/> names them in messages.</summary>
     public static OnnxModel Parse(byte[] bytes, string? path = null)
     {
         string name = path ?? "(in-memory model)";
@@ -57,6 +60,7 @@ public sealed class OnnxModel
         return new OnnxModel(proto, path);
     }
 
+    /// <summary>The model's bytes (unchanged messages are written as they were read).</summary>
     public byte[] ToBytes() => Proto.ToByteArray();
 
     /// <summary>A deep copy, remembering the same source path.</summary>

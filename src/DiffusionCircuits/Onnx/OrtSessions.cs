@@ -1,5 +1,4 @@
 using Microsoft.ML.OnnxRuntime;
-using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace DiffusionCircuits.Onnx;
 

@@ -26,11 +26,13 @@ internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         _chunkImages = chunkImages;
         Directory.CreateDirectory(workDir);
         string keyPath = Path.Combine(workDir, "key.json");
-        string keyJson = JsonSerializer.Serialize(key);
+        string keyJson = JsonFiles.Serialize(key);
         if (File.Exists(keyPath))
         {
             WorkKey? old = null;
-            try { old = JsonSerializer.Deserialize<WorkKey>(File.ReadAllText(keyPath)); } catch (JsonException) { }
+            try { old = JsonSerializer.Deserialize<WorkKey>(File.ReadAllText(keyPath), JsonFiles.Options); } catch (JsonException) { }
+            // A key of another version (other names) reads as empty: unreadable, not a crash.
+            if (old is { ModelSha256: null } or { DataSha256: null } or { Options: null }) old = null;
             if (old == null || old.Describe(key) != "nothing")
             {
                 log?.Invoke($"Finished work in '{workDir}' was made with different inputs ({(old == null ? "unreadable key" : old.Describe(key))} changed); starting afresh.");

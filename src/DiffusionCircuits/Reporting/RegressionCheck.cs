@@ -12,11 +12,31 @@ namespace DiffusionCircuits.Reporting;
 /// </summary>
 public sealed record ToleranceRule(string Pattern, double Absolute = 0, double Relative = 0, bool CiOverlap = true, double? SignificanceAlpha = null, bool Optional = false)
 {
+    /// <summary>Whether the rule applies to <paramref name="metric"/> (<c>*</c> matches anything).</summary>
     public bool Matches(string metric) => Regex.IsMatch(metric, "^" + Regex.Escape(Pattern).Replace("\\*", ".*") + "$");
 }
 
-public enum CheckStatus { Pass, Fail, Missing, New }
+/// <summary>The outcome of one metric's check.</summary>
+public enum CheckStatus
+{
+    /// <summary>Within tolerance.</summary>
+    Pass,
+    /// <summary>Outside tolerance.</summary>
+    Fail,
+    /// <summary>In the baseline, not in the results (a failure unless optional).</summary>
+    Missing,
+    /// <summary>In the results, not in the baseline (listed, not a failure).</summary>
+    New,
+}
 
+/// <summary>One metric compared with its baseline.</summary>
+/// <param name="Metric">The metric's name.</param>
+/// <param name="Baseline">Its baseline value (null when new).</param>
+/// <param name="Current">Its value now (null when missing).</param>
+/// <param name="Difference">Current minus baseline.</param>
+/// <param name="Allowed">The tolerance that applied, in words.</param>
+/// <param name="Status">The outcome.</param>
+/// <param name="Reason">Why, in words.</param>
 public sealed record MetricCheck(string Metric, double? Baseline, double? Current, double? Difference, string Allowed, CheckStatus Status, string Reason);
 
 /// <summary>Compares a results.json with a baseline metric by metric (`diffcircuits check`).</summary>
@@ -61,6 +81,7 @@ public static class RegressionCheck
         catch (JsonException e) { throw new InvalidDataException($"Tolerance file '{path}' is not valid JSON: {e.Message}", e); }
     }
 
+    /// <summary>Every baseline metric checked against the current results, then the new ones; rules are tried before <see cref="DefaultRules"/>.</summary>
     public static IReadOnlyList<MetricCheck> Compare(IReadOnlyList<Metric> baseline, IReadOnlyList<Metric> current, IReadOnlyList<ToleranceRule>? rules = null)
     {
         rules ??= DefaultRules;
@@ -106,6 +127,7 @@ public static class RegressionCheck
         return new MetricCheck(b.Name, b.Value, c.Value, diff, allowed, CheckStatus.Fail, "outside tolerance");
     }
 
+    /// <summary>Whether every check passed (new metrics do not fail).</summary>
     public static bool Passed(IEnumerable<MetricCheck> checks) => checks.All(c => c.Status is CheckStatus.Pass or CheckStatus.New);
 
     /// <summary>JUnit XML: one test case per baseline metric (new metrics are reported as skipped).</summary>
@@ -141,6 +163,6 @@ public static class RegressionCheck
             options = root.TryGetProperty("options", out var o) ? o.Clone() : default(JsonElement?),
             metrics,
         };
-        AtomicFile.WriteAllText(outPath, JsonSerializer.Serialize(baseline, ReportResults.Json) + "\n");
+        AtomicFile.WriteAllText(outPath, JsonFiles.Serialize(baseline));
     }
 }

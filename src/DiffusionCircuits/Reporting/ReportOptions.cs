@@ -1,17 +1,12 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text.Json;
 using DiffusionCircuits.Analysis;
-using DiffusionCircuits.Data;
-using DiffusionCircuits.Onnx;
-using DiffusionCircuits.Capture;
 
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>Options of a report run (the `report` command's options).</summary>
 public sealed record ReportOptions
 {
+    /// <summary>The denoiser (ONNX).</summary>
     public required string ModelPath { get; init; }
     /// <summary>Folder of real faces (an img_align_celeba folder or any image folder); null uses the naturalistic stand-in.</summary>
     public string? RealFolder { get; init; }
@@ -27,7 +22,9 @@ public sealed record ReportOptions
     public CircuitAnalysisOptions Analysis { get; init; } = new();
     /// <summary>Output folder; null picks <c>&lt;ReportsRoot&gt;/&lt;timestamp&gt;</c>, or resumes an unfinished run there with the same inputs.</summary>
     public string? OutDir { get; init; }
+    /// <summary>Where timestamped output folders go when <see cref="OutDir"/> is null.</summary>
     public string ReportsRoot { get; init; } = "reports";
+    /// <summary>CUDA device id, or null for the CPU.</summary>
     public int? GpuDeviceId { get; init; }
     /// <summary>Images per checkpoint chunk (0: automatic).</summary>
     public int ChunkImages { get; init; }

@@ -8,22 +8,81 @@ namespace DiffusionCircuits.Reporting;
 /// One reported number, flat and named so that CI can compare runs (`diffcircuits check`): a value with its unit,
 /// an optional 95% CI, and the METHOD.md section that defines it.
 /// </summary>
+/// <param name="Name">Stable dotted name, e.g. <c>entropy.real.down.1.attn.h3</c>.</param>
+/// <param name="Value">The number.</param>
+/// <param name="Unit">Its unit in words (nats, %, heads, ratio ...).</param>
+/// <param name="Definition">The METHOD.md section that defines it.</param>
+/// <param name="CiLow">Lower end of its 95% CI, when it has one.</param>
+/// <param name="CiHigh">Upper end of its 95% CI, when it has one.</param>
 public sealed record Metric(string Name, double Value, string Unit, string Definition, double? CiLow = null, double? CiHigh = null);
 
+/// <summary>The analysed model.</summary>
+/// <param name="File">File name as given.</param>
+/// <param name="Sha256">SHA-256 of the file.</param>
+/// <param name="Bytes">File size.</param>
+/// <param name="SampleInput">The noisy-sample input: name, type and shape.</param>
+/// <param name="TimestepInput">The timestep input: name, type and shape.</param>
+/// <param name="Layers">Every attention layer found.</param>
+/// <param name="Heads">Heads over all layers.</param>
 public sealed record ModelInfo(string File, string Sha256, long Bytes, string SampleInput, string TimestepInput, IReadOnlyList<LayerInfo> Layers, int Heads);
 
+/// <summary>One attention layer as discovered.</summary>
+/// <param name="Name">Stable name, e.g. <c>down.1.attn</c>.</param>
+/// <param name="Kind"><c>self</c> or <c>cross</c>.</param>
+/// <param name="Layout">Map layout in the graph.</param>
+/// <param name="Heads">Heads of the layer.</param>
+/// <param name="QueryTokens">Query tokens S_q.</param>
+/// <param name="KeyTokens">Key tokens S_k.</param>
+/// <param name="Grid">Token grid, height x width.</param>
+/// <param name="HeadDim">Head dimension d.</param>
 public sealed record LayerInfo(string Name, string Kind, string Layout, int Heads, int QueryTokens, int KeyTokens, string Grid, int HeadDim);
 
 /// <summary>A data set as analysed: where it came from, how many images were used and skipped (with reasons), and a hash of its pixels.</summary>
+/// <param name="Name">Its <see cref="Data.DataSetId"/> name.</param>
+/// <param name="Kind">What it is (CelebA, image folder, procedural ...).</param>
+/// <param name="Source">Where it came from.</param>
+/// <param name="Images">Images used.</param>
+/// <param name="Sha256">SHA-256 over the ids and pixels the analysis saw.</param>
+/// <param name="Skipped">Files skipped.</param>
+/// <param name="SkippedFiles">Each skipped file with the reason.</param>
 public sealed record DataSetInfo(string Name, string Kind, string Source, int Images, string Sha256, int Skipped, IReadOnlyList<SkippedFile> SkippedFiles);
 
+/// <summary>A file of a real-faces folder that was not used.</summary>
+/// <param name="File">Path relative to the folder.</param>
+/// <param name="Reason">Why (unreadable, too small, ...).</param>
 public sealed record SkippedFile(string File, string Reason);
 
+/// <summary>A head's entropy on one data set (summary.csv's EntropyNats rows, METHOD.md 1).</summary>
+/// <param name="DataSet">Data set name.</param>
+/// <param name="Head">Head name.</param>
+/// <param name="Timestep">The timestep, or null for the per-image mean over timesteps.</param>
+/// <param name="N">Images.</param>
+/// <param name="MeanNats">Mean over images.</param>
+/// <param name="SdNats">SD over images.</param>
+/// <param name="CiLowNats">Lower end of the 95% bootstrap CI of the mean.</param>
+/// <param name="CiHighNats">Upper end of that CI.</param>
 public sealed record EntropyRow(string DataSet, string Head, int? Timestep, int N, double MeanNats, double SdNats, double CiLowNats, double CiHighNats);
 
+/// <summary>Divergence between the data sets at one timestep (METHOD.md 2).</summary>
+/// <param name="Timestep">The timestep.</param>
+/// <param name="MeanJsdNats">Mean JSD over heads.</param>
+/// <param name="MinJsdNats">Smallest head JSD.</param>
+/// <param name="MaxJsdNats">Largest head JSD.</param>
+/// <param name="MaxHead">The head with the largest JSD.</param>
+/// <param name="MeanAbsEntropyGapNats">Mean over heads of |mean entropy real - mean entropy synthetic|.</param>
 public sealed record DivergenceRow(int Timestep, double MeanJsdNats, double MinJsdNats, double MaxJsdNats, string MaxHead, double MeanAbsEntropyGapNats);
 
 /// <summary>A <see cref="ComplexityRatio"/> flattened for results.json.</summary>
+/// <param name="Measure">The measure in words.</param>
+/// <param name="Real">C(real).</param>
+/// <param name="Synthetic">C(synthetic).</param>
+/// <param name="Ratio">C(real) / C(synthetic).</param>
+/// <param name="CiLow">Lower end of the 95% bootstrap CI of the ratio.</param>
+/// <param name="CiHigh">Upper end of that CI.</param>
+/// <param name="PermutationP">Permutation p-value of ratio = 1.</param>
+/// <param name="Permutations">Permutations run.</param>
+/// <param name="PAtResolution">No permutation reached the observed value: p is the resolution 1/(n+1).</param>
+/// <param name="Note">How the measure was computed.</param>
 public sealed record RatioRow(string Measure, double Real, double Synthetic, double Ratio, double CiLow, double CiHigh, double PermutationP,
     int Permutations, bool PAtResolution, string Note)
 {
@@ -31,6 +90,10 @@ public sealed record RatioRow(string Measure, double Real, double Synthetic, dou
     public ComplexityMeasure Kind { get; init; }
 }
 
+/// <summary>What the ablation sweeps cost.</summary>
+/// <param name="ForwardPasses">Rows run through the model.</param>
+/// <param name="RunCalls">ONNX Runtime Run calls.</param>
+/// <param name="NaiveRunCallsSingleHeads">Run calls the single-head ablations alone would take at one Run per ablation, image and timestep.</param>
 public sealed record CostInfo(long ForwardPasses, long RunCalls, long NaiveRunCallsSingleHeads);
 
 /// <summary>
@@ -39,35 +102,58 @@ public sealed record CostInfo(long ForwardPasses, long RunCalls, long NaiveRunCa
 /// </summary>
 public sealed record ReportResults
 {
+    /// <summary>The format name in every results.json.</summary>
     public const string FormatName = "diffcircuits-results/1";
+    /// <summary>The definitions the numbers follow.</summary>
     public const string DefinitionsVersion = "METHOD.md 2026-11 (sections 1-8)";
 
+    /// <summary>The format (<see cref="FormatName"/>).</summary>
     public string Format { get; init; } = FormatName;
+    /// <summary>The definitions version (<see cref="DefinitionsVersion"/>).</summary>
     public string Definitions { get; init; } = DefinitionsVersion;
+    /// <summary>The tool's version.</summary>
     public required string ToolVersion { get; init; }
+    /// <summary>The model.</summary>
     public required ModelInfo Model { get; init; }
+    /// <summary>Both data sets.</summary>
     public required IReadOnlyList<DataSetInfo> Data { get; init; }
+    /// <summary>The timesteps analysed.</summary>
     public required IReadOnlyList<int> Timesteps { get; init; }
+    /// <summary>The options that decide the numbers.</summary>
     public required IReadOnlyDictionary<string, string> Options { get; init; }
+    /// <summary>Warnings the reader must see (e.g. the stand-in notice).</summary>
     public required IReadOnlyList<string> Notices { get; init; }
+    /// <summary>The findings paragraph.</summary>
     public required string Findings { get; init; }
+    /// <summary>Every number, flat, for CI gates.</summary>
     public required IReadOnlyList<Metric> Metrics { get; init; }
+    /// <summary>Every head in layer order.</summary>
     public required IReadOnlyList<string> HeadNames { get; init; }
+    /// <summary>Entropy per head, data set and timestep.</summary>
     public required IReadOnlyList<EntropyRow> Entropy { get; init; }
+    /// <summary>JSD and entropy gap per timestep.</summary>
     public required IReadOnlyList<DivergenceRow> Divergence { get; init; }
+    /// <summary>Role stability: mean adjusted Rand index over bootstrap resamples of images.</summary>
     public required double RoleStabilityAri { get; init; }
+    /// <summary>Mean silhouette of the role clustering.</summary>
     public required double RoleMeanSilhouette { get; init; }
+    /// <summary>Every role.</summary>
     public required IReadOnlyList<RoleSummary> Roles { get; init; }
+    /// <summary>Degradation of every head and role condition on both data sets.</summary>
     public required IReadOnlyList<Degradation> Degradations { get; init; }
+    /// <summary>Each data set's circuit.</summary>
     public required IReadOnlyList<Circuit> Circuits { get; init; }
+    /// <summary>The complexity ratios real / synthetic.</summary>
     public required IReadOnlyList<RatioRow> ComplexityRatios { get; init; }
     /// <summary>Every hypothesis test of the report, with its family and adjusted p.</summary>
     public required IReadOnlyList<HypothesisTest> Tests { get; init; }
+    /// <summary>What the sweeps cost.</summary>
     public required CostInfo Cost { get; init; }
 
     /// <summary>The JSON settings of results.json (<see cref="JsonFiles.Options"/>).</summary>
     public static JsonSerializerOptions Json => JsonFiles.Options;
 
+    /// <summary>results.json's text.</summary>
     public string ToJson() => JsonFiles.Serialize(this);
 
     /// <summary>Reads the metrics of a results.json (or baseline), naming the file when it is not one.</summary>

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
@@ -20,6 +19,7 @@ public sealed record ReportOutcome(ReportResults Results, string OutDir, IReadOn
 /// </summary>
 public sealed class ReportRunner
 {
+    /// <summary>Shown on the console, on page 1 and in results.json when no real faces were given.</summary>
     public const string StandInNotice =
         "NO REAL FACES GIVEN: the 'real' data set is a procedural naturalistic stand-in (textured backgrounds, skin texture, " +
         "uneven light, blur and sensor noise over synthetic faces), not photographs. Numbers comparing it with synthetic faces " +
@@ -28,6 +28,7 @@ public sealed class ReportRunner
     private readonly ReportOptions _o;
     private readonly Action<string> _log;
 
+    /// <summary>A run with these options; <paramref name="log"/> hears one line per notable event.</summary>
     public ReportRunner(ReportOptions options, Action<string>? log = null)
     {
         _o = options;
@@ -60,7 +61,7 @@ public sealed class ReportRunner
         Lap("data");
 
         var key = new WorkKey(modelSha, new SortedDictionary<string, string> { [DataSetId.Real.Name] = realInfo.Sha256, [DataSetId.Synthetic.Name] = synthInfo.Sha256 },
-            JsonSerializer.Serialize(o.Describe()));
+            JsonFiles.Serialize(o.Describe()));
         string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         if (o.OutDir == null) _log($"Output folder: {outDir}");
         CheckWritable(outDir);
@@ -182,7 +183,7 @@ public sealed class ReportRunner
     private string? UnfinishedRun(string root, WorkKey key)
     {
         if (!Directory.Exists(root)) return null;
-        string wanted = JsonSerializer.Serialize(key);
+        string wanted = JsonFiles.Serialize(key);
         foreach (var dir in Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal).Reverse())
         {
             string keyPath = Path.Combine(dir, ".work", "key.json");
@@ -211,6 +212,7 @@ public sealed class ReportRunner
         }
     }
 
+    /// <summary>SHA-256 of a file, lower-case hex.</summary>
     public static string Sha256File(string path)
     {
         using var stream = File.OpenRead(path);

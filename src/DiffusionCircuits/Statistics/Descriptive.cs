@@ -3,6 +3,7 @@ namespace DiffusionCircuits.Statistics;
 /// <summary>Means, variances and ranks, computed in double precision with compensated (two-pass) formulas.</summary>
 public static class Descriptive
 {
+    /// <summary>Mean (two-pass, compensated); NaN for an empty sample.</summary>
     public static double Mean(ReadOnlySpan<double> x)
     {
         double s = 0;
@@ -24,6 +25,7 @@ public static class Descriptive
         return (ss - c * c / x.Length) / (x.Length - 1);
     }
 
+    /// <summary>Sample standard deviation (n - 1).</summary>
     public static double StandardDeviation(ReadOnlySpan<double> x) => Math.Sqrt(Variance(x));
 
     /// <summary>

@@ -14,6 +14,7 @@ public static class Divergence
         return h;
     }
 
+    /// <summary>H(p) = -sum p ln p over p > 0, in double precision.</summary>
     public static double EntropyNats(ReadOnlySpan<double> p)
     {
         double h = 0;

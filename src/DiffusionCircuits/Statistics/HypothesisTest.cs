@@ -10,19 +10,31 @@ public sealed record EffectSize(string Name, double Value, double? CiLow = null,
 /// </summary>
 public sealed record HypothesisTest
 {
+    /// <summary>What was tested, in words.</summary>
     public required string Test { get; init; }
+    /// <summary>Size of the first sample (or of the paired sample).</summary>
     public required int N1 { get; init; }
+    /// <summary>Size of the second sample, for two-sample tests.</summary>
     public int? N2 { get; init; }
+    /// <summary>Name of the statistic (t, U, W, ratio ...).</summary>
     public required string StatisticName { get; init; }
+    /// <summary>The statistic.</summary>
     public required double Statistic { get; init; }
+    /// <summary>Degrees of freedom, where they apply.</summary>
     public double? DegreesOfFreedom { get; init; }
+    /// <summary>Two-sided p-value.</summary>
     public required double PValue { get; init; }
+    /// <summary>The p-value adjusted within its family.</summary>
     public double? AdjustedPValue { get; init; }
+    /// <summary>The family the test was corrected in.</summary>
     public string? Family { get; init; }
+    /// <summary>The correction applied (Benjamini-Hochberg, Holm, Bonferroni).</summary>
     public string? Correction { get; init; }
+    /// <summary>The effect size, with its CI where defined.</summary>
     public EffectSize? Effect { get; init; }
     /// <summary>exact, asymptotic, t distribution, permutation, ...</summary>
     public required string Method { get; init; }
+    /// <summary>Anything the reader must know about this result.</summary>
     public string? Note { get; init; }
 }
 

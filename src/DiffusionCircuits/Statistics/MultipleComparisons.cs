@@ -33,6 +33,7 @@ public static class MultipleComparisons
         return adjusted;
     }
 
+    /// <summary>Bonferroni: p times the number of tests, capped at 1.</summary>
     public static double[] Bonferroni(IReadOnlyList<double> p)
     {
         int m = Validate(p);

@@ -93,6 +93,7 @@ public static class RankTests
         return Wilcoxon(d, zeros);
     }
 
+    /// <summary>The Wilcoxon signed-rank test on paired differences (see the two-sample overload).</summary>
     public static HypothesisTest Wilcoxon(double[] differences, WilcoxonZeros zeros = WilcoxonZeros.Wilcox)
     {
         Checks.Finite(differences, "differences");

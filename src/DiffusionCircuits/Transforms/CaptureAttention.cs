@@ -19,6 +19,7 @@ public sealed class AttentionCaptureEstimator : IEstimator<ITransformer>
     private readonly int _batchSize;
     private readonly string _noisyColumn, _timestepColumn;
 
+    /// <summary>Captures through the model at <paramref name="modelPath"/>, <paramref name="batchSize"/> rows per ONNX Runtime run, from the noisy and timestep columns named.</summary>
     public AttentionCaptureEstimator(string modelPath, CaptureOptions? options = null, int batchSize = 32,
         string noisyColumn = "Noisy", string timestepColumn = DiffusionNoiseTransformer.TimestepColumn)
     {
@@ -34,6 +35,7 @@ public sealed class AttentionCaptureEstimator : IEstimator<ITransformer>
         return transformer;
     }
 
+    /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         SchemaShapes.Require(inputSchema, _noisyColumn, "CaptureAttention");
@@ -46,21 +48,33 @@ public sealed class AttentionCaptureEstimator : IEstimator<ITransformer>
 /// <summary>The fitted capture stage: holds the ONNX Runtime session. Dispose it when done.</summary>
 public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
 {
-    public const string PredictedNoiseColumn = "PredictedNoise", LossColumn = "LossMse", AttentionPrefix = "Attention.";
-    public const string TokenGridAnnotation = "TokenGrid", CrossAttentionAnnotation = "IsCrossAttention";
+    /// <summary>Predicted noise eps_hat, float [C, H, W].</summary>
+    public const string PredictedNoiseColumn = "PredictedNoise";
+    /// <summary>Mean squared error of eps_hat against the Noise column (NaN without one).</summary>
+    public const string LossColumn = "LossMse";
+    /// <summary>Prefix of the per-layer map columns: Attention.&lt;layer&gt;, float [H, S_q, S_k].</summary>
+    public const string AttentionPrefix = "Attention.";
+    /// <summary>Annotation of a map column: its token grid (height, width).</summary>
+    public const string TokenGridAnnotation = "TokenGrid";
+    /// <summary>Annotation of a map column: whether its keys are conditioning tokens.</summary>
+    public const string CrossAttentionAnnotation = "IsCrossAttention";
 
     private readonly int _batchSize;
     private readonly string _noisyColumn, _timestepColumn;
 
+    /// <summary>The fitted stage around an open session.</summary>
     public AttentionCaptureTransformer(AttentionCaptureSession session, int batchSize = 32, string noisyColumn = "Noisy", string timestepColumn = DiffusionNoiseTransformer.TimestepColumn)
     {
         Session = session;
         (_batchSize, _noisyColumn, _timestepColumn) = (batchSize, noisyColumn, timestepColumn);
     }
 
+    /// <summary>The ONNX Runtime session it runs.</summary>
     public AttentionCaptureSession Session { get; }
+    /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
 
+    /// <summary>The column holding a layer's maps.</summary>
     public static string MapsColumn(AttentionLayer layer) => AttentionPrefix + layer.Name;
 
     internal static IReadOnlyList<(string Name, DataViewType Type, DataViewSchema.Annotations? Annotations)> OutputColumns(AttentionCaptureSession s)
@@ -81,10 +95,14 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
         return list;
     }
 
+    /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new CaptureView(this, new EmptyView(inputSchema)).Schema;
+    /// <inheritdoc/>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("CaptureAttention batches rows; use Transform.");
     void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep the model path and options instead.");
+    /// <inheritdoc/>
     public IDataView Transform(IDataView input) => new CaptureView(this, input);
+    /// <inheritdoc/>
     public void Dispose() => Session.Dispose();
 
     private sealed class CaptureView : IDataView

@@ -13,16 +13,19 @@ public sealed class DiffusionNoiseEstimator : IEstimator<ITransformer>
 {
     private readonly DiffusionNoiseTransformer _transformer;
 
+    /// <summary>Noises <paramref name="inputColumn"/> into <paramref name="outputColumn"/> at each timestep with paired noise of <paramref name="seed"/>.</summary>
     public DiffusionNoiseEstimator(string outputColumn = "Noisy", string inputColumn = FaceImageDataView.ImageColumn,
         IReadOnlyList<int>? timesteps = null, int seed = 1, NoiseSchedule? schedule = null) =>
         _transformer = new DiffusionNoiseTransformer(outputColumn, inputColumn, timesteps ?? new[] { 50, 200, 400, 600, 800 }, seed, schedule ?? NoiseSchedule.Linear());
 
+    /// <inheritdoc/>
     public ITransformer Fit(IDataView input)
     {
         _transformer.GetOutputSchema(input.Schema);
         return _transformer;
     }
 
+    /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         SchemaShapes.Require(inputSchema, _transformer.InputColumn, "AddDiffusionNoise");
@@ -37,8 +40,12 @@ public sealed class DiffusionNoiseEstimator : IEstimator<ITransformer>
 /// <summary>The fitted noising stage (stateless). Persist its options yourself: ML.NET's ICanSaveModel is internal.</summary>
 public sealed class DiffusionNoiseTransformer : ITransformer
 {
-    public const string TimestepColumn = "Timestep", NoiseColumn = "Noise";
+    /// <summary>The row's timestep t (int).</summary>
+    public const string TimestepColumn = "Timestep";
+    /// <summary>The row's paired noise eps, float [3, H, W].</summary>
+    public const string NoiseColumn = "Noise";
 
+    /// <summary>The fitted (stateless) noising stage.</summary>
     public DiffusionNoiseTransformer(string outputColumn, string inputColumn, IReadOnlyList<int> timesteps, int seed, NoiseSchedule schedule)
     {
         if (timesteps.Count == 0) throw new ArgumentException("At least one timestep.", nameof(timesteps));
@@ -47,16 +54,25 @@ public sealed class DiffusionNoiseTransformer : ITransformer
         (OutputColumn, InputColumn, Timesteps, Seed, Schedule) = (outputColumn, inputColumn, timesteps.ToArray(), seed, schedule);
     }
 
+    /// <summary>The noisy column written.</summary>
     public string OutputColumn { get; }
+    /// <summary>The clean-image column read.</summary>
     public string InputColumn { get; }
+    /// <summary>Timesteps: one output row per input row and timestep.</summary>
     public IReadOnlyList<int> Timesteps { get; }
+    /// <summary>Seed of the paired noise.</summary>
     public int Seed { get; }
+    /// <summary>The noise schedule.</summary>
     public NoiseSchedule Schedule { get; }
+    /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
 
+    /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new NoisedView(this, new EmptyView(inputSchema)).Schema;
+    /// <inheritdoc/>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("AddDiffusionNoise changes the row count (one row per timestep).");
     void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep their options (JSON) instead.");
+    /// <inheritdoc/>
     public IDataView Transform(IDataView input) => new NoisedView(this, input);
 
     private sealed class NoisedView : IDataView

@@ -1,6 +1,4 @@
-using DiffusionCircuits.Diffusion;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 
 namespace DiffusionCircuits.Transforms;
 

@@ -11,11 +11,19 @@ namespace DiffusionCircuits.Transforms;
 /// </summary>
 public sealed class FaceImageDataView : IDataView
 {
-    public const string IdColumn = "Id", ImageColumn = "Image", PartMaskColumn = "PartMask", HasPartMaskColumn = "HasPartMask";
+    /// <summary>The image id (text).</summary>
+    public const string IdColumn = "Id";
+    /// <summary>The clean image x0 in [0, 1], float [3, H, W].</summary>
+    public const string ImageColumn = "Image";
+    /// <summary>Facial part index per pixel, byte [H, W].</summary>
+    public const string PartMaskColumn = "PartMask";
+    /// <summary>Whether the part mask is known (bool).</summary>
+    public const string HasPartMaskColumn = "HasPartMask";
 
     private readonly Func<IEnumerable<FaceImage>> _source;
     private readonly long? _count;
 
+    /// <summary>A view over the faces <paramref name="source"/> yields (called again for each cursor), all of side <paramref name="size"/>; <paramref name="count"/> when known.</summary>
     public FaceImageDataView(Func<IEnumerable<FaceImage>> source, int size, long? count = null)
     {
         _source = source;
@@ -29,14 +37,20 @@ public sealed class FaceImageDataView : IDataView
         Schema = b.ToSchema();
     }
 
+    /// <summary>Image side in pixels.</summary>
     public int Size { get; }
+    /// <inheritdoc/>
     public bool CanShuffle => false;
+    /// <inheritdoc/>
     public DataViewSchema Schema { get; }
+    /// <inheritdoc/>
     public long? GetRowCount() => _count;
 
+    /// <inheritdoc/>
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
         new Cursor(this, _source().GetEnumerator(), columnsNeeded.Select(c => c.Index).ToHashSet());
 
+    /// <inheritdoc/>
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
         new[] { GetRowCursor(columnsNeeded, rand) };
 

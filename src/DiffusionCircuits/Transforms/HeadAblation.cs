@@ -18,6 +18,7 @@ public sealed class HeadAblationEstimator : IEstimator<ITransformer>
     private readonly IReadOnlyList<AblationCondition>? _conditions;
     private readonly CaptureOptions _options;
 
+    /// <summary>Scores <paramref name="conditions"/> (every head alone when null) with the model at <paramref name="modelPath"/>.</summary>
     public HeadAblationEstimator(string modelPath, IReadOnlyList<AblationCondition>? conditions = null, CaptureOptions? options = null)
     {
         _modelPath = modelPath;
@@ -25,6 +26,7 @@ public sealed class HeadAblationEstimator : IEstimator<ITransformer>
         _options = (options ?? new CaptureOptions()) with { ExposeMaps = false };
     }
 
+    /// <inheritdoc/>
     public ITransformer Fit(IDataView input)
     {
         var session = new AttentionCaptureSession(_modelPath, _options);
@@ -33,6 +35,7 @@ public sealed class HeadAblationEstimator : IEstimator<ITransformer>
         return transformer;
     }
 
+    /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         foreach (var c in new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
@@ -48,22 +51,35 @@ public sealed class HeadAblationEstimator : IEstimator<ITransformer>
 /// <summary>The fitted ablation stage; holds the ONNX Runtime session. Dispose it when done.</summary>
 public sealed class HeadAblationTransformer : ITransformer, IDisposable
 {
-    public const string BaseLossColumn = "BaseLossMse", AblatedLossColumn = "AblatedLossMse", DegradationColumn = "DegradationPercent";
+    /// <summary>Loss of the intact model (float).</summary>
+    public const string BaseLossColumn = "BaseLossMse";
+    /// <summary>Loss under each condition, float [conditions].</summary>
+    public const string AblatedLossColumn = "AblatedLossMse";
+    /// <summary>100 (L_c - L_0) / L_0 per condition, float [conditions].</summary>
+    public const string DegradationColumn = "DegradationPercent";
 
+    /// <summary>The fitted stage around an open session.</summary>
     public HeadAblationTransformer(AttentionCaptureSession session, IReadOnlyList<AblationCondition> conditions)
     {
         Session = session;
         Conditions = conditions;
     }
 
+    /// <summary>The ONNX Runtime session it runs.</summary>
     public AttentionCaptureSession Session { get; }
+    /// <summary>The conditions scored, in slot order.</summary>
     public IReadOnlyList<AblationCondition> Conditions { get; }
+    /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
 
+    /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
+    /// <inheritdoc/>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
     void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep the model path and conditions instead.");
+    /// <inheritdoc/>
     public IDataView Transform(IDataView input) => Build(input);
+    /// <inheritdoc/>
     public void Dispose() => Session.Dispose();
 
     private MappedDataView Build(IDataView input)

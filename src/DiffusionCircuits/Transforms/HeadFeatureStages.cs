@@ -23,12 +23,14 @@ public sealed class HeadFeatureEstimator : IEstimator<ITransformer>
     /// <summary>DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity, Symmetry (METHOD.md section 3).</summary>
     public static HeadFeatureEstimator Probes() => new("AttentionProbes", HeadFeatures.Probes);
 
+    /// <inheritdoc/>
     public ITransformer Fit(IDataView input)
     {
         _transformer.GetOutputSchema(input.Schema);
         return _transformer;
     }
 
+    /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var maps = inputSchema.Where(c => c.Name.StartsWith(AttentionCaptureTransformer.AttentionPrefix, StringComparison.Ordinal)).ToList();
@@ -42,13 +44,18 @@ public sealed class HeadFeatureTransformer : ITransformer
 {
     internal HeadFeatureTransformer(string stage, IReadOnlyList<HeadFeature> features) => (Stage, Features) = (stage, features);
 
+    /// <summary>The stage's name in messages.</summary>
     public string Stage { get; }
     internal IReadOnlyList<HeadFeature> Features { get; }
+    /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
 
+    /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
+    /// <inheritdoc/>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
     void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format.");
+    /// <inheritdoc/>
     public IDataView Transform(IDataView input) => Build(input);
 
     private MappedDataView Build(IDataView input)

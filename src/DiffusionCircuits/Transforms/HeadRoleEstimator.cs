@@ -11,6 +11,7 @@ namespace DiffusionCircuits.Transforms;
 /// </summary>
 public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts = 5, string headColumn = "Head", string probesColumn = "Probes") : IEstimator<HeadRoleTransformer>
 {
+    /// <inheritdoc/>
     public HeadRoleTransformer Fit(IDataView input)
     {
         var heads = input.GetColumn<ReadOnlyMemory<char>>(headColumn).Select(h => h.ToString()).ToList();
@@ -19,6 +20,7 @@ public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts 
         return new HeadRoleTransformer(HeadRoles.Cluster(heads, probes, roles, seed, restarts), heads, headColumn);
     }
 
+    /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         SchemaShapes.Require(inputSchema, headColumn, "ClusterHeadRoles");
@@ -30,6 +32,7 @@ public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts 
 /// <summary>The fitted roles: looks each row's head up and adds its role name.</summary>
 public sealed class HeadRoleTransformer : ITransformer
 {
+    /// <summary>The column added: each head row's role (text).</summary>
     public const string RoleColumn = "Role";
     private readonly Dictionary<string, string> _roleOfHead;
     private readonly string _headColumn;
@@ -41,11 +44,16 @@ public sealed class HeadRoleTransformer : ITransformer
         _roleOfHead = heads.Select((h, i) => (h, i)).ToDictionary(x => x.h, x => clustering.RoleOf(x.i));
     }
 
+    /// <summary>The clustering found at Fit.</summary>
     public RoleClustering Clustering { get; }
+    /// <inheritdoc/>
     public bool IsRowToRowMapper => false;
+    /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
+    /// <inheritdoc/>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
     void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("Save RoleClustering (JSON) instead; ML.NET's ICanSaveModel is internal.");
+    /// <inheritdoc/>
     public IDataView Transform(IDataView input) => Build(input);
 
     private MappedDataView Build(IDataView input)
@@ -67,19 +75,4 @@ public sealed class HeadRoleTransformer : ITransformer
 
         public void Get<T>(int index, ref T value) => value = (T)(object)_role;
     }
-}
-
-/// <summary>Analysis stages, reached as <c>mlContext.Analysis()</c>.</summary>
-public sealed class AnalysisCatalog
-{
-    internal AnalysisCatalog() { }
-
-    /// <summary>k-means role clustering of heads from their probes (one row per head).</summary>
-    public HeadRoleEstimator ClusterHeadRoles(int roles = 8, int seed = 0, int restarts = 5, string headColumn = "Head", string probesColumn = "Probes") =>
-        new(roles, seed, restarts, headColumn, probesColumn);
-}
-
-public static class AnalysisCatalogExtensions
-{
-    public static AnalysisCatalog Analysis(this MLContext context) => new();
 }
