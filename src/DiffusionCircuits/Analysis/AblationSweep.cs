@@ -21,7 +21,7 @@ public sealed class AblationSweep
     /// <summary>A sweep at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero)
     {
-        (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, session.RowsPerRun(batchSize), kind);
+        (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, batchSize, kind);
         if (kind == AblationKind.Mean && !session.ExposesHeadOutputs)
             throw new ArgumentException("Mean ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
         _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
@@ -40,7 +40,7 @@ public sealed class AblationSweep
         var sums = _timesteps.Select(_ => _session.Layers.Select(l => new double[l.Heads * l.QueryTokens * l.HeadDim]).ToArray()).ToArray();
         var inputs = new NoisedRows(_session, _batchSize, _seed);
         var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count).Select(k => (Image: i, K: k)));
-        foreach (var batchRows in rows.Chunk(_batchSize))
+        foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
         {
             inputs.Clear();
             foreach (var (i, k) in batchRows) inputs.Add(images[i], _timesteps[k]);
@@ -81,7 +81,7 @@ public sealed class AblationSweep
         var masks = NewMasks();
         var inputs = new NoisedRows(_session, _batchSize, _seed);
         var rows = Enumerable.Range(0, count).SelectMany(row => Enumerable.Range(-1, conditions.Count + 1).Select(c => (Row: row, Condition: c)));
-        foreach (var batchRows in rows.Chunk(_batchSize))
+        foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => timesteps[r.Row]))
         {
             inputs.Clear();
             foreach (var (row, _) in batchRows) inputs.Add(noisy.AsSpan(row * len, len), eps.AsSpan(row * len, len), timesteps[row]);
@@ -114,7 +114,7 @@ public sealed class AblationSweep
         long callsBefore = _session.RunCalls;
         var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
             .SelectMany(k => Enumerable.Range(-1, conditions.Count + 1).Select(c => (Image: i, K: k, Condition: c))));
-        foreach (var batchRows in rows.Chunk(_batchSize))
+        foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
         {
             inputs.Clear();
             foreach (var (i, k, _) in batchRows) inputs.Add(images[i], _timesteps[k]);

@@ -19,7 +19,7 @@ public sealed class FeatureExtractor
     /// <summary>Extracts at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
     {
-        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, session.RowsPerRun(batchSize));
+        (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
         foreach (var t in timesteps)
             if (t < 0 || t >= session.Schedule.Timesteps) throw new ArgumentOutOfRangeException(nameof(timesteps), t, $"Timesteps must be in 0..{session.Schedule.Timesteps - 1}.");
     }
@@ -39,16 +39,33 @@ public sealed class FeatureExtractor
         var result = new DataSetFeatures(dataSet, _timesteps, layers.Select(l => l.Heads).ToList(),
             layers.Select(l => l.Heads * l.QueryTokens * l.KeyTokens).ToList());
         var inputs = new NoisedRows(_session, _batchSize, _seed);
-        IEnumerable<(FaceImage Image, int K)> Rows()
+        if (_session.ScalarTimestep)
         {
-            foreach (var image in images)
+            // One timestep per batch: a batch of images is run once per timestep (images stream, so they are grouped here).
+            foreach (var group in images.Chunk(_batchSize))
             {
-                result.ImageIds.Add(image.Id);
-                for (int k = 0; k < _timesteps.Count; k++) yield return (image, k);
+                result.ImageIds.AddRange(group.Select(i => i.Id));
+                var tokens = group.Select(TokenMaps).ToArray();
+                for (int k = 0; k < _timesteps.Count; k++) Process(group.Select(i => (i, k)).ToArray(), inputs, result, r => tokens[r], onRow);
                 progress?.Report(result.ImageIds.Count);
             }
         }
-        foreach (var rows in Rows().Chunk(_batchSize)) Process(rows, inputs, result, onRow);
+        else
+        {
+            IEnumerable<(FaceImage Image, int K)> Rows()
+            {
+                foreach (var image in images)
+                {
+                    result.ImageIds.Add(image.Id);
+                    for (int k = 0; k < _timesteps.Count; k++) yield return (image, k);
+                    progress?.Report(result.ImageIds.Count);
+                }
+            }
+            // Rows of one image at several timesteps are consecutive: its token maps are computed once.
+            (FaceImage? Image, ImageTokenMaps?[] Maps) last = (null, Array.Empty<ImageTokenMaps?>());
+            ImageTokenMaps?[] Last(FaceImage image) => ReferenceEquals(last.Image, image) ? last.Maps : (last = (image, TokenMaps(image))).Maps;
+            foreach (var rows in Rows().Chunk(_batchSize)) Process(rows, inputs, result, r => Last(rows[r].Image), onRow);
+        }
         if (result.ImageCount == 0) throw new InvalidDataException($"Data set '{dataSet}' has no usable images.");
         foreach (var perT in result.MeanMaps)
             foreach (var layer in perT)
@@ -57,7 +74,12 @@ public sealed class FeatureExtractor
     }
 
     /// <summary>One batch: run it, then each row's features, loss and map sums.</summary>
-    private void Process((FaceImage Image, int K)[] rows, NoisedRows inputs, DataSetFeatures result, Action<string, int, HeadFeatures[], float>? onRow)
+    /// <summary>What the image looks like on each layer's token grid (null for cross-attention layers).</summary>
+    private ImageTokenMaps?[] TokenMaps(FaceImage image) =>
+        _session.Geometries.Select(g => g is null ? null : ImageTokenMaps.Create(image, g)).ToArray();
+
+    private void Process((FaceImage Image, int K)[] rows, NoisedRows inputs, DataSetFeatures result, Func<int, ImageTokenMaps?[]> tokensOf,
+        Action<string, int, HeadFeatures[], float>? onRow)
     {
         var layers = _session.Layers;
         inputs.Clear();
@@ -66,18 +88,10 @@ public sealed class FeatureExtractor
         using var batch = inputs.Run();
         ModelSeconds += timer.Elapsed.TotalSeconds;
         timer.Restart();
-        var tokens = new ImageTokenMaps?[layers.Count];
-        FaceImage? tokensFor = null;
         for (int r = 0; r < rows.Length; r++)
         {
             var (image, k) = rows[r];
-            if (!ReferenceEquals(tokensFor, image))
-            {
-                // Rows of one image at several timesteps are consecutive: its token maps are computed once.
-                for (int l = 0; l < layers.Count; l++)
-                    tokens[l] = _session.Geometries[l] is { } g ? ImageTokenMaps.Create(image, g) : null;
-                tokensFor = image;
-            }
+            var tokens = tokensOf(r);
             var features = new HeadFeatures[_session.TotalHeads];
             int offset = 0;
             for (int l = 0; l < layers.Count; l++)

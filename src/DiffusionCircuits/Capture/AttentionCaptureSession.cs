@@ -68,13 +68,10 @@ public sealed class AttentionCaptureSession : IDisposable
     public int TotalHeads => Discovery.TotalHeads;
 
     /// <summary>
-    /// The model takes one timestep for the whole batch (a scalar input): callers that mix timesteps in a batch run
-    /// one row per Run instead (slower, still correct).
+    /// The model takes one timestep for the whole batch (a scalar input): every batch must hold rows of one timestep
+    /// (<see cref="NoisedRows.Batches"/> groups them so).
     /// </summary>
     public bool ScalarTimestep => Discovery.Signature.Timestep.Rank == 0;
-
-    /// <summary>The batch size to use for rows of mixed timesteps: <paramref name="wanted"/>, or 1 for a scalar timestep.</summary>
-    public int RowsPerRun(int wanted) => ScalarTimestep ? 1 : wanted;
 
     /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
     public bool ExposesMaps { get; }

@@ -24,6 +24,14 @@ internal sealed class NoisedRows
         Timesteps = new int[capacity];
     }
 
+    /// <summary>
+    /// Cuts <paramref name="rows"/> into batches of at most <paramref name="size"/>. For a model with a scalar timestep
+    /// every batch holds rows of one timestep: rows are regrouped by <paramref name="timestepOf"/>, keeping their order
+    /// within a timestep (results are stored by row, so the order of computation does not change them).
+    /// </summary>
+    public static IEnumerable<T[]> Batches<T>(AttentionCaptureSession session, IEnumerable<T> rows, int size, Func<T, int> timestepOf) =>
+        session.ScalarTimestep ? rows.GroupBy(timestepOf).SelectMany(g => g.Chunk(size)) : rows.Chunk(size);
+
     /// <summary>Rows a batch holds at most.</summary>
     public int Capacity { get; }
 

@@ -66,7 +66,9 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
     public AttentionCaptureTransformer(AttentionCaptureSession session, int batchSize = 32, string noisyColumn = "Noisy", string timestepColumn = DiffusionNoiseTransformer.TimestepColumn)
     {
         Session = session;
-        (_batchSize, _noisyColumn, _timestepColumn) = (batchSize, noisyColumn, timestepColumn);
+        // Rows reach the stage in any timestep order; a model with a scalar timestep can only run rows of one timestep
+        // together, so it runs row by row here (the analysis' own extractor groups rows by timestep instead).
+        (_batchSize, _noisyColumn, _timestepColumn) = (session.ScalarTimestep ? 1 : batchSize, noisyColumn, timestepColumn);
     }
 
     /// <summary>The ONNX Runtime session it runs.</summary>

@@ -52,6 +52,22 @@ public class ModelInputTests
     }
 
     [Fact]
+    public void A_scalar_timestep_model_runs_one_batch_per_timestep_not_one_run_per_row()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "m.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, Heads, denoiser: true, scalarTimestep: true).Save(path);
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        Assert.True(session.ScalarTimestep);
+        var ts = new[] { 100, 500 };
+        new FeatureExtractor(session, ts, seed: 3).Run(new DataSetId("x"), Images());   // 3 images x 2 timesteps = 6 rows
+        Assert.Equal(2, session.RunCalls);
+        long before = session.RunCalls;
+        var sweep = new AblationSweep(session, ts, 3).Run(new DataSetId("x"), Images(), AblationSweep.SingleHeads(session));   // 6 rows x 3 conditions
+        Assert.Equal(2, session.RunCalls - before);
+        Assert.Equal(18, sweep.ForwardPasses);
+    }
+
+    [Fact]
     public void NaN_inside_the_model_is_reported_with_layer_timestep_and_image()
     {
         var model = OnnxModel.Load(Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"));
