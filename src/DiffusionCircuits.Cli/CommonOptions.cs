@@ -65,7 +65,7 @@ internal static class CommonOptions
     public static Option<int> Batch(int defaultRows) =>
         new("--batch") { Description = $"Rows (image x timestep) per ONNX Runtime run (1..{AnalysisLimits.MaxBatch}).", DefaultValueFactory = _ => defaultRows };
 
-    public static Option<int?> Gpu() => new("--gpu") { Description = "CUDA device id (needs the Microsoft.ML.OnnxRuntime.Gpu package; falls back to CPU with a message)." };
+    public static Option<int?> Gpu() => new("--gpu") { Description = "CUDA device id (needs the GPU build, -p:Gpu=true, with CUDA 13 and cuDNN 9; falls back to the CPU with one line saying why)." };
 
     public static Option<string> Out(string defaultFolder, string holds) => new("--out") { Description = $"Folder for {holds}.", DefaultValueFactory = _ => defaultFolder };
 

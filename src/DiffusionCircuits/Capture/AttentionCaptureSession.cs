@@ -165,6 +165,10 @@ public sealed class AttentionCaptureSession : IDisposable
         note = "CPU";
         if (options.GpuDeviceId is int gpu)
         {
+            // ONNX Runtime logs a failed provider load on its own; the note below is the one line the user needs.
+            var env = OrtEnv.Instance();
+            var level = env.EnvLogLevel;
+            env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
             try
             {
                 so.AppendExecutionProvider_CUDA(gpu);
@@ -172,11 +176,26 @@ public sealed class AttentionCaptureSession : IDisposable
             }
             catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
             {
-                note = $"CPU (GPU {gpu} was asked for, but the CUDA execution provider is not available: install the " +
-                       "Microsoft.ML.OnnxRuntime.Gpu package in place of Microsoft.ML.OnnxRuntime to use it)";
+                note = $"CPU (GPU {gpu} was asked for, but {CudaUnavailableReason(e)})";
+            }
+            finally
+            {
+                env.EnvLogLevel = level;
             }
         }
         return so;
+    }
+
+    /// <summary>Why the CUDA provider did not start, and what to do about it, in one line.</summary>
+    private static string CudaUnavailableReason(Exception e)
+    {
+#if GPU_BUILD
+        string first = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.Trim() ?? e.GetType().Name;
+        return $"CUDA could not start ({first}); ONNX Runtime 1.31's CUDA provider needs CUDA 13 (libcudart.so.13, libcublas.so.13) and cuDNN 9 on the library path";
+#else
+        _ = e;
+        return "this is the CPU build, which has no CUDA provider: build with -p:Gpu=true (Microsoft.ML.OnnxRuntime.Gpu 1.31.0; CUDA 13 and cuDNN 9 at run time)";
+#endif
     }
 
     private static OnnxModel LoadModel(string path) => OnnxModel.Load(path);
