@@ -95,11 +95,17 @@ public sealed class AblationSweep
     public static IReadOnlyList<AblationCondition> SingleHeads(AttentionCaptureSession session) =>
         session.Discovery.Heads.Select(AblationCondition.ForHead).ToList();
 
-    /// <summary>Per-image losses of <paramref name="images"/> intact and under each condition, at every timestep.</summary>
+    /// <summary>
+    /// Per-image losses of <paramref name="images"/> intact and under each condition, at every timestep. Each distinct
+    /// head set is run once: a condition that ablates the same heads as an earlier one (a one-head prefix and that
+    /// head alone, say), or as a condition of <paramref name="measured"/>, takes those losses instead of new passes.
+    /// </summary>
     /// <param name="meanHeadOutputs">For mean ablation over a subset of a data set (a checkpointed chunk): the whole data set's
     /// means from <see cref="MeanHeadOutputs"/>; computed from <paramref name="images"/> when null.</param>
+    /// <param name="measured">An earlier sweep of this sweep's kind over (at least) these images and the same timesteps,
+    /// e.g. the single heads before the joint sweep; its intact and ablated losses are reused.</param>
     public AblationResult Run(DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions, IProgress<double>? progress = null,
-        float[][][]? meanHeadOutputs = null)
+        float[][][]? meanHeadOutputs = null, AblationResult? measured = null)
     {
         foreach (var c in conditions)
             foreach (var h in c.Heads)
@@ -109,11 +115,12 @@ public sealed class AblationSweep
         var means = meanZ == null ? null : _session.Layers.Select(l => new float[_batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray();
         var masks = NewMasks();
         var inputs = new NoisedRows(_session, _batchSize, _seed);
-        long total = (long)images.Count * _timesteps.Count * (conditions.Count + 1), done = 0;
+        var plan = new ReusePlan(conditions, images, _timesteps, measured);
+        long total = (long)images.Count * _timesteps.Count * plan.RowsPerImageAndTimestep, done = 0;
         var watch = Stopwatch.StartNew();
         long callsBefore = _session.RunCalls;
         var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
-            .SelectMany(k => Enumerable.Range(-1, conditions.Count + 1).Select(c => (Image: i, K: k, Condition: c))));
+            .SelectMany(k => plan.Run.Select(c => (Image: i, K: k, Condition: c))));
         foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
         {
             inputs.Clear();
@@ -144,9 +151,67 @@ public sealed class AblationSweep
             done += batchRows.Length;
             progress?.Report((double)done / total);
         }
+        plan.Fill(result);
         result.ForwardPasses = total;
         result.RunCalls = _session.RunCalls - callsBefore;
         result.Seconds = watch.Elapsed.TotalSeconds;
         return result;
+    }
+
+    /// <summary>
+    /// Which rows a sweep runs (-1: the intact model; else a condition) and where the other conditions' losses come
+    /// from: an earlier condition of the same head set, or a condition of an earlier sweep with that head set.
+    /// </summary>
+    private sealed class ReusePlan
+    {
+        private readonly int[] _sameAs, _fromMeasured, _measuredImage;
+        private readonly AblationResult? _measured;
+
+        public ReusePlan(IReadOnlyList<AblationCondition> conditions, IReadOnlyList<FaceImage> images, IReadOnlyList<int> timesteps, AblationResult? measured)
+        {
+            static string Key(AblationCondition c) => string.Join(",", c.Heads.Distinct().Order());
+            var measuredIndex = measured?.ImageIds.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
+            bool usable = measured != null && measured.Timesteps.SequenceEqual(timesteps) && images.All(i => measuredIndex!.ContainsKey(i.Id));
+            _measured = usable ? measured : null;
+            _measuredImage = _measured == null ? Array.Empty<int>() : images.Select(i => measuredIndex![i.Id]).ToArray();
+            var measuredKeys = new Dictionary<string, int>();
+            if (_measured != null)
+                for (int c = _measured.Conditions.Count - 1; c >= 0; c--) measuredKeys[Key(_measured.Conditions[c])] = c;
+            var first = new Dictionary<string, int>();
+            _sameAs = new int[conditions.Count];
+            _fromMeasured = new int[conditions.Count];
+            var run = _measured == null ? new List<int> { -1 } : new List<int>();
+            for (int c = 0; c < conditions.Count; c++)
+            {
+                string key = Key(conditions[c]);
+                _sameAs[c] = first.TryAdd(key, c) ? c : first[key];
+                _fromMeasured[c] = _sameAs[c] == c && measuredKeys.TryGetValue(key, out var m) ? m : -1;
+                if (_sameAs[c] == c && _fromMeasured[c] < 0) run.Add(c);
+            }
+            Run = run;
+        }
+
+        /// <summary>The rows to run for each image and timestep.</summary>
+        public IReadOnlyList<int> Run { get; }
+
+        /// <summary>Rows run for each image and timestep.</summary>
+        public int RowsPerImageAndTimestep => Run.Count;
+
+        /// <summary>Copies the reused losses into <paramref name="result"/> once the run rows are in.</summary>
+        public void Fill(AblationResult result)
+        {
+            for (int k = 0; k < result.Timesteps.Count; k++)
+            {
+                if (_measured != null)
+                    for (int i = 0; i < _measuredImage.Length; i++) result.BaseLoss[k][i] = _measured.BaseLoss[k][_measuredImage[i]];
+                for (int c = 0; c < _sameAs.Length; c++)
+                {
+                    var to = result.AblatedLoss[c][k];
+                    if (_fromMeasured[c] >= 0)
+                        for (int i = 0; i < _measuredImage.Length; i++) to[i] = _measured!.AblatedLoss[_fromMeasured[c]][k][_measuredImage[i]];
+                    else if (_sameAs[c] != c) result.AblatedLoss[_sameAs[c]][k].CopyTo(to, 0);
+                }
+            }
+        }
     }
 }

@@ -73,8 +73,9 @@ public sealed class CircuitAnalysis
             if (!ReferenceEquals(owner._maps, owner._ablation)) owner._maps.ReleaseBuffers();
         }
 
-        private AblationResult Sweep(string stage, DataSetId set, IReadOnlyList<AblationCondition> conditions, string label) =>
-            checkpoint.Ablation(stage, set, images[set], conditions, (chunk, p) => _sweep.Run(set, chunk, conditions, p, _means[set]), Stage($"{label} {set}"));
+        /// <summary>A sweep of one data set, kept by the checkpoint; losses of <paramref name="measured"/> are reused, not run again.</summary>
+        private AblationResult Sweep(string stage, DataSetId set, IReadOnlyList<AblationCondition> conditions, string label, AblationResult? measured = null) =>
+            checkpoint.Ablation(stage, set, images[set], conditions, (chunk, p) => _sweep.Run(set, chunk, conditions, p, _means[set], measured), Stage($"{label} {set}"));
 
         /// <summary>Every head alone on both data sets, and importance for roles: the mean of the two data sets' single-head degradations.</summary>
         private void SweepSingleHeads()
@@ -123,7 +124,8 @@ public sealed class CircuitAnalysis
             var roleConditions = roles.Roles.Select(r => AblationCondition.ForRole(r.Name, r.Heads.Select(h => _names.IndexOf(h)).ToArray()));
             var joint = AblationSweep.SingleHeads(owner._ablation).Concat(roleConditions)
                 .Concat(DataSetId.Compared.SelectMany(d => Circuits.PrefixConditions(orders[d], d))).ToList();
-            return DataSetId.Compared.ToDictionary(d => d, d => Sweep("joint", d, joint, "role and circuit ablation"));
+            // The single heads and the intact model were measured in the single-head sweep: only new head sets run.
+            return DataSetId.Compared.ToDictionary(d => d, d => Sweep("joint", d, joint, "role and circuit ablation", _singles[d]));
         }
 
         /// <summary>Degradations of heads and roles (not prefixes) of both data sets, BH-adjusted as one family.</summary>

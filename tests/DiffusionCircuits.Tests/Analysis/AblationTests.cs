@@ -76,6 +76,31 @@ public class AblationTests
     }
 
     [Fact]
+    public void Each_head_set_is_run_once_and_an_earlier_sweep_is_reused_with_the_same_losses()
+    {
+        using var session = Session();
+        var names = session.Discovery.HeadNames.ToList();
+        var images = Images(6, 7);
+        var ts = new[] { 300, 900 };
+        var sweep = new AblationSweep(session, ts, seed: 2);
+        var set = new DataSetId("planted");
+        var singles = sweep.Run(set, images, AblationSweep.SingleHeads(session));
+        var order = Circuits.AscendingOrder(Circuits.Importance(singles, names));
+        // 4 single heads and 4 prefixes; the one-head prefix ablates the same head as one of the singles.
+        var joint = AblationSweep.SingleHeads(session).Concat(Circuits.PrefixConditions(order, set)).ToList();
+        var fresh = sweep.Run(set, images, joint);
+        var reused = sweep.Run(set, images.Skip(2).ToList(), joint, measured: singles);   // a chunk of the images, as a checkpoint runs it
+        Assert.Equal(6L * 2 * (1 + 4 + 3), fresh.ForwardPasses);     // intact + 4 singles + 3 new prefixes
+        Assert.Equal(4L * 2 * 3, reused.ForwardPasses);              // only the 3 new prefixes
+        for (int k = 0; k < 2; k++)
+        {
+            Assert.Equal(fresh.BaseLoss[k][2..], reused.BaseLoss[k]);
+            for (int c = 0; c < joint.Count; c++) Assert.Equal(fresh.AblatedLoss[c][k][2..], reused.AblatedLoss[c][k]);
+            Assert.Equal(fresh.AblatedLoss[order[0]][k], fresh.AblatedLoss[4][k]);   // prefix.1 is its head alone
+        }
+    }
+
+    [Fact]
     public void The_circuit_keeps_the_heads_whose_joint_removal_breaks_tolerance_and_drops_the_dead_one()
     {
         using var session = Session();
