@@ -140,7 +140,8 @@ public class BenchCliTests
         var (code, output, err) = CliTests.Run("bench", "--images", "2", "--timesteps", "200,600", "--python", "none", "--memory-images", "none", "--out", dir);
         Assert.True(code == 0, err);
         var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "bench.json"))).RootElement;
-        foreach (var key in new[] { "pipeline_vs_raw_ort_exposed", "features_share_of_pipeline", "ablation_run_calls_vs_naive", "floor_gflops_per_s", "pipeline_gflops_per_s" })
+        foreach (var key in new[] { "pipeline_vs_raw_ort_exposed", "pipeline_vs_raw_ort_original", "features_share_of_pipeline", "ablation_run_calls_vs_naive",
+                                    "ablation_seconds_vs_naive", "floor_gflops_per_s", "pipeline_gflops_per_s" })
             Assert.True(json.GetProperty(key).GetDouble() >= 0, key);
         // 2 images x 2 timesteps x 25 conditions (24 heads + baseline) = 100 passes: 2 Runs of 64 instead of 100.
         Assert.Equal(100, json.GetProperty("ablation_run_calls_naive").GetInt64());
