@@ -12,13 +12,14 @@ internal static class InstrumentCommand
         var output = new Option<string>("--output", "-o") { Description = "Where to write the instrumented copy (.onnx).", Required = true };
         var noMaps = new Option<bool>("--no-maps") { Description = "Do not expose attention maps as outputs (ablation inputs only)." };
         var noMasks = new Option<bool>("--no-masks") { Description = "Do not add mask./mean. ablation inputs (maps only)." };
+        var entropy = new Option<bool>("--entropy") { Description = "Also output entropy.<layer> [B, H]: each head's entropy in nats (mean over queries), computed in the graph." };
         var layers = new Option<string[]>("--layers") { Description = "Only these layers (names as printed by inspect).", AllowMultipleArgumentsPerToken = true };
         var size = new Option<int>("--sample-size") { Description = "Image side used for the probe run when the model's spatial size is dynamic.", DefaultValueFactory = _ => 32 };
         var cmd = new Command("instrument",
             "Write a copy of a model that outputs every attention map as attn.<layer> and takes per-sample head masks " +
             "mask.<layer> [B, H] and mean.<layer> inputs (z <- mask*z + (1-mask)*mean before the output projection).")
         {
-            model, output, noMaps, noMasks, layers, size,
+            model, output, noMaps, noMasks, entropy, layers, size,
         };
         cmd.SetAction(parse =>
         {
@@ -31,6 +32,7 @@ internal static class InstrumentCommand
             {
                 ExposeMaps = !parse.GetValue(noMaps),
                 AddAblationInputs = !parse.GetValue(noMasks),
+                ExposeEntropy = parse.GetValue(entropy),
                 Layers = selected is { Length: > 0 } ? selected.ToHashSet() : null,
             };
             try
@@ -40,7 +42,7 @@ internal static class InstrumentCommand
                 Console.Out.WriteLine($"Wrote {outPath}: {instrumented.Layers.Count} layers, {instrumented.Layers.Sum(l => l.Heads)} heads " +
                                       $"({(options.ExposeMaps ? "maps" : "no maps")}, {(options.AddAblationInputs ? "ablation inputs" : "no ablation inputs")}) in {watch.Elapsed.TotalSeconds:F2} s.");
                 foreach (var l in instrumented.Layers)
-                    Console.Out.WriteLine($"  {l.Name}: {(options.ExposeMaps ? l.MapsOutput : "-")}  {(options.AddAblationInputs ? $"{l.MaskInput} [B, {l.Heads}]  {l.MeanInput}" : "")}");
+                    Console.Out.WriteLine($"  {l.Name}: {(options.ExposeMaps ? l.MapsOutput : "-")}  {(options.AddAblationInputs ? $"{l.MaskInput} [B, {l.Heads}]  {l.MeanInput}" : "")}{(options.ExposeEntropy ? $"  {l.EntropyOutput} [B, {l.Heads}]" : "")}");
             }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
             return CliApp.Ok;

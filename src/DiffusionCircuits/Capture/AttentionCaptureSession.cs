@@ -16,6 +16,7 @@ public sealed class AttentionCaptureSession : IDisposable
     // Held for the session's life: a RunOptions collected during a native Run call corrupts its flags.
     private readonly RunOptions _runOptions = new();
     private readonly string[] _outputNames;
+    private readonly Dictionary<string, int> _outputIndex;
 
     /// <summary>Loads, inspects and instruments the model at <paramref name="modelPath"/>.</summary>
     public AttentionCaptureSession(string modelPath, CaptureOptions? options = null)
@@ -28,9 +29,11 @@ public sealed class AttentionCaptureSession : IDisposable
         ModelPath = model.SourcePath;
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
         Schedule = NoiseSchedule.FromModel(model);
-        Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions { ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs });
+        Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions
+            { ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy });
         ExposesMaps = options.ExposeMaps;
         ExposesHeadOutputs = options.ExposeHeadOutputs;
+        ExposesEntropy = options.ExposeEntropy;
         var sample = Discovery.Signature.Sample;
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
@@ -40,7 +43,9 @@ public sealed class AttentionCaptureSession : IDisposable
         _session = OrtSessions.Create(Instrumented.Model, _sessionOptions);
         _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }
             .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
-            .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>()).ToArray();
+            .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>())
+            .Concat(options.ExposeEntropy ? Layers.Select(l => l.EntropyOutput) : Array.Empty<string>()).ToArray();
+        _outputIndex = _outputNames.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
         Geometries = Layers.Select(l => l.IsCrossAttention ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
     }
 
@@ -75,6 +80,12 @@ public sealed class AttentionCaptureSession : IDisposable
 
     /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
     public bool ExposesMaps { get; }
+
+    /// <summary>Whether batches carry each head's in-graph entropy (<see cref="CaptureOptions.ExposeEntropy"/>).</summary>
+    public bool ExposesEntropy { get; }
+
+    /// <summary>Where a graph output sits among a batch's results.</summary>
+    internal int OutputIndex(string output) => _outputIndex[output];
 
     /// <summary>Whether batches carry head outputs z (<see cref="CaptureOptions.ExposeHeadOutputs"/>).</summary>
     public bool ExposesHeadOutputs { get; }

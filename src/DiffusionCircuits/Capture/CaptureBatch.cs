@@ -15,7 +15,7 @@ public sealed class CaptureBatch : IDisposable
         Batch = batch;
     }
 
-    /// <inheritdoc/>
+    /// <summary>Rows in the batch.</summary>
     public int Batch { get; }
 
     /// <summary>Predicted noise of row <paramref name="row"/> ([C, H, W]).</summary>
@@ -28,7 +28,7 @@ public sealed class CaptureBatch : IDisposable
         if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
         var l = _owner.Layers[layer];
         int size = l.QueryTokens * l.KeyTokens;
-        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
+        return _results[_owner.OutputIndex(l.MapsOutput)].GetTensorDataAsSpan<float>().Slice((row * l.Heads + head) * size, size);
     }
 
     /// <summary>All heads' outputs z of one row of a layer before ablation, [H, S_q, d] (same order in both layouts).</summary>
@@ -37,8 +37,7 @@ public sealed class CaptureBatch : IDisposable
         if (!_owner.ExposesHeadOutputs) throw new InvalidOperationException("This session was created without ExposeHeadOutputs.");
         var l = _owner.Layers[layer];
         int size = l.Heads * l.QueryTokens * l.HeadDim;
-        int index = 1 + (_owner.ExposesMaps ? _owner.Layers.Count : 0) + layer;
-        return _results[index].GetTensorDataAsSpan<float>().Slice(row * size, size);
+        return _results[_owner.OutputIndex(l.HeadOutputsOutput)].GetTensorDataAsSpan<float>().Slice(row * size, size);
     }
 
     /// <summary>All heads' maps of one row of a layer, [H, S_q, S_k].</summary>
@@ -47,7 +46,15 @@ public sealed class CaptureBatch : IDisposable
         if (!_owner.ExposesMaps) throw new InvalidOperationException("This session was created with ExposeMaps = false.");
         var l = _owner.Layers[layer];
         int size = l.Heads * l.QueryTokens * l.KeyTokens;
-        return _results[1 + layer].GetTensorDataAsSpan<float>().Slice(row * size, size);
+        return _results[_owner.OutputIndex(l.MapsOutput)].GetTensorDataAsSpan<float>().Slice(row * size, size);
+    }
+
+    /// <summary>Each head's entropy (nats, mean over queries) of one row of a layer, [H], computed in the graph.</summary>
+    public ReadOnlySpan<float> Entropy(int layer, int row)
+    {
+        if (!_owner.ExposesEntropy) throw new InvalidOperationException("This session was created without ExposeEntropy.");
+        var l = _owner.Layers[layer];
+        return _results[_owner.OutputIndex(l.EntropyOutput)].GetTensorDataAsSpan<float>().Slice(row * l.Heads, l.Heads);
     }
 
     /// <inheritdoc/>

@@ -17,4 +17,7 @@ public sealed record CaptureOptions
 
     /// <summary>Output each layer's head outputs z before ablation (needed to compute means for mean ablation).</summary>
     public bool ExposeHeadOutputs { get; init; }
+
+    /// <summary>Output each head's entropy, computed inside the graph (<see cref="Onnx.InstrumentOptions.ExposeEntropy"/>).</summary>
+    public bool ExposeEntropy { get; init; }
 }

@@ -61,6 +61,9 @@ public sealed record AttentionLayer
     /// <summary>Graph output with the head outputs z before any ablation (when asked for), in the layer's layout.</summary>
     public string HeadOutputsOutput => $"z.{Name}";
 
+    /// <summary>Graph output with each head's entropy [B, H] after instrumentation with <see cref="InstrumentOptions.ExposeEntropy"/>.</summary>
+    public string EntropyOutput => $"entropy.{Name}";
+
     /// <summary>Graph input [B, H] that scales each head's output (1 keeps, 0 ablates).</summary>
     public string MaskInput => $"mask.{Name}";
 

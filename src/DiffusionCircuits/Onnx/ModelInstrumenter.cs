@@ -15,6 +15,12 @@ public sealed record InstrumentOptions
     /// <summary>Add an output <c>z.&lt;layer&gt;</c> with the head outputs before ablation (for mean ablation).</summary>
     public bool ExposeHeadOutputs { get; init; }
 
+    /// <summary>
+    /// Add an output <c>entropy.&lt;layer&gt;</c> [B, H]: each head's attention entropy in nats averaged over queries,
+    /// computed from the softmax's own input s as logsumexp(s) - sum_j p_j s_j per query (no logarithm per probability).
+    /// </summary>
+    public bool ExposeEntropy { get; init; }
+
     /// <summary>Only these layers (by name); null for all.</summary>
     public IReadOnlySet<string>? Layers { get; init; }
 }
@@ -54,7 +60,7 @@ public static class ModelInstrumenter
 
         foreach (var layer in discovery.Layers.Where(l => options.Layers == null || options.Layers.Contains(l.Name)))
         {
-            foreach (var name in new[] { layer.MapsOutput, layer.MaskInput, layer.MeanInput })
+            foreach (var name in new[] { layer.MapsOutput, layer.MaskInput, layer.MeanInput, layer.EntropyOutput })
                 if (existing.Contains(name))
                     throw new OnnxModelException($"'{model.SourcePath ?? "model"}' already has a tensor named '{name}': is it instrumented already?");
             bool half = layer.ElementType == DataType.Float16;
@@ -67,6 +73,12 @@ public static class ModelInstrumenter
                     ? OnnxProtos.Node("Cast", new[] { layer.ProbabilitiesTensor }, new[] { layer.MapsOutput }, $"dc/{layer.Name}/maps", null, OnnxProtos.Attr("to", (long)DataType.Float))
                     : OnnxProtos.Node("Identity", new[] { layer.ProbabilitiesTensor }, new[] { layer.MapsOutput }, $"dc/{layer.Name}/maps"));
                 graph.Output.Add(OnnxProtos.TensorValue(layer.MapsOutput, DataType.Float, MapDims(layer, batch)));
+            }
+
+            if (options.ExposeEntropy)
+            {
+                added.AddRange(EntropyNodes(graph, layer, copy.Opset));
+                graph.Output.Add(OnnxProtos.TensorValue(layer.EntropyOutput, DataType.Float, batch, layer.Heads));
             }
 
             if (options.ExposeHeadOutputs)
@@ -109,6 +121,47 @@ public static class ModelInstrumenter
             for (int i = 0; i < added.Count; i++) graph.Node.Insert(at + i, added[i]);
         }
         return new InstrumentedModel(copy, discovery, options);
+    }
+
+    /// <summary>
+    /// Entropy per head from the scores s (the softmax input) and p = softmax(s) over the last axis:
+    /// H_i = logsumexp_j s_ij - sum_j p_ij s_ij, then the mean over queries i, reshaped to [B, H]. Scores are taken in
+    /// float32 and clamped to the float range first, so masked keys (s = -inf, p = 0) add 0 rather than 0 x inf.
+    /// </summary>
+    private static IEnumerable<NodeProto> EntropyNodes(GraphProto graph, AttentionLayer layer, long opset)
+    {
+        var softmax = graph.Node.First(n => n.OpType == "Softmax" && n.Output[0] == layer.ProbabilitiesTensor);
+        string p = $"dc/{layer.Name}/entropy/";
+        string scores = softmax.Input[0], probs = layer.ProbabilitiesTensor;
+        if (layer.ElementType != DataType.Float)
+        {
+            yield return OnnxProtos.Node("Cast", new[] { scores }, new[] { p + "s32" }, p + "s_cast", null, OnnxProtos.Attr("to", (long)DataType.Float));
+            yield return OnnxProtos.Node("Cast", new[] { probs }, new[] { p + "p32" }, p + "p_cast", null, OnnxProtos.Attr("to", (long)DataType.Float));
+            (scores, probs) = (p + "s32", p + "p32");
+        }
+        graph.Initializer.Add(OnnxProtos.FloatTensor(p + "lowest", new[] { float.MinValue }));
+        yield return OnnxProtos.Node("Max", new[] { scores, p + "lowest" }, new[] { p + "s" }, p + "clamp");
+        foreach (var n in Reduce("ReduceLogSumExp", p + "s", p + "lse", new long[] { -1 }, keepDims: true, opset, graph, p + "lse")) yield return n;
+        yield return OnnxProtos.Node("Mul", new[] { probs, p + "s" }, new[] { p + "ps" }, p + "ps");
+        foreach (var n in Reduce("ReduceSum", p + "ps", p + "sum_ps", new long[] { -1 }, keepDims: true, opset, graph, p + "sum_ps")) yield return n;
+        yield return OnnxProtos.Node("Sub", new[] { p + "lse", p + "sum_ps" }, new[] { p + "h_row" }, p + "h_row");
+        foreach (var n in Reduce("ReduceMean", p + "h_row", p + "h", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "h")) yield return n;
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads }, 2));
+        yield return OnnxProtos.Node("Reshape", new[] { p + "h", p + "shape" }, new[] { layer.EntropyOutput }, p + "reshape");
+    }
+
+    /// <summary>A reduction over <paramref name="axes"/>: axes as an attribute before the opset that made them an input (13 for ReduceSum, 18 for the others).</summary>
+    private static IEnumerable<NodeProto> Reduce(string op, string input, string output, long[] axes, bool keepDims, long opset, GraphProto graph, string name)
+    {
+        bool axesInput = opset >= (op == "ReduceSum" ? 13 : 18);
+        var keep = OnnxProtos.Attr("keepdims", keepDims ? 1L : 0L);
+        if (!axesInput)
+        {
+            yield return OnnxProtos.Node(op, new[] { input }, new[] { output }, name, null, OnnxProtos.Attr("axes", axes), keep);
+            yield break;
+        }
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(name + "/axes", axes, axes.Length));
+        yield return OnnxProtos.Node(op, new[] { input, name + "/axes" }, new[] { output }, name, null, keep);
     }
 
     private static object?[] MapDims(AttentionLayer l, object batch) => l.Layout == AttentionLayout.Heads4D
