@@ -29,11 +29,17 @@ public sealed class AttentionCaptureSession : IDisposable
         ModelPath = model.SourcePath;
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
         Schedule = NoiseSchedule.FromModel(model);
+        Geometries = Layers.Select(l => l.IsCrossAttention || l.QueryTokens != l.KeyTokens || l.GridHeight * l.GridWidth != l.QueryTokens
+            ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
         Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions
-            { ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy });
+        {
+            ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy,
+            WeightedSums = options.ExposeProbes ? new[] { DistanceWeighting(), SymmetryWeighting() } : null, ExposeReceived = options.ExposeProbes,
+        });
         ExposesMaps = options.ExposeMaps;
         ExposesHeadOutputs = options.ExposeHeadOutputs;
         ExposesEntropy = options.ExposeEntropy;
+        ExposesProbes = options.ExposeProbes;
         var sample = Discovery.Signature.Sample;
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
@@ -44,9 +50,34 @@ public sealed class AttentionCaptureSession : IDisposable
         _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }
             .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
             .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>())
-            .Concat(options.ExposeEntropy ? Layers.Select(l => l.EntropyOutput) : Array.Empty<string>()).ToArray();
+            .Concat(options.ExposeEntropy ? Layers.Select(l => l.EntropyOutput) : Array.Empty<string>())
+            .Concat(options.ExposeProbes ? Layers.Where((_, i) => Geometries[i] != null)
+                .SelectMany(l => new[] { DistanceOutput(l), SymmetryOutput(l), l.ReceivedOutput }) : Array.Empty<string>()).ToArray();
         _outputIndex = _outputNames.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
-        Geometries = Layers.Select(l => l.IsCrossAttention ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
+    }
+
+    /// <summary>The graph output of a layer's mean distance per head.</summary>
+    internal static string DistanceOutput(AttentionLayer layer) => $"distance.{layer.Name}";
+
+    /// <summary>The graph output of a layer's mirror mass per head.</summary>
+    internal static string SymmetryOutput(AttentionLayer layer) => $"symmetry.{layer.Name}";
+
+    /// <summary>Whether a graph output exists in this session's batches.</summary>
+    internal bool HasOutput(string output) => _outputIndex.ContainsKey(output);
+
+    // The same weights the C# reference uses (AttentionFeatureCalculator): |pos_i - pos_j| and the mirror windows.
+    private MapWeighting DistanceWeighting() => new("distance", l => GeometryOf(l)?.Distances);
+
+    private MapWeighting SymmetryWeighting() => new("symmetry", l => GeometryOf(l) is { } g ? MirrorIndicator(g) : null);
+
+    private TokenGeometry? GeometryOf(AttentionLayer layer) => Geometries[Discovery.Layers.ToList().IndexOf(layer)];
+
+    private static float[] MirrorIndicator(TokenGeometry g)
+    {
+        var w = new float[g.Tokens * g.Tokens];
+        for (int i = 0; i < g.Tokens; i++)
+            foreach (int j in g.MirrorWindows[i]) w[i * g.Tokens + j] = 1f;
+        return w;
     }
 
     /// <summary>Where the model was loaded from (null for one built in memory).</summary>
@@ -80,6 +111,9 @@ public sealed class AttentionCaptureSession : IDisposable
 
     /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
     public bool ExposesMaps { get; }
+
+    /// <summary>Whether batches carry the in-graph probes (<see cref="CaptureOptions.ExposeProbes"/>).</summary>
+    public bool ExposesProbes { get; }
 
     /// <summary>Whether batches carry each head's in-graph entropy (<see cref="CaptureOptions.ExposeEntropy"/>).</summary>
     public bool ExposesEntropy { get; }

@@ -57,6 +57,34 @@ public sealed class CaptureBatch : IDisposable
         return _results[_owner.OutputIndex(l.EntropyOutput)].GetTensorDataAsSpan<float>().Slice(row * l.Heads, l.Heads);
     }
 
+    /// <summary>Each head's mean query-key distance (image sides) of one row of a self-attention layer, [H], computed in the graph.</summary>
+    public ReadOnlySpan<float> DistanceImageUnits(int layer, int row) => PerHead(AttentionCaptureSession.DistanceOutput(_owner.Layers[layer]), layer, row);
+
+    /// <summary>Each head's mirror mass of one row of a self-attention layer, [H], computed in the graph.</summary>
+    public ReadOnlySpan<float> Symmetry(int layer, int row) => PerHead(AttentionCaptureSession.SymmetryOutput(_owner.Layers[layer]), layer, row);
+
+    /// <summary>The attention each key receives (mean over queries) of one row of a self-attention layer, [H, S_k], computed in the graph.</summary>
+    public ReadOnlySpan<float> Received(int layer, int row)
+    {
+        var l = _owner.Layers[layer];
+        Require(l.ReceivedOutput);
+        int size = l.Heads * l.KeyTokens;
+        return _results[_owner.OutputIndex(l.ReceivedOutput)].GetTensorDataAsSpan<float>().Slice(row * size, size);
+    }
+
+    private ReadOnlySpan<float> PerHead(string output, int layer, int row)
+    {
+        Require(output);
+        int heads = _owner.Layers[layer].Heads;
+        return _results[_owner.OutputIndex(output)].GetTensorDataAsSpan<float>().Slice(row * heads, heads);
+    }
+
+    private void Require(string output)
+    {
+        if (!_owner.HasOutput(output))
+            throw new InvalidOperationException($"This session has no output '{output}': probes need ExposeProbes = true and a self-attention layer.");
+    }
+
     /// <inheritdoc/>
     public void Dispose() => _results.Dispose();
 }

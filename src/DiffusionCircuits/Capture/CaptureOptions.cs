@@ -20,4 +20,10 @@ public sealed record CaptureOptions
 
     /// <summary>Output each head's entropy, computed inside the graph (<see cref="Onnx.InstrumentOptions.ExposeEntropy"/>).</summary>
     public bool ExposeEntropy { get; init; }
+
+    /// <summary>
+    /// Output, on self-attention layers, each head's mean distance and mirror mass (<see cref="HeadFeatures.DistanceImageUnits"/>,
+    /// <see cref="HeadFeatures.Symmetry"/>) and the attention each key receives, computed inside the graph.
+    /// </summary>
+    public bool ExposeProbes { get; init; }
 }

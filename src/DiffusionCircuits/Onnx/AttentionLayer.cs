@@ -64,6 +64,9 @@ public sealed record AttentionLayer
     /// <summary>Graph output with each head's entropy [B, H] after instrumentation with <see cref="InstrumentOptions.ExposeEntropy"/>.</summary>
     public string EntropyOutput => $"entropy.{Name}";
 
+    /// <summary>Graph output with the attention each key receives [B, H, S_k] (<see cref="InstrumentOptions.ExposeReceived"/>).</summary>
+    public string ReceivedOutput => $"received.{Name}";
+
     /// <summary>Graph input [B, H] that scales each head's output (1 keeps, 0 ablates).</summary>
     public string MaskInput => $"mask.{Name}";
 

@@ -21,8 +21,26 @@ public sealed record InstrumentOptions
     /// </summary>
     public bool ExposeEntropy { get; init; }
 
+    /// <summary>
+    /// Per-head weighted sums of the maps: for each weighting, an output <c>&lt;name&gt;.&lt;layer&gt;</c> [B, H] =
+    /// (1/S_q) sum_ij p_ij W_ij on the layers for which it gives a weight matrix W [S_q, S_k] (row-major).
+    /// </summary>
+    public IReadOnlyList<MapWeighting>? WeightedSums { get; init; }
+
+    /// <summary>Add an output <c>received.&lt;layer&gt;</c> [B, H, S_k] on self-attention layers: the attention each key receives, mean over queries.</summary>
+    public bool ExposeReceived { get; init; }
+
     /// <summary>Only these layers (by name); null for all.</summary>
     public IReadOnlySet<string>? Layers { get; init; }
+}
+
+/// <summary>A weighting of attention maps summed in the graph: its output name and each layer's weights (null: not on that layer).</summary>
+/// <param name="Name">Output prefix: the output of layer L is <c>Name.L</c>.</param>
+/// <param name="Weights">W [S_q * S_k] for a layer, or null to skip it.</param>
+public sealed record MapWeighting(string Name, Func<AttentionLayer, float[]?> Weights)
+{
+    /// <summary>The output of this weighting on a layer.</summary>
+    public string OutputOf(AttentionLayer layer) => $"{Name}.{layer.Name}";
 }
 
 /// <summary>An instrumented copy of a model, with the layers it exposes.</summary>
@@ -79,6 +97,19 @@ public static class ModelInstrumenter
             {
                 added.AddRange(EntropyNodes(graph, layer, copy.Opset));
                 graph.Output.Add(OnnxProtos.TensorValue(layer.EntropyOutput, DataType.Float, batch, layer.Heads));
+            }
+
+            foreach (var weighting in options.WeightedSums ?? Array.Empty<MapWeighting>())
+                if (weighting.Weights(layer) is { } weights)
+                {
+                    added.AddRange(WeightedSumNodes(graph, layer, weighting.OutputOf(layer), weights, copy.Opset));
+                    graph.Output.Add(OnnxProtos.TensorValue(weighting.OutputOf(layer), DataType.Float, batch, layer.Heads));
+                }
+
+            if (options.ExposeReceived && !layer.IsCrossAttention)
+            {
+                added.AddRange(ReceivedNodes(graph, layer, copy.Opset));
+                graph.Output.Add(OnnxProtos.TensorValue(layer.ReceivedOutput, DataType.Float, batch, layer.Heads, layer.KeyTokens));
             }
 
             if (options.ExposeHeadOutputs)
@@ -148,6 +179,43 @@ public static class ModelInstrumenter
         foreach (var n in Reduce("ReduceMean", p + "h_row", p + "h", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "h")) yield return n;
         graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads }, 2));
         yield return OnnxProtos.Node("Reshape", new[] { p + "h", p + "shape" }, new[] { layer.EntropyOutput }, p + "reshape");
+    }
+
+    /// <summary>The probabilities in float32 (a Cast for float16 maps).</summary>
+    private static IEnumerable<NodeProto> Float32Probabilities(AttentionLayer layer, string prefix, Action<string> name)
+    {
+        if (layer.ElementType == DataType.Float)
+        {
+            name(layer.ProbabilitiesTensor);
+            yield break;
+        }
+        name(prefix + "p32");
+        yield return OnnxProtos.Node("Cast", new[] { layer.ProbabilitiesTensor }, new[] { prefix + "p32" }, prefix + "p_cast", null, OnnxProtos.Attr("to", (long)DataType.Float));
+    }
+
+    /// <summary>(1/S_q) sum_ij p_ij W_ij per head, reshaped to [B, H].</summary>
+    private static IEnumerable<NodeProto> WeightedSumNodes(GraphProto graph, AttentionLayer layer, string output, float[] weights, long opset)
+    {
+        if (weights.Length != layer.QueryTokens * layer.KeyTokens)
+            throw new ArgumentException($"Weights for '{output}' have {weights.Length} values; layer {layer.Name} has {layer.QueryTokens} x {layer.KeyTokens}.");
+        string p = $"dc/{layer.Name}/{output}/", probs = "";
+        foreach (var n in Float32Probabilities(layer, p, x => probs = x)) yield return n;
+        var scaled = weights.Select(w => w / layer.QueryTokens).ToArray();
+        graph.Initializer.Add(OnnxProtos.FloatTensor(p + "w", scaled, layer.QueryTokens, layer.KeyTokens));
+        yield return OnnxProtos.Node("Mul", new[] { probs, p + "w" }, new[] { p + "pw" }, p + "mul");
+        foreach (var n in Reduce("ReduceSum", p + "pw", p + "sum", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "sum")) yield return n;
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads }, 2));
+        yield return OnnxProtos.Node("Reshape", new[] { p + "sum", p + "shape" }, new[] { output }, p + "reshape");
+    }
+
+    /// <summary>The mean over queries of p per key, reshaped to [B, H, S_k].</summary>
+    private static IEnumerable<NodeProto> ReceivedNodes(GraphProto graph, AttentionLayer layer, long opset)
+    {
+        string p = $"dc/{layer.Name}/received/", probs = "";
+        foreach (var n in Float32Probabilities(layer, p, x => probs = x)) yield return n;
+        foreach (var n in Reduce("ReduceMean", probs, p + "mean", new long[] { -2 }, keepDims: false, opset, graph, p + "mean")) yield return n;
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads, layer.KeyTokens }, 3));
+        yield return OnnxProtos.Node("Reshape", new[] { p + "mean", p + "shape" }, new[] { layer.ReceivedOutput }, p + "reshape");
     }
 
     /// <summary>A reduction over <paramref name="axes"/>: axes as an attribute before the opset that made them an input (13 for ReduceSum, 18 for the others).</summary>

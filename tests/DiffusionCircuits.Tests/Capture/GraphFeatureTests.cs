@@ -7,10 +7,11 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 namespace DiffusionCircuits.Tests.Capture;
 
 /// <summary>
-/// The entropy the instrumented graph computes (logsumexp(s) - sum p s per query) equals the C# reference on the exposed
-/// maps (-(1/S_q) sum p ln p, itself checked against SciPy) to 1e-5 nats, on every torch export and planted model.
+/// The features the instrumented graph computes equal the C# reference on the exposed maps (itself checked against
+/// SciPy and torch) on every torch export and planted model: entropy (logsumexp(s) - sum p s per query) to 1e-5 nats,
+/// mean distance, mirror mass and received attention to 1e-5.
 /// </summary>
-public class GraphEntropyTests
+public class GraphFeatureTests
 {
     private static void AssertGraphEntropyMatchesMaps(AttentionCaptureSession session, float[] x, int[] t, IReadOnlyDictionary<string, float[]>? conditioning = null)
     {
@@ -35,6 +36,41 @@ public class GraphEntropyTests
         }
         Assert.True(compared > 0);
         Assert.True(worst < 1e-5, $"largest |graph - reference| = {worst:G3} nats over {compared} heads");
+        AssertGraphProbesMatchMaps(session, batch, t.Length);
+    }
+
+    /// <summary>Distance, mirror mass and received attention of every self-attention head against the C# reference.</summary>
+    private static void AssertGraphProbesMatchMaps(AttentionCaptureSession session, CaptureBatch batch, int rows)
+    {
+        var calc = new AttentionFeatureCalculator();
+        int compared = 0;
+        double worst = 0;
+        for (int l = 0; l < session.Layers.Count; l++)
+        {
+            var layer = session.Layers[l];
+            if (session.Geometries[l] is not { } geometry) continue;
+            for (int r = 0; r < rows; r++)
+            {
+                var distance = batch.DistanceImageUnits(l, r);
+                var symmetry = batch.Symmetry(l, r);
+                var received = batch.Received(l, r);
+                for (int h = 0; h < layer.Heads; h++)
+                {
+                    var map = batch.Map(l, r, h);
+                    var f = calc.Compute(map, layer, geometry, image: null);
+                    worst = Math.Max(worst, Math.Max(Math.Abs(distance[h] - f.DistanceImageUnits), Math.Abs(symmetry[h] - f.Symmetry)));
+                    for (int k = 0; k < layer.KeyTokens; k++)
+                    {
+                        double mean = 0;
+                        for (int q = 0; q < layer.QueryTokens; q++) mean += map[q * layer.KeyTokens + k];
+                        worst = Math.Max(worst, Math.Abs(received[h * layer.KeyTokens + k] - mean / layer.QueryTokens));
+                    }
+                    compared++;
+                }
+            }
+        }
+        Assert.True(compared > 0, "no self-attention head to compare");
+        Assert.True(worst < 1e-5, $"largest |graph - reference| over distance, symmetry and received attention = {worst:G3} over {compared} heads");
     }
 
     [Theory]
@@ -42,10 +78,10 @@ public class GraphEntropyTests
     [InlineData("heads4d")]
     [InlineData("sdpa4d")]
     [InlineData("cross3d")]
-    public void Graph_entropy_equals_the_reference_on_torch_exports(string fixture)
+    public void Graph_features_equal_the_reference_on_torch_exports(string fixture)
     {
         var reference = ModelRunner.ExportReference(fixture);
-        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"), new CaptureOptions { SampleSize = 16, ExposeEntropy = true });
+        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"), new CaptureOptions { SampleSize = 16, ExposeEntropy = true, ExposeProbes = true });
         var x = ModelRunner.Floats(reference, "input_sample");
         var t = reference.GetProperty("input_timestep").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         var conditioning = reference.GetProperty("input_context").ValueKind == JsonValueKind.Array
@@ -55,11 +91,11 @@ public class GraphEntropyTests
     }
 
     [Fact]
-    public void Graph_entropy_equals_the_reference_on_the_bundled_model_and_an_external_data_export()
+    public void Graph_features_equal_the_reference_on_the_bundled_model_and_an_external_data_export()
     {
-        using (var session = new AttentionCaptureSession(Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"), new CaptureOptions { ExposeEntropy = true }))
+        using (var session = new AttentionCaptureSession(Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"), new CaptureOptions { ExposeEntropy = true, ExposeProbes = true }))
             AssertGraphEntropyMatchesMaps(session, ModelRunner.RandomSample(2, 3, 32, 4), new[] { 50, 800 });
-        using (var session = new AttentionCaptureSession(ModelRunner.Fixture("exports/external/heads4d_external.onnx"), new CaptureOptions { SampleSize = 16, ExposeEntropy = true }))
+        using (var session = new AttentionCaptureSession(ModelRunner.Fixture("exports/external/heads4d_external.onnx"), new CaptureOptions { SampleSize = 16, ExposeEntropy = true, ExposeProbes = true }))
             AssertGraphEntropyMatchesMaps(session, ModelRunner.RandomSample(2, 3, 16, 5), new[] { 10, 900 });
     }
 
@@ -67,11 +103,11 @@ public class GraphEntropyTests
     [InlineData(AttentionLayout.Heads4D, false)]
     [InlineData(AttentionLayout.BatchHeads3D, false)]
     [InlineData(AttentionLayout.Heads4D, true)]
-    public void Graph_entropy_equals_the_reference_on_planted_models(AttentionLayout layout, bool float16)
+    public void Graph_features_equal_the_reference_on_planted_models(AttentionLayout layout, bool float16)
     {
         var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
         PlantedCircuit.Build(layout, float16: float16).Save(path);
-        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeEntropy = true });
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeEntropy = true, ExposeProbes = true });
         AssertGraphEntropyMatchesMaps(session, ModelRunner.RandomSample(3, 3, 6, 6), new[] { 100, 500, 900 });
     }
 
@@ -81,7 +117,7 @@ public class GraphEntropyTests
         // A planted uniform head has entropy ln S_k; the self head of the planted model attends to itself (entropy near 0).
         var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
         PlantedCircuit.Build(AttentionLayout.Heads4D, new[] { new PlantedHead(PlantedPattern.Uniform, 0.5f), new(PlantedPattern.Self, 0.5f) }, denoiser: true).Save(path);
-        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeEntropy = true });
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeEntropy = true, ExposeProbes = true });
         using var batch = session.Run(ModelRunner.RandomSample(1, 3, 6, 8), new[] { 300 });
         var layer = session.Layers[0];
         Assert.Equal(Math.Log(layer.KeyTokens), batch.Entropy(0, 0)[0], 5);
