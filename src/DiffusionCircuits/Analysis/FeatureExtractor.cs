@@ -39,9 +39,10 @@ public sealed class FeatureExtractor
         var result = new DataSetFeatures(dataSet, _timesteps, layers.Select(l => l.Heads).ToList(),
             layers.Select(l => l.Heads * l.QueryTokens * l.KeyTokens).ToList());
         var inputs = new NoisedRows(_session, _batchSize, _seed);
-        if (_session.ScalarTimestep)
+        if (_session.ScalarTimestep || _session.ExposesGraphFeatures)
         {
-            // One timestep per batch: a batch of images is run once per timestep (images stream, so they are grouped here).
+            // One timestep per batch (a scalar-timestep model needs it; the graph's map sums are per timestep): a batch of
+            // images is run once per timestep (images stream, so they are grouped here).
             foreach (var group in images.Chunk(_batchSize))
             {
                 result.ImageIds.AddRange(group.Select(i => i.Id));
@@ -73,21 +74,30 @@ public sealed class FeatureExtractor
         return result;
     }
 
-    /// <summary>One batch: run it, then each row's features, loss and map sums.</summary>
     /// <summary>What the image looks like on each layer's token grid (null for cross-attention layers).</summary>
     private ImageTokenMaps?[] TokenMaps(FaceImage image) =>
         _session.Geometries.Select(g => g is null ? null : ImageTokenMaps.Create(image, g)).ToArray();
 
+    /// <summary>One batch: run it, then each row's features, loss and map sums (from the maps, or all from the graph).</summary>
     private void Process((FaceImage Image, int K)[] rows, NoisedRows inputs, DataSetFeatures result, Func<int, ImageTokenMaps?[]> tokensOf,
         Action<string, int, HeadFeatures[], float>? onRow)
     {
         var layers = _session.Layers;
+        bool graph = _session.ExposesGraphFeatures;
         inputs.Clear();
         foreach (var (image, k) in rows) inputs.Add(image, _timesteps[k]);
         var timer = Stopwatch.StartNew();
-        using var batch = inputs.Run();
+        using var batch = inputs.Run(parts: graph ? PartGrids(rows.Length, tokensOf) : null);
         ModelSeconds += timer.Elapsed.TotalSeconds;
         timer.Restart();
+        if (graph)
+            for (int l = 0; l < layers.Count; l++)
+            {
+                // Every row of a graph-features batch has one timestep (Run groups them so).
+                var sum = result.MeanMaps[rows[0].K][l];
+                var mapSum = batch.MapSum(l);
+                for (int i = 0; i < mapSum.Length; i++) sum[i] += mapSum[i];
+            }
         for (int r = 0; r < rows.Length; r++)
         {
             var (image, k) = rows[r];
@@ -97,12 +107,16 @@ public sealed class FeatureExtractor
             for (int l = 0; l < layers.Count; l++)
             {
                 var layer = layers[l];
-                var maps = batch.Maps(l, r);
-                var sum = result.MeanMaps[k][l];
-                for (int i = 0; i < maps.Length; i++) sum[i] += maps[i];
-                int size = layer.QueryTokens * layer.KeyTokens;
-                for (int h = 0; h < layer.Heads; h++)
-                    features[offset + h] = _calculator.Compute(maps.Slice(h * size, size), layer, _session.Geometries[l], tokens[l]);
+                if (graph) GraphFeatures(batch, l, r, tokens[l], features.AsSpan(offset, layer.Heads));
+                else
+                {
+                    var maps = batch.Maps(l, r);
+                    var sum = result.MeanMaps[k][l];
+                    for (int i = 0; i < maps.Length; i++) sum[i] += maps[i];
+                    int size = layer.QueryTokens * layer.KeyTokens;
+                    for (int h = 0; h < layer.Heads; h++)
+                        features[offset + h] = _calculator.Compute(maps.Slice(h * size, size), layer, _session.Geometries[l], tokens[l]);
+                }
                 offset += layer.Heads;
             }
             float loss = inputs.LossMse(batch, r);
@@ -112,6 +126,54 @@ public sealed class FeatureExtractor
             onRow?.Invoke(image.Id, inputs.Timesteps[r], features, loss);
         }
         FeatureSeconds += timer.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// The features of one row of a layer from the graph's outputs: entropy, distance and mirror mass as computed there;
+    /// edge and texture alignment from the received attention (C#, per key); semantic affinity as the same-part mass less
+    /// its chance level. The same definitions as <see cref="AttentionFeatureCalculator.Compute"/> (tested to agree).
+    /// </summary>
+    private void GraphFeatures(CaptureBatch batch, int l, int r, ImageTokenMaps? tokens, Span<HeadFeatures> heads)
+    {
+        var layer = _session.Layers[l];
+        var entropy = batch.Entropy(l, r);
+        var geometry = _session.Geometries[l];
+        for (int h = 0; h < heads.Length; h++)
+        {
+            ref var f = ref heads[h];
+            f.EntropyNats = entropy[h];
+            f.NormalizedEntropy = layer.KeyTokens > 1 ? f.EntropyNats / MathF.Log(layer.KeyTokens) : 0f;
+            f.DistanceImageUnits = f.EdgeAlignment = f.TextureAlignment = f.SemanticAffinity = f.Symmetry = float.NaN;
+        }
+        if (geometry == null) return;
+        var distance = batch.DistanceImageUnits(l, r);
+        var symmetry = batch.Symmetry(l, r);
+        for (int h = 0; h < heads.Length; h++) (heads[h].DistanceImageUnits, heads[h].Symmetry) = (distance[h], symmetry[h]);
+        if (tokens == null) return;
+        var received = batch.Received(l, r);
+        var samePart = tokens.Parts != null && _session.HasPartsInput(layer) ? batch.SamePartMass(l, r) : default;
+        for (int h = 0; h < heads.Length; h++)
+        {
+            (heads[h].EdgeAlignment, heads[h].TextureAlignment) = AttentionFeatureCalculator.Alignment(received.Slice(h * layer.KeyTokens, layer.KeyTokens), tokens);
+            if (tokens.Parts != null) heads[h].SemanticAffinity = samePart[h] - tokens.PartShareTerm;
+        }
+    }
+
+    /// <summary>Each graph layer's one-hot part grids of the batch's rows (zeros where an image has no part mask).</summary>
+    private float[]?[] PartGrids(int rows, Func<int, ImageTokenMaps?[]> tokensOf)
+    {
+        var layers = _session.Layers;
+        var grids = new float[]?[layers.Count];
+        for (int l = 0; l < layers.Count; l++)
+        {
+            if (!_session.HasPartsInput(layers[l])) continue;
+            int size = layers[l].QueryTokens * FaceImage.PartCount;
+            var grid = new float[rows * size];
+            for (int r = 0; r < rows; r++)
+                if (tokensOf(r)[l]?.PartsOneHot is { } oneHot && oneHot.Length == size) oneHot.CopyTo(grid, r * size);
+            grids[l] = grid;
+        }
+        return grids;
     }
 
     /// <summary>NaN or infinities never reach the statistics: name where they appeared.</summary>

@@ -1,3 +1,4 @@
+using DiffusionCircuits.Data;
 using DiffusionCircuits.Diffusion;
 using DiffusionCircuits.Onnx;
 using Microsoft.ML.OnnxRuntime;
@@ -29,17 +30,20 @@ public sealed class AttentionCaptureSession : IDisposable
         ModelPath = model.SourcePath;
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
         Schedule = NoiseSchedule.FromModel(model);
+        bool probes = options.ExposeProbes || options.GraphFeatures;
         Geometries = Layers.Select(l => l.IsCrossAttention || l.QueryTokens != l.KeyTokens || l.GridHeight * l.GridWidth != l.QueryTokens
             ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
         Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions
         {
-            ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy,
-            WeightedSums = options.ExposeProbes ? new[] { DistanceWeighting(), SymmetryWeighting() } : null, ExposeReceived = options.ExposeProbes,
+            ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy || options.GraphFeatures,
+            WeightedSums = probes ? new[] { DistanceWeighting(), SymmetryWeighting() } : null, ExposeReceived = probes,
+            ExposeSamePartMass = options.GraphFeatures, ExposeMapSums = options.GraphFeatures, Parts = FaceImage.PartCount,
         });
         ExposesMaps = options.ExposeMaps;
         ExposesHeadOutputs = options.ExposeHeadOutputs;
-        ExposesEntropy = options.ExposeEntropy;
-        ExposesProbes = options.ExposeProbes;
+        ExposesEntropy = options.ExposeEntropy || options.GraphFeatures;
+        ExposesProbes = probes;
+        ExposesGraphFeatures = options.GraphFeatures;
         var sample = Discovery.Signature.Sample;
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
@@ -50,9 +54,11 @@ public sealed class AttentionCaptureSession : IDisposable
         _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }
             .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
             .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>())
-            .Concat(options.ExposeEntropy ? Layers.Select(l => l.EntropyOutput) : Array.Empty<string>())
-            .Concat(options.ExposeProbes ? Layers.Where((_, i) => Geometries[i] != null)
-                .SelectMany(l => new[] { DistanceOutput(l), SymmetryOutput(l), l.ReceivedOutput }) : Array.Empty<string>()).ToArray();
+            .Concat(ExposesEntropy ? Layers.Select(l => l.EntropyOutput) : Array.Empty<string>())
+            .Concat(probes ? Layers.Where((_, i) => Geometries[i] != null)
+                .SelectMany(l => new[] { DistanceOutput(l), SymmetryOutput(l), l.ReceivedOutput }) : Array.Empty<string>())
+            .Concat(options.GraphFeatures ? Layers.Where(HasPartsInput).Select(l => l.SamePartOutput) : Array.Empty<string>())
+            .Concat(options.GraphFeatures ? Layers.Select(l => l.MapSumOutput) : Array.Empty<string>()).ToArray();
         _outputIndex = _outputNames.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
     }
 
@@ -112,6 +118,12 @@ public sealed class AttentionCaptureSession : IDisposable
     /// <summary>Whether batches carry attention maps (<see cref="CaptureOptions.ExposeMaps"/>).</summary>
     public bool ExposesMaps { get; }
 
+    /// <summary>Whether batches carry every feature from the graph (<see cref="CaptureOptions.GraphFeatures"/>).</summary>
+    public bool ExposesGraphFeatures { get; }
+
+    /// <summary>Whether a layer takes a part grid (self-attention with square maps, under <see cref="CaptureOptions.GraphFeatures"/>).</summary>
+    public bool HasPartsInput(AttentionLayer layer) => ExposesGraphFeatures && !layer.IsCrossAttention && layer.QueryTokens == layer.KeyTokens;
+
     /// <summary>Whether batches carry the in-graph probes (<see cref="CaptureOptions.ExposeProbes"/>).</summary>
     public bool ExposesProbes { get; }
 
@@ -150,10 +162,12 @@ public sealed class AttentionCaptureSession : IDisposable
     /// One forward pass of a batch. <paramref name="masks"/>, when given, has one [B, H] array per layer (1 keeps a
     /// head, 0 ablates it); <paramref name="means"/> optionally replaces ablated heads' outputs (mean ablation), in
     /// the layer's head-output layout for the whole batch. <paramref name="conditioning"/> feeds other float inputs by
-    /// name (e.g. encoder_hidden_states, batch first); absent ones get zeros. Dispose the result to release ONNX Runtime's buffers.
+    /// name (e.g. encoder_hidden_states, batch first); absent ones get zeros. <paramref name="parts"/> gives, per layer that
+    /// takes one (<see cref="HasPartsInput"/>), each row's one-hot part grid [B, S, parts] (zeros when null). Dispose the
+    /// result to release ONNX Runtime's buffers.
     /// </summary>
     public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null,
-        IReadOnlyDictionary<string, float[]>? conditioning = null)
+        IReadOnlyDictionary<string, float[]>? conditioning = null, IReadOnlyList<float[]?>? parts = null)
     {
         int batch = timesteps.Length;
         if (noisy.Length != batch * SampleLength)
@@ -174,6 +188,14 @@ public sealed class AttentionCaptureSession : IDisposable
                 var mean = means?[l] ?? Zeros(batch * layer.Heads * layer.QueryTokens * layer.HeadDim);
                 names.Add(layer.MeanInput);
                 values.Add(OrtValue.CreateTensorValueFromMemory(mean, meanShape));
+                if (HasPartsInput(layer))
+                {
+                    int partValues = batch * layer.QueryTokens * FaceImage.PartCount;
+                    var grid = parts?[l] ?? Zeros(partValues);
+                    if (grid.Length != partValues) throw new ArgumentException($"Parts for {layer.Name} must have {batch} x {layer.QueryTokens} x {FaceImage.PartCount} values.");
+                    names.Add(layer.PartsInput);
+                    values.Add(OrtValue.CreateTensorValueFromMemory(grid, new long[] { batch, layer.QueryTokens, FaceImage.PartCount }));
+                }
             }
             _session ??= OrtSessions.Create(Instrumented.Model, _sessionOptions);
             var results = _session.Run(_runOptions, names, values, _outputNames);

@@ -46,11 +46,7 @@ public sealed class AttentionFeatureCalculator
         Array.Clear(_received);
         for (int i = 0; i < s; i++) TensorPrimitives.Add(_received, map.Slice(i * s, s), _received);
         TensorPrimitives.Multiply(_received, 1f / s, _received);
-        float rEdge = Pearson(_received, image.Edge);
-        float rTexture = Pearson(_received, image.Texture);
-        float rEdgeTexture = Pearson(image.Edge, image.Texture);
-        f.EdgeAlignment = rEdge;
-        f.TextureAlignment = PartialCorrelation(rTexture, rEdge, rEdgeTexture);
+        (f.EdgeAlignment, f.TextureAlignment) = Alignment(_received, image);
 
         if (image.Parts == null)
         {
@@ -66,6 +62,18 @@ public sealed class AttentionFeatureCalculator
         }
         f.SemanticAffinity = (float)(affinity / s);
         return f;
+    }
+
+    /// <summary>
+    /// Edge alignment (Pearson r of the attention each key receives with the image's edge energy) and texture alignment
+    /// (partial r with texture energy, controlling for edges).
+    /// </summary>
+    public static (float Edge, float Texture) Alignment(ReadOnlySpan<float> received, ImageTokenMaps image)
+    {
+        float rEdge = Pearson(received, image.Edge);
+        float rTexture = Pearson(received, image.Texture);
+        float rEdgeTexture = Pearson(image.Edge, image.Texture);
+        return (rEdge, PartialCorrelation(rTexture, rEdge, rEdgeTexture));
     }
 
     /// <summary>Pearson correlation; 0 when either side is constant (no linear association can be measured).</summary>

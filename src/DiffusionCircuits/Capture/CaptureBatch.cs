@@ -72,6 +72,17 @@ public sealed class CaptureBatch : IDisposable
         return _results[_owner.OutputIndex(l.ReceivedOutput)].GetTensorDataAsSpan<float>().Slice(row * size, size);
     }
 
+    /// <summary>Each head's same-part mass (mean over queries of the mass on keys of the query's own part), [H], computed in the graph.</summary>
+    public ReadOnlySpan<float> SamePartMass(int layer, int row) => PerHead(_owner.Layers[layer].SamePartOutput, layer, row);
+
+    /// <summary>The layer's maps summed over the batch's rows, [H, S_q, S_k], computed in the graph.</summary>
+    public ReadOnlySpan<float> MapSum(int layer)
+    {
+        var l = _owner.Layers[layer];
+        Require(l.MapSumOutput);
+        return _results[_owner.OutputIndex(l.MapSumOutput)].GetTensorDataAsSpan<float>();
+    }
+
     private ReadOnlySpan<float> PerHead(string output, int layer, int row)
     {
         Require(output);

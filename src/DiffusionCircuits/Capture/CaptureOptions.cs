@@ -26,4 +26,11 @@ public sealed record CaptureOptions
     /// <see cref="HeadFeatures.Symmetry"/>) and the attention each key receives, computed inside the graph.
     /// </summary>
     public bool ExposeProbes { get; init; }
+
+    /// <summary>
+    /// Every per-head feature from the graph: entropy, the probes, the same-part mass (fed each row's part grid, see
+    /// <see cref="AttentionCaptureSession.Run"/>) and the maps summed over the batch; with <see cref="ExposeMaps"/> off,
+    /// no map leaves the runtime.
+    /// </summary>
+    public bool GraphFeatures { get; init; }
 }

@@ -21,8 +21,22 @@ public sealed class ImageTokenMaps
                 for (int j = 0; j < parts.Length; j++) v[j] = parts[j] == p ? 1f : 0f;
                 PartIndicators[p] = v;
             }
+            PartsOneHot = new float[parts.Length * FaceImage.PartCount];
+            double chance = 0;
+            for (int j = 0; j < parts.Length; j++)
+            {
+                PartsOneHot[j * FaceImage.PartCount + parts[j]] = 1f;
+                chance += partShare![parts[j]];
+            }
+            PartShareTerm = (float)(chance / parts.Length);
         }
     }
+
+    /// <summary>The part grid as the graph takes it: one-hot [tokens, parts] of <see cref="Parts"/>, or null without a part mask.</summary>
+    public float[]? PartsOneHot { get; }
+
+    /// <summary>(1/S) sum over tokens of its part's share = sum over parts of share^2: the chance level subtracted from the same-part mass.</summary>
+    public float PartShareTerm { get; }
 
     /// <summary>For each part present, 1 on its tokens and 0 elsewhere.</summary>
     public float[]?[]? PartIndicators { get; }

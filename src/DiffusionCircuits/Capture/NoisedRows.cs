@@ -70,8 +70,8 @@ internal sealed class NoisedRows
     public ReadOnlySpan<float> Eps(int row) => _eps.AsSpan(row * Length, Length);
 
     /// <summary>Runs the filled rows (with optional per-row masks and means, see <see cref="AttentionCaptureSession.Run"/>).</summary>
-    public CaptureBatch Run(IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null) =>
-        _session.Run(Slice(_noisy, Length), Timesteps[..Count], masks, means);
+    public CaptureBatch Run(IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null, IReadOnlyList<float[]?>? parts = null) =>
+        _session.Run(Slice(_noisy, Length), Timesteps[..Count], masks, means, parts: parts);
 
     /// <summary>The first <see cref="Count"/> rows of a per-row buffer of <paramref name="perRow"/> values each (the buffer itself when full).</summary>
     public T[] Slice<T>(T[] buffer, int perRow) => Count == Capacity ? buffer : buffer[..(Count * perRow)];

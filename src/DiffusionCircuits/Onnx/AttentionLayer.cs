@@ -67,6 +67,15 @@ public sealed record AttentionLayer
     /// <summary>Graph output with the attention each key receives [B, H, S_k] (<see cref="InstrumentOptions.ExposeReceived"/>).</summary>
     public string ReceivedOutput => $"received.{Name}";
 
+    /// <summary>Graph input with each token's facial part, one-hot [B, S_q, parts] (<see cref="InstrumentOptions.ExposeSamePartMass"/>).</summary>
+    public string PartsInput => $"parts.{Name}";
+
+    /// <summary>Graph output with each head's same-part mass [B, H] (<see cref="InstrumentOptions.ExposeSamePartMass"/>).</summary>
+    public string SamePartOutput => $"samepart.{Name}";
+
+    /// <summary>Graph output with the maps summed over the batch [H, S_q, S_k] (<see cref="InstrumentOptions.ExposeMapSums"/>).</summary>
+    public string MapSumOutput => $"mapsum.{Name}";
+
     /// <summary>Graph input [B, H] that scales each head's output (1 keeps, 0 ablates).</summary>
     public string MaskInput => $"mask.{Name}";
 

@@ -30,6 +30,19 @@ public sealed record InstrumentOptions
     /// <summary>Add an output <c>received.&lt;layer&gt;</c> [B, H, S_k] on self-attention layers: the attention each key receives, mean over queries.</summary>
     public bool ExposeReceived { get; init; }
 
+    /// <summary>
+    /// Add, on self-attention layers, an input <c>parts.&lt;layer&gt;</c> [B, S_q, parts] (one-hot facial part of each
+    /// token) and an output <c>samepart.&lt;layer&gt;</c> [B, H]: the attention mass from a query to keys of its own part,
+    /// averaged over queries.
+    /// </summary>
+    public bool ExposeSamePartMass { get; init; }
+
+    /// <summary>Number of part labels in <c>parts.&lt;layer&gt;</c>.</summary>
+    public int Parts { get; init; } = 7;
+
+    /// <summary>Add an output <c>mapsum.&lt;layer&gt;</c> [H, S_q, S_k]: the maps summed over the batch (every row of a batch must share a timestep to use it for per-timestep means).</summary>
+    public bool ExposeMapSums { get; init; }
+
     /// <summary>Only these layers (by name); null for all.</summary>
     public IReadOnlySet<string>? Layers { get; init; }
 }
@@ -105,6 +118,19 @@ public static class ModelInstrumenter
                     added.AddRange(WeightedSumNodes(graph, layer, weighting.OutputOf(layer), weights, copy.Opset));
                     graph.Output.Add(OnnxProtos.TensorValue(weighting.OutputOf(layer), DataType.Float, batch, layer.Heads));
                 }
+
+            if (options.ExposeSamePartMass && !layer.IsCrossAttention && layer.QueryTokens == layer.KeyTokens)
+            {
+                graph.Input.Add(OnnxProtos.TensorValue(layer.PartsInput, DataType.Float, batch, layer.QueryTokens, options.Parts));
+                added.AddRange(SamePartNodes(graph, layer, options.Parts, copy.Opset));
+                graph.Output.Add(OnnxProtos.TensorValue(layer.SamePartOutput, DataType.Float, batch, layer.Heads));
+            }
+
+            if (options.ExposeMapSums)
+            {
+                added.AddRange(MapSumNodes(graph, layer, copy.Opset));
+                graph.Output.Add(OnnxProtos.TensorValue(layer.MapSumOutput, DataType.Float, layer.Heads, layer.QueryTokens, layer.KeyTokens));
+            }
 
             if (options.ExposeReceived && !layer.IsCrossAttention)
             {
@@ -206,6 +232,35 @@ public static class ModelInstrumenter
         foreach (var n in Reduce("ReduceSum", p + "pw", p + "sum", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "sum")) yield return n;
         graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads }, 2));
         yield return OnnxProtos.Node("Reshape", new[] { p + "sum", p + "shape" }, new[] { output }, p + "reshape");
+    }
+
+    /// <summary>
+    /// (1/S) sum_i sum_c O_ic (p O)_ic per head with O = parts [B, S, P]: p viewed as [B, H, S, S], O as [B, 1, S, P].
+    /// </summary>
+    private static IEnumerable<NodeProto> SamePartNodes(GraphProto graph, AttentionLayer layer, int parts, long opset)
+    {
+        string p = $"dc/{layer.Name}/samepart/", probs = "";
+        foreach (var n in Float32Probabilities(layer, p, x => probs = x)) yield return n;
+        int s = layer.QueryTokens;
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "p_shape", new long[] { -1, layer.Heads, s, s }, 4));
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "o_shape", new long[] { -1, 1, s, parts }, 4));
+        graph.Initializer.Add(OnnxProtos.FloatTensor(p + "inv_s", new[] { 1f / s }));
+        yield return OnnxProtos.Node("Reshape", new[] { probs, p + "p_shape" }, new[] { p + "p4" }, p + "p4");
+        yield return OnnxProtos.Node("Reshape", new[] { layer.PartsInput, p + "o_shape" }, new[] { p + "o4" }, p + "o4");
+        yield return OnnxProtos.Node("MatMul", new[] { p + "p4", p + "o4" }, new[] { p + "po" }, p + "po");
+        yield return OnnxProtos.Node("Mul", new[] { p + "po", p + "o4" }, new[] { p + "same" }, p + "same");
+        foreach (var n in Reduce("ReduceSum", p + "same", p + "sum", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "sum")) yield return n;
+        yield return OnnxProtos.Node("Mul", new[] { p + "sum", p + "inv_s" }, new[] { layer.SamePartOutput }, p + "mean");
+    }
+
+    /// <summary>The maps summed over the batch, [H, S_q, S_k] (p viewed as [B, H, S_q, S_k]).</summary>
+    private static IEnumerable<NodeProto> MapSumNodes(GraphProto graph, AttentionLayer layer, long opset)
+    {
+        string p = $"dc/{layer.Name}/mapsum/", probs = "";
+        foreach (var n in Float32Probabilities(layer, p, x => probs = x)) yield return n;
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads, layer.QueryTokens, layer.KeyTokens }, 4));
+        yield return OnnxProtos.Node("Reshape", new[] { probs, p + "shape" }, new[] { p + "p4" }, p + "p4");
+        foreach (var n in Reduce("ReduceSum", p + "p4", layer.MapSumOutput, new long[] { 0 }, keepDims: false, opset, graph, p + "sum")) yield return n;
     }
 
     /// <summary>The mean over queries of p per key, reshaped to [B, H, S_k].</summary>

@@ -124,3 +124,48 @@ public class GraphFeatureTests
         Assert.True(batch.Entropy(0, 0)[1] < 0.05, $"self head entropy {batch.Entropy(0, 0)[1]}");
     }
 }
+
+/// <summary>The feature extractor gives the same features and mean maps from the graph as from the maps.</summary>
+public class GraphFeatureExtractionTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Features_and_mean_maps_from_the_graph_equal_those_from_the_maps(bool celebaLike)
+    {
+        var model = Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx");
+        // Synthetic faces have exact part masks (semantic affinity is measured); stand-in faces too, with clutter.
+        var images = celebaLike
+            ? new DiffusionCircuits.Data.NaturalisticFaceGenerator(3, 32).GenerateMany(5).ToList()
+            : new DiffusionCircuits.Data.SyntheticFaceGenerator(3, 32).GenerateMany(5).ToList();
+        var ts = new[] { 50, 400, 800 };
+        using var maps = new AttentionCaptureSession(model);
+        using var graph = new AttentionCaptureSession(model, new CaptureOptions { ExposeMaps = false, GraphFeatures = true });
+        var set = new DiffusionCircuits.Data.DataSetId("faces");
+        var fromMaps = new DiffusionCircuits.Analysis.FeatureExtractor(maps, ts, seed: 2, batchSize: 4).Run(set, images);
+        var fromGraph = new DiffusionCircuits.Analysis.FeatureExtractor(graph, ts, seed: 2, batchSize: 4).Run(set, images);
+        Assert.Equal(fromMaps.ImageIds, fromGraph.ImageIds);
+        double worst = 0;
+        int measured = 0;
+        for (int k = 0; k < ts.Length; k++)
+        {
+            Assert.Equal(fromMaps.LossMse[k], fromGraph.LossMse[k]);
+            for (int i = 0; i < images.Count; i++)
+                for (int h = 0; h < maps.TotalHeads; h++)
+                    foreach (var feature in HeadFeatures.All)
+                    {
+                        float a = fromMaps.Features[k][i][h][feature], b = fromGraph.Features[k][i][h][feature];
+                        Assert.Equal(float.IsNaN(a), float.IsNaN(b));
+                        if (float.IsNaN(a)) continue;
+                        worst = Math.Max(worst, Math.Abs(a - b));
+                        measured++;
+                    }
+            for (int l = 0; l < maps.Layers.Count; l++)
+                for (int j = 0; j < fromMaps.MeanMaps[k][l].Length; j++)
+                    worst = Math.Max(worst, Math.Abs(fromMaps.MeanMaps[k][l][j] - fromGraph.MeanMaps[k][l][j]));
+        }
+        Assert.True(measured > images.Count * ts.Length * maps.TotalHeads * 6, "the probes were measured, not only entropy");
+        Assert.True(worst < 1e-4, $"largest |graph - maps| = {worst:G3}");
+        Assert.Equal(0, graph.Instrumented.Model.Graph.Output.Count(o => o.Name.StartsWith("attn.", StringComparison.Ordinal)));
+    }
+}
