@@ -1,3 +1,4 @@
+using DiffusionCircuits.Analysis;
 using System.Diagnostics;
 using DiffusionCircuits.Capture;
 using DiffusionCircuits.Data;
@@ -71,6 +72,10 @@ public static class EndToEndBench
         using var full = new MlNetPipelinePath(o.ModelPath, drawn, ts, b, features: true);
         using var captureAlone = new MlNetPipelinePath(o.ModelPath, drawn, ts, b, features: false);
         using var apply = new ApplyOnnxModelPath(capture, noisy, t);
+        // The analysis' own extractor with every feature computed in the graph (no map leaves the runtime).
+        using var graphSession = new AttentionCaptureSession(onnx, new CaptureOptions { ExposeMaps = false, GraphFeatures = true });
+        var extractor = new FeatureExtractor(graphSession, ts, seed: 1, batchSize: b);
+        var fromMaps = new FeatureExtractor(capture, ts, seed: 1, batchSize: b);
         var paths = new List<(string Name, string Detail, Action Run)>
         {
             ("raw ORT, original model, batched", $"batch {b}", () => ForBatches(rows, b, (s, c) => denoiser.PredictNoise(noisy[(s * len)..((s + c) * len)], t[s..(s + c)]))),
@@ -81,6 +86,8 @@ public static class EndToEndBench
             ("ML.NET pipeline: capture + entropy + probes", $"batch {b}", () => ourEntropy = full.Pass()),
             ("ML.NET pipeline: capture alone (loss read, maps unread)", $"batch {b}", () => captureAlone.Pass()),
             ("ML.NET ApplyOnnxModel, row by row", "1 row per Run", apply.Pass),
+            ("feature extractor: every feature in the graph", $"batch {b}, one timestep per batch", () => extractor.Run(new DataSetId("bench"), faces)),
+            ("feature extractor: features from the maps (C#)", $"batch {b}", () => fromMaps.Run(new DataSetId("bench"), faces)),
         };
         var rates = TimeInRounds(paths.Select(p => p.Run).ToList(), rounds: 5).Select(s => rows / s).ToArray();
         for (int i = 0; i < paths.Count; i++)
@@ -88,7 +95,7 @@ public static class EndToEndBench
             results.Add(new(paths[i].Name, rates[i], paths[i].Detail));
             log($"{paths[i].Name}: {rates[i]:F1} rows/s");
         }
-        double rawOriginal = rates[0], rawMaps = rates[1], pipeline = rates[2], captureOnly = rates[3], applyOnnx = rates[4];
+        double rawOriginal = rates[0], rawMaps = rates[1], pipeline = rates[2], captureOnly = rates[3], applyOnnx = rates[4], graphExtractor = rates[5], mapsExtractor = rates[6];
 
         Directory.CreateDirectory(o.OutDir);
         double? peerAgreement = null;
@@ -109,14 +116,14 @@ public static class EndToEndBench
             return MemoryProbe.ChildPeakRssMb(o.MemoryProbe(c), c);
         });
 
-        var measured = new Measured(o, rows, results, rawOriginal, rawMaps, pipeline, captureOnly, applyOnnx, floorGflops, floorRate, flopsPerRow, flopsByOp,
-            peer, peerAgreement, ablation, peaks);
+        var measured = new Measured(o, rows, results, rawOriginal, rawMaps, pipeline, captureOnly, applyOnnx, graphExtractor, mapsExtractor, floorGflops, floorRate, flopsPerRow,
+            flopsByOp, peer, peerAgreement, ablation, peaks);
         return new EndToEndResult(results, rawMaps, Ratios(measured), Json(measured));
     }
 
     /// <summary>Everything one run measured, for the ratios and bench.json.</summary>
     private sealed record Measured(EndToEndOptions Options, int Rows, List<PathRate> Paths, double RawOriginal, double RawMaps, double Pipeline, double CaptureOnly,
-        double ApplyOnnx, double FloorGflops, double FloorRate, double FlopsPerRow, IReadOnlyDictionary<string, double> FlopsByOp, PeerResult? Peer,
+        double ApplyOnnx, double GraphExtractor, double MapsExtractor, double FloorGflops, double FloorRate, double FlopsPerRow, IReadOnlyDictionary<string, double> FlopsByOp, PeerResult? Peer,
         double? PeerAgreement, (long Calls, double Seconds, long NaiveCalls, double NaiveSeconds) Ablation, Dictionary<int, double> Peaks)
     {
         /// <summary>Share of the pipeline's time spent on features: time per row is 1/pipeline against 1/captureOnly.</summary>
@@ -129,6 +136,7 @@ public static class EndToEndBench
         {
             new("pipeline / raw ORT on the original model", $"{m.Pipeline / m.RawOriginal:F2}", ">= 0.85"),
             new("pipeline / raw ORT with maps exposed", $"{m.Pipeline / m.RawMaps:F2}", ">= 0.8"),
+            new("graph-feature extractor / raw ORT on the original model", $"{m.GraphExtractor / m.RawOriginal:F2}", ">= 0.85"),
         };
         if (m.Peer != null) ratios.Add(new("pipeline / PyTorch-hooks peer", $"{m.Pipeline / m.Peer.RowsPerSecond:F2}", ">= 3"));
         ratios.Add(new("feature computation share of pipeline time", $"{100 * m.FeatureShare:F1}%", "<= 5%"));
@@ -157,6 +165,8 @@ public static class EndToEndBench
             ["raw_ort_original_vs_floor"] = Math.Round(m.RawOriginal / m.FloorRate, 4),
             ["pipeline_vs_raw_ort_exposed"] = Math.Round(m.Pipeline / m.RawMaps, 4),
             ["pipeline_vs_raw_ort_original"] = Math.Round(m.Pipeline / m.RawOriginal, 4),
+            ["graph_extractor_vs_raw_ort_original"] = Math.Round(m.GraphExtractor / m.RawOriginal, 4),
+            ["maps_extractor_vs_raw_ort_original"] = Math.Round(m.MapsExtractor / m.RawOriginal, 4),
             ["raw_ort_exposed_vs_original"] = Math.Round(m.RawMaps / m.RawOriginal, 4),
             ["pipeline_vs_pytorch_peer"] = m.Peer == null ? null : Math.Round(m.Pipeline / m.Peer.RowsPerSecond, 4),
             ["pytorch_peer_rows_per_s"] = m.Peer == null ? null : Math.Round(m.Peer.RowsPerSecond, 2),

@@ -44,7 +44,7 @@ internal static class CircuitsCommand
             AttentionCaptureSession maps, noMaps;
             try
             {
-                maps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false, GraphFeatures = true });
+                maps = new AttentionCaptureSession(parse.GetValue(model)!);
                 noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean });
             }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }

@@ -36,7 +36,7 @@ internal static class FeaturesCommand
             string outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
             AttentionCaptureSession session;
-            try { session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu), ExposeMaps = false, GraphFeatures = true }); }
+            try { session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) }); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
             using var _ = session;
             Console.Error.WriteLine($"Running on {session.DeviceNote}; {session.Layers.Count} attention layers, {session.TotalHeads} heads.");

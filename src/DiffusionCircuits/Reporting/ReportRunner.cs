@@ -87,10 +87,7 @@ public sealed class ReportRunner
         Lap("tables");
 
         progress?.Report(("charts and report", 0));
-        ReportExamples examples;
-        // The example overlays draw whole maps: one small session that exposes them, for four images.
-        using (var withMaps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId }))
-            examples = ReportExamples.Capture(withMaps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Analysis.Seed);
+        var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Analysis.Seed);
         var charts = ReportCharts.All(results, analysis, maps.Layers);
         Directory.CreateDirectory(Path.Combine(outDir, "charts"));
         foreach (var chart in charts)
@@ -117,8 +114,9 @@ public sealed class ReportRunner
         AttentionCaptureSession maps, ablation;
         try
         {
-            // Features come from the graph: no attention map leaves the runtime during the analysis.
-            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, GraphFeatures = true });
+            // Features from the maps (C#): measured faster than the same features as separate graph operators (bench,
+            // docs/PERFORMANCE.md); CaptureOptions.GraphFeatures computes them in the graph instead.
+            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId });
             ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions
                 { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean });
         }
