@@ -99,6 +99,27 @@ public class CliValidationTests
         return (code, err);
     }
 
+    [Theory]
+    [InlineData(new[] { "reprot" }, "unknown command or option 'reprot'", "Did you mean 'report'?")]
+    [InlineData(new[] { "report", "--imagse", "8" }, "unknown command or option '--imagse' for diffcircuits report", "Did you mean '--images'?")]
+    [InlineData(new[] { "report", "--images", "many" }, "'--images': expected a whole number", null)]
+    [InlineData(new[] { "report", "--ablation", "maen" }, "'--ablation': expected zero or mean", null)]
+    [InlineData(new[] { "check" }, "Option '--baseline' is required", null)]
+    public void Usage_errors_exit_2_with_one_error_line_a_guess_and_a_hint(string[] args, string says, string? guess)
+    {
+        var (code, err) = Run(args);
+        Assert.Equal(CliApp.BadInput, code);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(says, lines[0]);
+        if (guess != null) Assert.Contains(guess, lines[0]);
+        else Assert.DoesNotContain("Did you mean", lines[0]);
+        Assert.DoesNotContain("System.", lines[0]);
+        Assert.StartsWith("hint: diffcircuits", lines[1]);
+        Assert.Contains("--help", lines[1]);
+    }
+
     [Fact]
     public void Bad_timesteps_are_refused_saying_what_is_allowed()
     {
