@@ -9,9 +9,9 @@ public static class CliApp
     /// <summary>Exit codes: 0 success, 1 a check or analysis failed, 2 bad usage or input, 3 unexpected error.</summary>
     public const int Ok = 0, Failed = 1, BadInput = 2, Crashed = 3;
 
-    private static int UsageError(RootCommand root, ParseResult parse, TextWriter error)
+    private static int UsageError(ParseResult parse, TextWriter error)
     {
-        error.WriteLine($"error: {UsageErrors.Describe(root, parse)}");
+        error.WriteLine($"error: {UsageErrors.Describe(parse)}");
         error.WriteLine($"hint: {UsageErrors.CommandPath(parse)} --help lists what is allowed.");
         return BadInput;
     }
@@ -41,7 +41,7 @@ public static class CliApp
         {
             var parse = root.Parse(args);
             // A usage error is bad input: exit 2 with one error line and a hint, not the whole help text.
-            if (parse.Errors.Count > 0) return UsageError(root, parse, error ?? Console.Error);
+            if (parse.Errors.Count > 0) return UsageError(parse, error ?? Console.Error);
             return parse.Invoke(config);
         }
         catch (UserFacingException e)
@@ -61,7 +61,7 @@ public static class CliApp
 internal static partial class UsageErrors
 {
     /// <summary>The first parse error in words a user reads, with "did you mean" for a mistyped command or option.</summary>
-    public static string Describe(RootCommand root, ParseResult parse)
+    public static string Describe(ParseResult parse)
     {
         // An unknown token explains the other errors ("required command was not provided"), so it goes first.
         string? token = parse.UnmatchedTokens.FirstOrDefault();
