@@ -31,8 +31,7 @@ public sealed class AttentionCaptureSession : IDisposable
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
         Schedule = NoiseSchedule.FromModel(model);
         bool probes = options.ExposeProbes || options.GraphFeatures;
-        Geometries = Layers.Select(l => l.IsCrossAttention || l.QueryTokens != l.KeyTokens || l.GridHeight * l.GridWidth != l.QueryTokens
-            ? null : new TokenGeometry(l.GridHeight, l.GridWidth)).ToArray();
+        Geometries = Layers.Select(TokenGeometry.For).ToArray();
         Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions
         {
             ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy || options.GraphFeatures,

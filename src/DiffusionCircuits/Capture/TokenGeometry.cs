@@ -1,3 +1,5 @@
+using DiffusionCircuits.Onnx;
+
 namespace DiffusionCircuits.Capture;
 
 /// <summary>
@@ -6,6 +8,14 @@ namespace DiffusionCircuits.Capture;
 /// </summary>
 public sealed class TokenGeometry
 {
+    /// <summary>
+    /// The geometry of a layer whose queries and keys are the image's tokens (self-attention, square maps, a grid that
+    /// covers the tokens), or null: the one rule for which layers get spatial probes.
+    /// </summary>
+    public static TokenGeometry? For(AttentionLayer layer) =>
+        layer.IsCrossAttention || layer.QueryTokens != layer.KeyTokens || layer.GridHeight * layer.GridWidth != layer.QueryTokens
+            ? null : new TokenGeometry(layer.GridHeight, layer.GridWidth);
+
     /// <summary>The geometry of a <paramref name="gridHeight"/> x <paramref name="gridWidth"/> token grid.</summary>
     public TokenGeometry(int gridHeight, int gridWidth)
     {

@@ -72,7 +72,7 @@ public static class RegressionCheck
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
             if (!doc.RootElement.TryGetProperty("rules", out var rules) || rules.ValueKind != JsonValueKind.Array)
                 throw new InvalidDataException($"Tolerance file '{path}' needs a \"rules\" array of {{\"pattern\", \"absolute\", \"relative\", ...}}.");
-            var list = rules.Deserialize<List<ToleranceRule>>(ReportResults.Json)!;
+            var list = rules.Deserialize<List<ToleranceRule>>(JsonFiles.Options)!;
             foreach (var r in list)
                 if (string.IsNullOrEmpty(r.Pattern) || r.Absolute < 0 || r.Relative < 0)
                     throw new InvalidDataException($"Tolerance file '{path}': every rule needs a pattern and non-negative tolerances (rule '{r.Pattern}').");

@@ -150,9 +150,6 @@ public sealed record ReportResults
     /// <summary>What the sweeps cost.</summary>
     public required CostInfo Cost { get; init; }
 
-    /// <summary>The JSON settings of results.json (<see cref="JsonFiles.Options"/>).</summary>
-    public static JsonSerializerOptions Json => JsonFiles.Options;
-
     /// <summary>results.json's text.</summary>
     public string ToJson() => JsonFiles.Serialize(this);
 
@@ -165,7 +162,7 @@ public sealed record ReportResults
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
             if (!doc.RootElement.TryGetProperty("metrics", out var metrics) || metrics.ValueKind != JsonValueKind.Array)
                 throw new InvalidDataException($"'{path}' has no \"metrics\" array; is it a results.json or a baseline written by diffcircuits?");
-            return metrics.Deserialize<List<Metric>>(Json)!;
+            return metrics.Deserialize<List<Metric>>(JsonFiles.Options)!;
         }
         catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
     }

@@ -119,7 +119,7 @@ public sealed class HeadFeatureTransformer : ITransformer
         public Mapper(HeadFeatureTransformer t, List<(string, AttentionLayer)> layers, int heads, DataViewSchema _)
         {
             (_t, _layers, _heads) = (t, layers, heads);
-            _geometry = layers.Select(l => l.Item2.IsCrossAttention || l.Item2.QueryTokens != l.Item2.KeyTokens ? null : new TokenGeometry(l.Item2.GridHeight, l.Item2.GridWidth)).ToArray();
+            _geometry = layers.Select(l => TokenGeometry.For(l.Item2)).ToArray();
             _values = t.Features.Select(_ => new float[heads]).ToArray();
         }
 

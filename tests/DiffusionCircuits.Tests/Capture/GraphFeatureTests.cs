@@ -112,7 +112,7 @@ public class GraphFeatureTests
     }
 
     [Fact]
-    public void Graph_entropy_is_exact_for_uniform_and_one_hot_attention()
+    public void Graph_entropy_is_ln_S_for_uniform_attention_and_near_zero_for_a_head_attending_to_itself()
     {
         // A planted uniform head has entropy ln S_k; the self head of the planted model attends to itself (entropy near 0).
         var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
