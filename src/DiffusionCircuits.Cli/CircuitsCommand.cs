@@ -95,8 +95,8 @@ internal static class CircuitsCommand
             ratios.AddRow(q.Measure, $"{q.Real:F3}", $"{q.Synthetic:F3}", $"{q.Ratio:F3}", $"{q.Ci.Low:F3} .. {q.Ci.High:F3}",
                 q.Permutation.AtResolution ? $"< {q.Permutation.Resolution:G3}" : $"{q.Permutation.PValue:G3}");
         AnsiConsole.Write(ratios);
-        Console.Out.WriteLine($"Ablation cost: {r.ForwardPasses} forward passes in {r.RunCalls} Run calls, {r.AblationSeconds:F1} s " +
-                              $"(naive heads x images x timesteps: {r.NaiveRunCalls} Run calls for single heads alone).");
+        Console.Out.WriteLine($"Ablation cost: {r.ForwardPasses} forward passes in {r.RunCalls} Run calls, {r.ForwardGflop:N0} GFLOP, {r.AblationSeconds:F1} s " +
+                              $"(naive: {r.NaiveForwardGflop:N0} GFLOP at one full pass per condition; {r.NaiveRunCalls} Run calls for single heads alone).");
     }
 
     private static void Write(CircuitAnalysisResult r, string dir)
@@ -109,7 +109,7 @@ internal static class CircuitsCommand
             roleStabilityAri = r.RoleStabilityAri,
             circuits = r.Circuits,
             ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.PValue, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),
-            cost = new { r.ForwardPasses, r.RunCalls, naiveRunCallsSingleHeads = r.NaiveRunCalls, seconds = r.AblationSeconds },
+            cost = new { r.ForwardPasses, r.RunCalls, naiveRunCallsSingleHeads = r.NaiveRunCalls, r.ForwardGflop, r.NaiveForwardGflop, seconds = r.AblationSeconds },
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "circuits.json"), JsonFiles.Serialize(json));
     }

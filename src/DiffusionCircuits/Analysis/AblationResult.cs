@@ -35,6 +35,10 @@ public sealed class AblationResult
     public long RunCalls { get; internal set; }
     /// <summary>Seconds the sweep took.</summary>
     public double Seconds { get; internal set; }
+    /// <summary>FLOPs of the forward passes run (convolutions and matrix products; a pass of a suffix counts its part).</summary>
+    public double ForwardFlops { get; internal set; }
+    /// <summary>FLOPs of one full forward pass per sample: <see cref="NaiveRunCalls"/> times this is the naive cost.</summary>
+    public double FullPassFlops { get; internal set; }
 
     /// <summary>Joins results of consecutive chunks of one data set's images (same conditions and timesteps), in order.</summary>
     public static AblationResult Concat(IReadOnlyList<AblationResult> parts)
@@ -55,6 +59,8 @@ public sealed class AblationResult
             joined.ForwardPasses += p.ForwardPasses;
             joined.RunCalls += p.RunCalls;
             joined.Seconds += p.Seconds;
+            joined.ForwardFlops += p.ForwardFlops;
+            joined.FullPassFlops = p.FullPassFlops;
         }
         return joined;
     }

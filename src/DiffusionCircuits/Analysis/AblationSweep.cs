@@ -11,17 +11,27 @@ namespace DiffusionCircuits.Analysis;
 /// Mean ablation needs a session created with <see cref="CaptureOptions.ExposeHeadOutputs"/>: one extra pass over the
 /// data set computes the means per timestep and position (the data set is its own reference).
 /// </summary>
-public sealed class AblationSweep
+public sealed class AblationSweep : IDisposable
 {
     private readonly AttentionCaptureSession _session;
     private readonly IReadOnlyList<int> _timesteps;
     private readonly int _seed, _batchSize;
     private readonly int[] _layerOfHead, _headInLayer;
 
-    /// <summary>A sweep at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
-    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero)
+    private readonly bool _sharePrefix;
+    private AblationSuffixes? _suffixes;
+    private bool _suffixesTried;
+    private double? _fullPassFlops;
+
+    /// <summary>
+    /// A sweep at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.
+    /// With <paramref name="sharePrefix"/> (the default) a condition runs only the part of the model from its first
+    /// ablated layer on, fed the intact model's tensors at that cut (the same losses to float rounding, fewer FLOPs).
+    /// </summary>
+    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero,
+        bool sharePrefix = true)
     {
-        (_session, _timesteps, _seed, _batchSize, Kind) = (session, timesteps, seed, batchSize, kind);
+        (_session, _timesteps, _seed, _batchSize, Kind, _sharePrefix) = (session, timesteps, seed, batchSize, kind, sharePrefix);
         if (kind == AblationKind.Mean && !session.ExposesHeadOutputs)
             throw new ArgumentException("Mean ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
         _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
@@ -30,6 +40,32 @@ public sealed class AblationSweep
 
     /// <summary>What an ablated head's output becomes.</summary>
     public AblationKind Kind { get; }
+
+    /// <summary>How the sweep shares computation between conditions (which suffixes it runs), or why it does not.</summary>
+    public string SharingNote { get; private set; } = "not started";
+
+    private AblationSuffixes? Suffixes()
+    {
+        if (_suffixesTried) return _suffixes;
+        _suffixesTried = true;
+        if (!_sharePrefix)
+        {
+            SharingNote = "off: every condition runs the full model";
+            return null;
+        }
+        _suffixes = AblationSuffixes.TryCreate(_session, out var note);
+        SharingNote = _suffixes == null ? $"off: {note}" : note;
+        return _suffixes;
+    }
+
+    /// <summary>FLOPs of one full forward pass per sample (convolutions and matrix products).</summary>
+    private double FlopsPerFullPass() => _fullPassFlops ??= Suffixes()?.FullFlopsPerSample
+        ?? AblationSuffixes.FlopsByNode(_session).Values.Sum();
+
+    private int FirstAblatedLayer(AblationCondition c) => c.Heads.Count == 0 ? int.MaxValue : c.Heads.Min(h => _layerOfHead[h]);
+
+    /// <inheritdoc/>
+    public void Dispose() => _suffixes?.Dispose();
 
     /// <summary>
     /// Mean head outputs over the images at each timestep: [timestep index][layer] of [H, S_q, d], with each image's
@@ -117,42 +153,86 @@ public sealed class AblationSweep
         var inputs = new NoisedRows(_session, _batchSize, _seed);
         var plan = new ReusePlan(conditions, images, _timesteps, measured);
         long total = (long)images.Count * _timesteps.Count * plan.RowsPerImageAndTimestep, done = 0;
+        var suffixes = Suffixes();
         var watch = Stopwatch.StartNew();
         long callsBefore = _session.RunCalls;
-        var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
-            .SelectMany(k => plan.Run.Select(c => (Image: i, K: k, Condition: c))));
-        foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
+
+        // Each row's mean input is the data set's mean z at that row's timestep (only ablated heads read it).
+        float[]?[]? MeansOf(IReadOnlyList<int> rowTimestep)
         {
-            inputs.Clear();
-            foreach (var (i, k, _) in batchRows) inputs.Add(images[i], _timesteps[k]);
-            float[]?[]? batchMeans = null;
-            if (meanZ != null)
+            if (meanZ == null) return null;
+            for (int r = 0; r < rowTimestep.Count; r++)
+                for (int l = 0; l < means!.Length; l++)
+                {
+                    var m = meanZ[rowTimestep[r]][l];
+                    m.CopyTo(means[l].AsSpan(r * m.Length, m.Length));
+                }
+            return means!.Select((m, l) => inputs.Slice(m, meanZ[0][l].Length)).ToArray();
+        }
+
+        void Store(int i, int k, int c, float loss)
+        {
+            if (!float.IsFinite(loss))
+                throw new InvalidDataException($"The model produced NaN or infinite noise for image '{images[i].Id}' at t = {_timesteps[k]}" +
+                                               (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));
+            if (c < 0) result.BaseLoss[k][i] = loss;
+            else result.AblatedLoss[c][k][i] = loss;
+        }
+
+        if (suffixes == null)
+        {
+            var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
+                .SelectMany(k => plan.Run.Select(c => (Image: i, K: k, Condition: c))));
+            foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
             {
-                // Each row's mean input is the data set's mean z at that row's timestep (only ablated heads read it).
-                for (int r = 0; r < batchRows.Length; r++)
-                    for (int l = 0; l < means!.Length; l++)
-                    {
-                        var m = meanZ[batchRows[r].K][l];
-                        m.CopyTo(means[l].AsSpan(r * m.Length, m.Length));
-                    }
-                batchMeans = means!.Select((m, l) => inputs.Slice(m, meanZ[0][l].Length)).ToArray();
+                inputs.Clear();
+                foreach (var (i, k, _) in batchRows) inputs.Add(images[i], _timesteps[k]);
+                using var batch = inputs.Run(Masks(masks, batchRows.Select(x => x.Condition).ToArray(), conditions, inputs), MeansOf(batchRows.Select(x => x.K).ToArray()));
+                for (int r = 0; r < batchRows.Length; r++) Store(batchRows[r].Image, batchRows[r].K, batchRows[r].Condition, inputs.LossMse(batch, r));
+                done += batchRows.Length;
+                progress?.Report((double)done / total);
             }
-            using var batch = inputs.Run(Masks(masks, batchRows.Select(x => x.Condition).ToArray(), conditions, inputs), batchMeans);
-            for (int r = 0; r < batchRows.Length; r++)
+            result.ForwardPasses = total;
+            result.ForwardFlops = total * FlopsPerFullPass();
+        }
+        else
+        {
+            // The intact model runs once per batch of (image, timestep) rows and keeps the cut; each condition then runs
+            // its suffix on the same rows. Rows per batch are capped so the cut held meanwhile stays within budget.
+            int pairsPerBatch = (int)Math.Clamp(AblationSuffixes.CutBudgetBytes / Math.Max(1, suffixes.CutBytesPerRow), 1, _batchSize);
+            bool intactNeeded = plan.Run.Contains(-1);
+            var ablated = plan.Run.Where(c => c >= 0).Select(c => (Condition: c, FirstLayer: FirstAblatedLayer(conditions[c]))).ToList();
+            var pairs = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count).Select(k => (Image: i, K: k)));
+            double flops = 0;
+            long passes = 0;
+            foreach (var pairBatch in NoisedRows.Batches(_session, pairs, pairsPerBatch, p => p.K))
             {
-                var (i, k, c) = batchRows[r];
-                float loss = inputs.LossMse(batch, r);
-                if (!float.IsFinite(loss))
-                    throw new InvalidDataException($"The model produced NaN or infinite noise for image '{images[i].Id}' at t = {inputs.Timesteps[r]}" +
-                                                   (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));
-                if (c < 0) result.BaseLoss[k][i] = loss;
-                else result.AblatedLoss[c][k][i] = loss;
+                inputs.Clear();
+                foreach (var (i, k) in pairBatch) inputs.Add(images[i], _timesteps[k]);
+                var batchMeans = MeansOf(pairBatch.Select(p => p.K).ToArray());
+                using var intact = suffixes.RunIntact(inputs);
+                (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FullFlopsPerSample);
+                if (intactNeeded)
+                {
+                    for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, -1, inputs.LossMse(intact.Noise, r));
+                    done += pairBatch.Length;
+                }
+                foreach (var (c, first) in ablated)
+                {
+                    var conditionOfRow = Enumerable.Repeat(c, pairBatch.Length).ToArray();
+                    using var noise = suffixes.RunAblated(first, intact, inputs, Masks(masks, conditionOfRow, conditions, inputs), batchMeans);
+                    var predicted = noise[0].GetTensorDataAsSpan<float>();
+                    for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r));
+                    (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FlopsPerSample(first));
+                    done += pairBatch.Length;
+                }
+                progress?.Report((double)done / total);
             }
-            done += batchRows.Length;
-            progress?.Report((double)done / total);
+            result.ForwardPasses = passes;
+            result.ForwardFlops = flops;
         }
         plan.Fill(result);
-        result.ForwardPasses = total;
+        result.FullPassFlops = FlopsPerFullPass();
         result.RunCalls = _session.RunCalls - callsBefore;
         result.Seconds = watch.Elapsed.TotalSeconds;
         return result;

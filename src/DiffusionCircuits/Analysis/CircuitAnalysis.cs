@@ -53,14 +53,19 @@ public sealed class CircuitAnalysis
             var roles = HeadRoles.Cluster(_names, probeMatrix, _o.Roles, _o.Seed);
             double stability = RoleStability(roles);
             var orders = DataSetId.Compared.ToDictionary(d => d, d => Circuits.AscendingOrder(Circuits.Importance(_singles[d], _names)));
-            var ablations = SweepJointly(roles, orders);
+            Dictionary<DataSetId, AblationResult> ablations;
+            try { ablations = SweepJointly(roles, orders); }
+            finally { _sweep.Dispose(); }
             var degradations = Degradations(ablations);
             var circuits = DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent)).ToList();
             var ratios = Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent, _o.Bootstrap, _o.PermutationCount, _o.Seed);
             var all = _singles.Values.Concat(ablations.Values).ToList();
             return new CircuitAnalysisResult(_names, DataSetId.Compared.Select(d => _features[d]).ToList(), DataSetId.Compared.Select(d => ablations[d]).ToList(),
                 _importance, roles, stability, probeMatrix, degradations, circuits, ratios,
-                all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)Heads * images.Values.Sum(i => i.Count) * _o.Timesteps.Count, all.Sum(a => a.Seconds));
+                all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)Heads * images.Values.Sum(i => i.Count) * _o.Timesteps.Count, all.Sum(a => a.Seconds))
+            {
+                ForwardGflop = all.Sum(a => a.ForwardFlops) / 1e9, NaiveForwardGflop = all.Sum(a => a.NaiveRunCalls * a.FullPassFlops) / 1e9,
+            };
         }
 
         /// <summary>Per-head features of every image (for roles).</summary>

@@ -19,6 +19,12 @@ public sealed record CircuitAnalysisResult(
     IReadOnlyList<ComplexityRatio> Ratios,
     long ForwardPasses, long RunCalls, long NaiveRunCalls, double AblationSeconds)
 {
+    /// <summary>GFLOPs of every forward pass the sweeps ran (a suffix pass counts its part of the model).</summary>
+    public double ForwardGflop { get; init; }
+
+    /// <summary>GFLOPs of the naive sweeps: one full pass per condition (and baseline), image and timestep of every sweep.</summary>
+    public double NaiveForwardGflop { get; init; }
+
     /// <summary>The features of one data set.</summary>
     public DataSetFeatures FeaturesOf(DataSetId dataSet) => Features.First(f => f.DataSet == dataSet);
 

@@ -168,6 +168,25 @@ public sealed class AttentionCaptureSession : IDisposable
     public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null,
         IReadOnlyDictionary<string, float[]>? conditioning = null, IReadOnlyList<float[]?>? parts = null)
     {
+        var (names, values) = BatchInputs(noisy, timesteps, masks, means, conditioning, parts);
+        try
+        {
+            _session ??= OrtSessions.Create(Instrumented.Model, _sessionOptions);
+            return new CaptureBatch(this, RunModel(_session, names, values, _outputNames, timesteps.Length), timesteps.Length);
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The instrumented model's inputs for one batch (see <see cref="Run"/>): sample, timestep, conditioning, and each
+    /// layer's mask, mean and part grid. The caller disposes the values after the run.
+    /// </summary>
+    internal (List<string> Names, List<OrtValue> Values) BatchInputs(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null,
+        IReadOnlyList<float[]?>? means = null, IReadOnlyDictionary<string, float[]>? conditioning = null, IReadOnlyList<float[]?>? parts = null)
+    {
         int batch = timesteps.Length;
         if (noisy.Length != batch * SampleLength)
             throw new ArgumentException($"Expected {batch} x {SampleLength} noisy values, got {noisy.Length}.");
@@ -196,22 +215,39 @@ public sealed class AttentionCaptureSession : IDisposable
                     values.Add(OrtValue.CreateTensorValueFromMemory(grid, new long[] { batch, layer.QueryTokens, FaceImage.PartCount }));
                 }
             }
-            _session ??= OrtSessions.Create(Instrumented.Model, _sessionOptions);
-            var results = _session.Run(_runOptions, names, values, _outputNames);
+            return (names, values);
+        }
+        catch
+        {
+            foreach (var v in values) v.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// One Run of <paramref name="session"/> (this model or a part of it), with ONNX Runtime's errors naming the model;
+    /// counted in <see cref="RunCalls"/> and <see cref="ForwardPasses"/> unless it is a check, not work.
+    /// </summary>
+    internal IDisposableReadOnlyCollection<OrtValue> RunModel(InferenceSession session, IReadOnlyCollection<string> names, IReadOnlyCollection<OrtValue> values,
+        IReadOnlyCollection<string> outputs, int batch, bool counted = true)
+    {
+        try
+        {
+            var results = session.Run(_runOptions, names, values, outputs);
+            if (!counted) return results;
             // Runs may come from several threads (the capture cursor runs the next batch on a worker; ONNX Runtime sessions are thread-safe).
             Interlocked.Increment(ref _runCalls);
             Interlocked.Add(ref _forwardPasses, batch);
-            return new CaptureBatch(this, results, batch);
+            return results;
         }
         catch (OnnxRuntimeException e)
         {
             throw new OnnxModelException($"ONNX Runtime failed running '{ModelPath ?? "model"}' on a batch of {batch}: {e.Message}", e);
         }
-        finally
-        {
-            foreach (var v in values) v.Dispose();
-        }
     }
+
+    /// <summary>The options this session's ONNX Runtime sessions are created with (also those of its parts).</summary>
+    internal SessionOptions SessionOptions => _sessionOptions;
 
     // Constant all-ones masks and all-zero means, one array per exact length (ONNX Runtime reads them in place).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, float[]> _ones = new(), _zeros = new();

@@ -66,18 +66,24 @@ internal sealed class NoisedRows
         return row;
     }
 
+    /// <summary>x_t of the filled rows, [Count, C, H, W].</summary>
+    public float[] Noisy => Slice(_noisy, Length);
+
     /// <summary>The noise of row <paramref name="row"/>.</summary>
     public ReadOnlySpan<float> Eps(int row) => _eps.AsSpan(row * Length, Length);
 
     /// <summary>Runs the filled rows (with optional per-row masks and means, see <see cref="AttentionCaptureSession.Run"/>).</summary>
     public CaptureBatch Run(IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null, IReadOnlyList<float[]?>? parts = null) =>
-        _session.Run(Slice(_noisy, Length), Timesteps[..Count], masks, means, parts: parts);
+        _session.Run(Noisy, Timesteps[..Count], masks, means, parts: parts);
 
     /// <summary>The first <see cref="Count"/> rows of a per-row buffer of <paramref name="perRow"/> values each (the buffer itself when full).</summary>
     public T[] Slice<T>(T[] buffer, int perRow) => Count == Capacity ? buffer : buffer[..(Count * perRow)];
 
     /// <summary>Mean squared error of row <paramref name="row"/>'s predicted noise against its eps.</summary>
     public float LossMse(CaptureBatch batch, int row) => NoiseLoss.MeanSquaredError(batch.PredictedNoise(row), Eps(row));
+
+    /// <summary>Mean squared error of row <paramref name="row"/> of a batch's predicted noise [B, C, H, W] against its eps.</summary>
+    public float LossMse(ReadOnlySpan<float> noise, int row) => NoiseLoss.MeanSquaredError(noise.Slice(row * Length, Length), Eps(row));
 }
 
 /// <summary>The denoising loss of METHOD.md section 5.</summary>

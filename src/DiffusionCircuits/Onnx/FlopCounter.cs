@@ -15,25 +15,43 @@ internal static class FlopCounter
     /// </summary>
     public static (double FlopsPerSample, IReadOnlyDictionary<string, double> FlopsByOp) Count(OnnxModel model, int sampleSize = 32, int batch = 1)
     {
-        var signature = new ModelSignature(model);
+        using var inputs = ProbeInputs.Create(new ModelSignature(model), batch, sampleSize);
+        var byOp = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (_, op, flops) in Profile(model, inputs.Names, inputs.Values)) byOp[op] = byOp.GetValueOrDefault(op) + flops;
+        return (byOp.Values.Sum() / batch, byOp);
+    }
+
+    /// <summary>
+    /// FLOPs per sample of each node (by name) that <see cref="Count"/> counts, in one run on the given inputs of
+    /// <paramref name="batch"/> samples: the cost of a part of a model is the sum over its nodes.
+    /// </summary>
+    public static IReadOnlyDictionary<string, double> CountByNode(OnnxModel model, IReadOnlyCollection<string> names, IReadOnlyCollection<OrtValue> values, int batch)
+    {
+        var byNode = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (node, _, flops) in Profile(model, names, values)) byNode[node] = byNode.GetValueOrDefault(node) + flops / batch;
+        return byNode;
+    }
+
+    private static List<(string Node, string Op, double Flops)> Profile(OnnxModel model, IReadOnlyCollection<string> names, IReadOnlyCollection<OrtValue> values)
+    {
         string prefix = Path.Combine(Path.GetTempPath(), $"dc-flops-{Environment.ProcessId}-{Guid.NewGuid():N}");
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, EnableProfiling = true, ProfileOutputPathPrefix = prefix };
         string profile;
         using (var session = OrtSessions.Create(model, options))
         {
-            using var inputs = ProbeInputs.Create(signature, batch, sampleSize);
             using var run = new RunOptions();
-            using (session.Run(run, inputs.Names, inputs.Values, session.OutputNames)) { }
+            using (session.Run(run, names, values, session.OutputNames)) { }
             profile = session.EndProfiling();
         }
         try
         {
-            var byOp = new SortedDictionary<string, double>(StringComparer.Ordinal);
+            var list = new List<(string, string, double)>();
             using var doc = JsonDocument.Parse(File.ReadAllText(profile));
             foreach (var e in doc.RootElement.EnumerateArray())
             {
                 if (e.GetProperty("cat").GetString() != "Node" || !e.TryGetProperty("args", out var args) || !args.TryGetProperty("op_name", out var opName)) continue;
-                if (!(e.GetProperty("name").GetString() ?? "").EndsWith("_kernel_time", StringComparison.Ordinal)) continue;
+                string name = e.GetProperty("name").GetString() ?? "";
+                if (!name.EndsWith("_kernel_time", StringComparison.Ordinal)) continue;
                 string op = opName.GetString()!;
                 if (op is not ("Conv" or "ConvTranspose" or "MatMul" or "Gemm")) continue;
                 var ins = Shapes(args, "input_type_shape");
@@ -47,9 +65,9 @@ internal static class FlopCounter
                     "MatMul" => outElems * ins[0][^1],                                              // A [..., M, K]
                     _ => outElems * (Product(ins[0]) / outs[0][0]),                                 // Gemm: K = |A| / M
                 };
-                byOp[op] = byOp.GetValueOrDefault(op) + 2 * macs;
+                list.Add((name[..^"_kernel_time".Length], op, 2 * macs));
             }
-            return (byOp.Values.Sum() / batch, byOp);
+            return list;
         }
         finally
         {

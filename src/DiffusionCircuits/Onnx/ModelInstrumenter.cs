@@ -177,6 +177,14 @@ public static class ModelInstrumenter
             }
             for (int i = 0; i < added.Count; i++) graph.Node.Insert(at + i, added[i]);
         }
+        // Unique node names: the cost of a part of the model is summed by node name (FlopCounter.CountByNode).
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < graph.Node.Count; i++)
+            if (graph.Node[i].Name.Length == 0 || !names.Add(graph.Node[i].Name))
+            {
+                graph.Node[i].Name = $"dc/node/{i}";
+                names.Add(graph.Node[i].Name);
+            }
         return new InstrumentedModel(copy, discovery, options);
     }
 

@@ -60,6 +60,9 @@ public sealed class OnnxModel
         return new OnnxModel(proto, path);
     }
 
+    /// <summary>A model built in code from protobuf messages; <paramref name="sourcePath"/> resolves its external weights.</summary>
+    internal static OnnxModel FromProto(ModelProto proto, string? sourcePath) => new(proto, sourcePath);
+
     /// <summary>The model's bytes (unchanged messages are written as they were read).</summary>
     public byte[] ToBytes() => Proto.ToByteArray();
 

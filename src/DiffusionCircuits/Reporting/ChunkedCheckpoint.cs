@@ -15,7 +15,7 @@ namespace DiffusionCircuits.Reporting;
 /// </summary>
 internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
 {
-    private const int Magic = 0x44434B31;   // "DCK1"
+    private const int Magic = 0x44434B32;   // "DCK2" (DCK1 had no FLOPs)
     private readonly string _dir;
     private readonly int _chunkImages;
 
@@ -222,6 +222,8 @@ internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         w.Write(a.ForwardPasses);
         w.Write(a.RunCalls);
         w.Write(a.Seconds);
+        w.Write(a.ForwardFlops);
+        w.Write(a.FullPassFlops);
         for (int k = 0; k < a.Timesteps.Count; k++)
             foreach (var v in a.BaseLoss[k]) w.Write(v);
         for (int c = 0; c < a.Conditions.Count; c++)
@@ -235,7 +237,10 @@ internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         var ids = ReadStrings(r);
         var timesteps = ReadInts(r);
         if (r.ReadInt32() != conditions.Count) throw new InvalidDataException("condition count differs");
-        var a = new AblationResult(new DataSetId(set), timesteps, ids, conditions) { ForwardPasses = r.ReadInt64(), RunCalls = r.ReadInt64(), Seconds = r.ReadDouble() };
+        var a = new AblationResult(new DataSetId(set), timesteps, ids, conditions) 
+        {
+            ForwardPasses = r.ReadInt64(), RunCalls = r.ReadInt64(), Seconds = r.ReadDouble(), ForwardFlops = r.ReadDouble(), FullPassFlops = r.ReadDouble(),
+        };
         for (int k = 0; k < timesteps.Count; k++)
             for (int i = 0; i < ids.Count; i++) a.BaseLoss[k][i] = r.ReadSingle();
         for (int c = 0; c < conditions.Count; c++)

@@ -38,7 +38,7 @@ internal static class ReportAssembler
 
         var metrics = Metrics(a, session.Discovery, entropy, divergence, roles, ratios);
         var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o);
-        var cost = new CostInfo(a.ForwardPasses, a.RunCalls, a.NaiveRunCalls);
+        var cost = new CostInfo(a.ForwardPasses, a.RunCalls, a.NaiveRunCalls, Math.Round(a.ForwardGflop, 3), Math.Round(a.NaiveForwardGflop, 3));
         return new ReportResults
         {
             ToolVersion = ToolVersion, Model = model, Data = data, Timesteps = o.Analysis.Timesteps, Options = o.Describe(), Notices = notices, Findings = findings,

@@ -183,8 +183,9 @@ internal static class ReportPdf
                 q.Measure, F(q.Real), F(q.Synthetic), F(q.Ratio), $"{F(q.CiLow)} .. {F(q.CiHigh)}",
                 q.PAtResolution ? $"< {G(1.0 / (q.Permutations + 1))} ({q.Permutations} perm.)" : $"{G(q.PermutationP)} ({q.Permutations} perm.)",
             }).ToList(), new[] { 2.2f, 0.8f, 0.8f, 0.8f, 1.2f, 1.4f });
-        pdf.Paragraph($"Ablation cost: {r.Cost.ForwardPasses:N0} forward passes in {r.Cost.RunCalls:N0} ONNX Runtime Run calls " +
-                      $"(one Run per single-head ablation, image and timestep alone would take {r.Cost.NaiveRunCallsSingleHeads:N0}).", 9);
+        pdf.Paragraph($"Ablation cost: {r.Cost.ForwardPasses:N0} forward passes in {r.Cost.RunCalls:N0} ONNX Runtime Run calls, {r.Cost.ForwardGflop:N0} GFLOP " +
+                      $"(a condition runs only the model from its first ablated layer on); one full pass per condition, image and timestep would be " +
+                      $"{r.Cost.NaiveForwardGflop:N0} GFLOP, and one Run per single-head ablation, image and timestep alone {r.Cost.NaiveRunCallsSingleHeads:N0} Run calls.", 9);
     }
 
     /// <summary>Section 8: tests.</summary>

@@ -94,7 +94,9 @@ public sealed record RatioRow(string Measure, double Real, double Synthetic, dou
 /// <param name="ForwardPasses">Rows run through the model.</param>
 /// <param name="RunCalls">ONNX Runtime Run calls.</param>
 /// <param name="NaiveRunCallsSingleHeads">Run calls the single-head ablations alone would take at one Run per ablation, image and timestep.</param>
-public sealed record CostInfo(long ForwardPasses, long RunCalls, long NaiveRunCallsSingleHeads);
+/// <param name="ForwardGflop">GFLOPs of the forward passes run (convolutions and matrix products; a suffix pass counts its part).</param>
+/// <param name="NaiveForwardGflop">GFLOPs of one full pass per condition and baseline, image and timestep of every sweep.</param>
+public sealed record CostInfo(long ForwardPasses, long RunCalls, long NaiveRunCallsSingleHeads, double ForwardGflop, double NaiveForwardGflop);
 
 /// <summary>
 /// Everything a report states, in the order the PDF states it. Serialised to results.json with invariant, round-trip

@@ -54,7 +54,8 @@ public class AblationTests
     public void One_batch_carries_many_ablations_so_the_sweep_needs_far_fewer_runs_than_naive()
     {
         using var session = Session();
-        var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1, batchSize: 64);
+        // Without the shared prefix, rows of every condition share batches.
+        var sweep = new AblationSweep(session, new[] { 700, 900 }, seed: 1, batchSize: 64, sharePrefix: false);
         var result = sweep.Run(new DataSetId("planted"), Images(16, 2), AblationSweep.SingleHeads(session));
         Assert.Equal(16 * 2 * 5, result.ForwardPasses);
         Assert.Equal(3, result.RunCalls);                       // 160 rows in batches of 64
@@ -91,7 +92,7 @@ public class AblationTests
         var fresh = sweep.Run(set, images, joint);
         var reused = sweep.Run(set, images.Skip(2).ToList(), joint, measured: singles);   // a chunk of the images, as a checkpoint runs it
         Assert.Equal(6L * 2 * (1 + 4 + 3), fresh.ForwardPasses);     // intact + 4 singles + 3 new prefixes
-        Assert.Equal(4L * 2 * 3, reused.ForwardPasses);              // only the 3 new prefixes
+        Assert.Equal(4L * 2 * (1 + 3), reused.ForwardPasses);        // the 3 new prefixes, and the intact pass that gives their cut
         for (int k = 0; k < 2; k++)
         {
             Assert.Equal(fresh.BaseLoss[k][2..], reused.BaseLoss[k]);
