@@ -96,7 +96,7 @@ internal static class CircuitsCommand
                 q.Permutation.AtResolution ? $"< {q.Permutation.Resolution:G3}" : $"{q.Permutation.PValue:G3}");
         AnsiConsole.Write(ratios);
         Console.Out.WriteLine($"Ablation cost: {r.ForwardPasses} forward passes in {r.RunCalls} Run calls, {r.ForwardGflop:N0} GFLOP, {r.AblationSeconds:F1} s " +
-                              $"(naive: {r.NaiveForwardGflop:N0} GFLOP at one full pass per condition; {r.NaiveRunCalls} Run calls for single heads alone).");
+                              $"(naive: {r.NaiveForwardGflop:N0} GFLOP at one full pass per condition; {r.NaiveRunCalls} Run calls for single heads alone); {r.SweepSharing}.");
     }
 
     private static void Write(CircuitAnalysisResult r, string dir)

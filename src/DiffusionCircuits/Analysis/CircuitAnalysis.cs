@@ -65,6 +65,7 @@ public sealed class CircuitAnalysis
                 all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)Heads * images.Values.Sum(i => i.Count) * _o.Timesteps.Count, all.Sum(a => a.Seconds))
             {
                 ForwardGflop = all.Sum(a => a.ForwardFlops) / 1e9, NaiveForwardGflop = all.Sum(a => a.NaiveRunCalls * a.FullPassFlops) / 1e9,
+                SweepSharing = _sweep.SharingNote,
             };
         }
 

@@ -25,6 +25,9 @@ public sealed record CircuitAnalysisResult(
     /// <summary>GFLOPs of the naive sweeps: one full pass per condition (and baseline), image and timestep of every sweep.</summary>
     public double NaiveForwardGflop { get; init; }
 
+    /// <summary>How the sweeps shared computation between conditions (<see cref="AblationSweep.SharingNote"/>).</summary>
+    public string SweepSharing { get; init; } = "";
+
     /// <summary>The features of one data set.</summary>
     public DataSetFeatures FeaturesOf(DataSetId dataSet) => Features.First(f => f.DataSet == dataSet);
 

@@ -69,6 +69,8 @@ public sealed class ReportRunner
         var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);
         var analysis = new CircuitAnalysis(maps, ablation, o.Analysis).Run(real, synthetic, progress, checkpoint);
         if (checkpoint.ChunksLoaded > 0) _log($"Resumed: {checkpoint.ChunksLoaded} finished chunk(s) loaded from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
+        if (checkpoint.ChunksComputed > 0)
+            _log($"Ablation: {analysis.ForwardGflop:N0} GFLOP against {analysis.NaiveForwardGflop:N0} at one full pass per condition; {analysis.SweepSharing}.");
         Lap("analysis");
 
         progress?.Report(("statistics", 0));
