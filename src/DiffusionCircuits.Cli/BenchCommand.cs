@@ -53,6 +53,7 @@ internal static class BenchCommand
             var options = new EndToEndOptions(path, n, ts, b, parse.GetValue(output)!, parse.GetValue(python),
                 Path.Combine(Path.GetDirectoryName(Defaults.ModelPath)!, "..", "tools", "bench", "torch_peer.py"), Path.ChangeExtension(Defaults.ModelPath, ".pt"),
                 ParseCounts(parse.GetValue(memory)!), count => ProbeChild(path, count, b));
+            using var claim = CommonOptions.ClaimOutput(options.OutDir, "bench");
             EndToEndResult result;
             try { result = EndToEndBench.Run(options, line => Console.Error.WriteLine($"bench: {line}")); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }

@@ -14,19 +14,27 @@ internal static class CheckCommand
         var tolerance = new Option<string?>("--tolerance") { Description = "JSON file of tolerance rules {\"rules\": [{\"pattern\": \"entropy.*\", \"absolute\": 0.05, \"relative\": 0.01, \"ciOverlap\": true}]}, tried before the defaults." };
         var junit = new Option<string>("--junit") { Description = "JUnit XML output for CI systems.", DefaultValueFactory = _ => "check-results.xml" };
         var all = new Option<bool>("--all") { Description = "List every metric, not only failures and new ones." };
+        var otherModel = new Option<bool>("--allow-other-model") { Description = "Compare even when the baseline was measured on another model (by SHA-256); otherwise that is a failure." };
+        var otherOptions = new Option<bool>("--allow-other-options") { Description = "Compare even when the baseline was made with other options; otherwise that is a failure." };
         var cmd = new Command("check",
             "Compare a results.json with a baseline metric by metric (absolute/relative tolerance per metric, or overlapping 95% CIs for statistics); " +
             "print a table, write JUnit XML, exit 0 when every baseline metric passes and 1 otherwise.")
         {
-            results, baseline, tolerance, junit, all,
+            results, baseline, tolerance, junit, all, otherModel, otherOptions,
         };
         cmd.SetAction(parse =>
         {
-            var checks = CommonOptions.Translate(() =>
-            {
-                var rules = parse.GetValue(tolerance) is string t ? RegressionCheck.ReadRules(t) : RegressionCheck.DefaultRules;
-                return RegressionCheck.Compare(ReportResults.ReadMetrics(parse.GetValue(baseline)!), ReportResults.ReadMetrics(parse.GetValue(results)!), rules);
-            });
+            var rules = parse.GetValue(tolerance) is string t ? RegressionCheck.ReadRules(t) : RegressionCheck.DefaultRules;
+            var before = MetricsFile.Read(parse.GetValue(baseline)!);
+            var now = MetricsFile.Read(parse.GetValue(results)!);
+            var checks = RegressionCheck.Compare(before.Metrics, now.Metrics, rules).ToList();
+            // Numbers of another model or other options are not a regression test of this one unless asked.
+            var differences = before.DifferencesFrom(now)
+                .Where(d => !(parse.GetValue(otherModel) && d.Contains("another model")) && !(parse.GetValue(otherOptions) && d.Contains("other options"))).ToList();
+            // They fail as checks of their own, so the table and the JUnit XML say so too.
+            checks.InsertRange(0, differences.Select(d => d.Contains("another model")
+                ? new MetricCheck("provenance.model", null, null, null, "the same model", CheckStatus.Fail, d + "; --allow-other-model compares anyway")
+                : new MetricCheck("provenance.options", null, null, null, "the same options", CheckStatus.Fail, d + "; --allow-other-options compares anyway")));
             var table = new Table().AddColumns("metric", "baseline", "current", "difference", "allowed", "status");
             foreach (var c in checks.Where(c => parse.GetValue(all) || c.Status != CheckStatus.Pass))
                 table.AddRow(Markup.Escape(c.Metric), N(c.Baseline), N(c.Current), N(c.Difference), Markup.Escape(c.Allowed),
@@ -47,7 +55,7 @@ internal static class CheckCommand
         var cmd = new Command("baseline", "Write a baseline (the metrics of a results.json, with the model hash and options) for `diffcircuits check`.") { results, output };
         cmd.SetAction(parse =>
         {
-            CommonOptions.Translate(() => RegressionCheck.WriteBaseline(parse.GetValue(results)!, parse.GetValue(output)!));
+            RegressionCheck.WriteBaseline(parse.GetValue(results)!, parse.GetValue(output)!);
             Console.Out.WriteLine($"Wrote {parse.GetValue(output)} ({ReportResults.ReadMetrics(parse.GetValue(output)!).Count} metrics).");
             return CliApp.Ok;
         });

@@ -40,7 +40,7 @@ internal static class CircuitsCommand
             };
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); options.Validate(); });
             string outDir = parse.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
+            using var claim = CommonOptions.ClaimOutput(outDir, $"circuits --model {parse.GetValue(model)}");
             AttentionCaptureSession maps, noMaps;
             try
             {

@@ -6,8 +6,25 @@ namespace DiffusionCircuits.Cli;
 /// <summary>The <c>diffcircuits</c> command line: one root command, a sub-command per job.</summary>
 public static class CliApp
 {
-    /// <summary>Exit codes: 0 success, 1 a check or analysis failed, 2 bad usage or input, 3 unexpected error.</summary>
+    /// <summary>Exit codes: 0 success, 1 a check or analysis failed, 2 bad usage or input, 3 unexpected error (a bug); 130/143 interrupted.</summary>
     public const int Ok = 0, Failed = 1, BadInput = 2, Crashed = 3;
+
+    /// <summary>What an interrupted command leaves, for the line printed on Ctrl-C or SIGTERM.</summary>
+    public static string InterruptedNote(string signal) =>
+        $"interrupted ({signal}): every file already written is complete (all are written atomically) and a finished report is kept; " +
+        "report resumes from its kept work (<out>/.work) when run again with the same options.";
+
+    /// <summary>
+    /// Errors of the input or the environment that a user can fix (a missing or unreadable file, a model ONNX Runtime
+    /// refuses, data that is not what it claims, a folder that cannot be written, a full disk): exit 2 with their
+    /// message, which names the file. Anything else is a bug (exit 3).
+    /// </summary>
+    private static Exception? InputError(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException && e.InnerException != null) e = e.InnerException!;
+        return e is UserFacingException or Onnx.OnnxModelException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
+            or UnauthorizedAccessException or IOException or System.Text.Json.JsonException ? e : null;
+    }
 
     private static int UsageError(ParseResult parse, TextWriter error)
     {
@@ -44,9 +61,9 @@ public static class CliApp
             if (parse.Errors.Count > 0) return UsageError(parse, error ?? Console.Error);
             return parse.Invoke(config);
         }
-        catch (UserFacingException e)
+        catch (Exception e) when (InputError(e) is { } input)
         {
-            (error ?? Console.Error).WriteLine($"error: {e.Message}");
+            (error ?? Console.Error).WriteLine($"error: {input.Message.Split('\n')[0].Trim()}");
             return BadInput;
         }
         catch (Exception e)

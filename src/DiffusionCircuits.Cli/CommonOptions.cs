@@ -105,6 +105,23 @@ internal static class CommonOptions
 
     public static void Translate(Action work) => Translate(() => { work(); return 0; });
 
+    /// <summary>
+    /// Claims an output folder for this command (created if missing): refused when it cannot be written or another run
+    /// holds it (a running report, say); stale temporary files of interrupted writes are removed. Dispose when done.
+    /// </summary>
+    public static IDisposable ClaimOutput(string folder, string description)
+    {
+        Reporting.ReportRunner.CheckWritable(folder);
+        return Reporting.RunLock.Acquire(folder, description);
+    }
+
+    /// <summary>The skipped files of a folder, one line each on stderr (20 at most), so none is skipped silently.</summary>
+    public static void ReportSkipped(ImageFolder folder)
+    {
+        foreach (var s in folder.Skipped.Take(20)) Console.Error.WriteLine($"skipped {s.Path}: {s.Reason}");
+        if (folder.Skipped.Count > 20) Console.Error.WriteLine($"... and {folder.Skipped.Count - 20} more skipped files in '{folder.Root}'.");
+    }
+
     /// <summary>Up to <paramref name="count"/> real faces of a folder, optionally restricted to a file list; errors name the folder or list.</summary>
     public static (List<FaceImage> Images, ImageFolder Folder) LoadReal(string folder, string? listFile, int size, int count)
     {
@@ -117,7 +134,11 @@ internal static class CommonOptions
         try
         {
             var images = new ImageFolder(folder, size, onlyFiles: only);
-            return (images.Read().Take(count).ToList(), images);
+            var read = images.Read().Take(count).ToList();
+            ReportSkipped(images);
+            if (read.Count == 0)
+                throw new UserFacingException($"No readable images in '{folder}'{(only != null ? $" among the files of '{listFile}'" : "")} ({images.Skipped.Count} skipped).");
+            return (read, images);
         }
         catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
     }

@@ -36,7 +36,7 @@ internal static class EvaluateCommand
             int n = parse.GetValue(images);
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); });
             string outDir = parse.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
+            using var claim = CommonOptions.ClaimOutput(outDir, $"evaluate --model {parse.GetValue(model)}");
             OnnxModel onnx;
             try { onnx = OnnxModel.Load(parse.GetValue(model)!); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }

@@ -34,7 +34,7 @@ internal static class FeaturesCommand
             int n = parse.GetValue(images);
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); AnalysisLimits.CheckBatch(parse.GetValue(batch)); });
             string outDir = parse.GetValue(output)!;
-            Directory.CreateDirectory(outDir);
+            using var claim = CommonOptions.ClaimOutput(outDir, $"features --model {parse.GetValue(model)}");
             AttentionCaptureSession session;
             try { session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) }); }
             catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }

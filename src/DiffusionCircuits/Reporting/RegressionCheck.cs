@@ -157,7 +157,7 @@ public static class RegressionCheck
         var root = doc.RootElement;
         var baseline = new
         {
-            format = "diffcircuits-baseline/1",
+            format = MetricsFile.BaselineFormat,
             from = Path.GetFileName(resultsPath),
             model = root.TryGetProperty("model", out var m) && m.TryGetProperty("sha256", out var sha) ? sha.GetString() : null,
             options = root.TryGetProperty("options", out var o) ? o.Clone() : default(JsonElement?),

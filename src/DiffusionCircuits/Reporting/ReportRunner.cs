@@ -66,6 +66,7 @@ public sealed class ReportRunner
         if (o.OutDir == null) _log($"Output folder: {outDir}");
         CheckWritable(outDir);
         using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");
+        StagedOutputs.Recover(outDir);
         var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);
         var analysis = new CircuitAnalysis(maps, ablation, o.Analysis).Run(real, synthetic, progress, checkpoint);
         if (checkpoint.ChunksLoaded > 0) _log($"Resumed: {checkpoint.ChunksLoaded} finished chunk(s) loaded from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
@@ -82,16 +83,16 @@ public sealed class ReportRunner
         Lap("statistics");
 
         var files = new List<string>();
-        // A half-written set of outputs never looks complete: the old report and results go first, report.pdf comes last.
-        foreach (var stale in new[] { "report.pdf", "results.json" }) File.Delete(Path.Combine(outDir, stale));
-        string Out(string name) { files.Add(name); return Path.Combine(outDir, name); }
+        // Everything is written into a staging folder first: the finished report of an earlier run is replaced only by a complete one.
+        string stage = StagedOutputs.Begin(outDir);
+        string Out(string name) { files.Add(name); return Path.Combine(stage, name); }
         WriteTables(Out, analysis, summaries, divergences, results);
         Lap("tables");
 
         progress?.Report(("charts and report", 0));
         var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Analysis.Seed);
         var charts = ReportCharts.All(results, analysis, maps.Layers);
-        Directory.CreateDirectory(Path.Combine(outDir, "charts"));
+        Directory.CreateDirectory(Path.Combine(stage, "charts"));
         foreach (var chart in charts)
         {
             ReportCharts.SavePng(chart, Out($"charts/{chart.Name}.png"));
@@ -105,6 +106,8 @@ public sealed class ReportRunner
         int pages = ReportPdf.Write(Out("report.pdf"), results, charts, examples, timings);
         timings["pdf"] = Math.Round(watch.Elapsed.TotalSeconds, 2);
         AtomicFile.WriteAllText(Out("timings.json"), JsonFiles.Serialize(timings));
+        // results.json just before report.pdf, which moves last.
+        StagedOutputs.Commit(outDir, files.Where(f => f is not ("results.json" or "report.pdf")).Append("results.json").Append("report.pdf").ToList());
         progress?.Report(("charts and report", 1));
         return new ReportOutcome(results, outDir, files, timings, checkpoint.ChunksLoaded, checkpoint.ChunksComputed, pages);
     }

@@ -2,7 +2,8 @@ namespace DiffusionCircuits.Reporting;
 
 /// <summary>
 /// Claims an output folder for one run: an exclusive lock on <c>.run.lock</c> (released by the OS even when the process
-/// is killed) and <c>.run.info</c> saying who holds it, so a second run on the same folder is refused by name.
+/// is killed) and <c>.run.info</c> saying who holds it, so a second run on the same folder is refused by name. Every
+/// command that writes into an output folder takes it; taking it removes the temporary files interrupted writes left.
 /// </summary>
 internal sealed class RunLock : IDisposable
 {
@@ -26,6 +27,8 @@ internal sealed class RunLock : IDisposable
             throw new IOException($"Output folder '{folder}' is in use by another run ({other}). Wait for it, or choose another --out.");
         }
         AtomicFile.WriteAllText(info, $"pid {Environment.ProcessId} on {Environment.MachineName}, started {DateTime.Now:yyyy-MM-dd HH:mm:ss}: {description}");
+        // With the lock held no other run writes here: temporary files of interrupted writes are stale.
+        AtomicFile.RemoveStaleTemporaries(folder);
         return new RunLock(stream, info);
     }
 
