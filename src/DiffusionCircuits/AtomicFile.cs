@@ -80,7 +80,7 @@ internal static partial class AtomicFile
     }
 
     /// <summary>Whether an existing path is a character or block device, FIFO or socket (stat through .NET's own native shim).</summary>
-    private static bool IsDeviceOrPipe(string path)
+    internal static bool IsDeviceOrPipe(string path)
     {
         if (OperatingSystem.IsWindows() || !File.Exists(path)) return false;
         Span<byte> status = stackalloc byte[512];   // System.Native's FileStatus: Flags (int), then Mode (int), ...

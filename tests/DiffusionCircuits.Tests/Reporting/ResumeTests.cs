@@ -70,6 +70,38 @@ public class ResumeTests
         Assert.True(File.Exists(Path.Combine(dir, "report.pdf")));
     }
 
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
+    [Fact]
+    public void Ctrl_c_says_what_is_kept_exits_130_and_the_next_run_resumes_from_the_kept_work()
+    {
+        var dir = Directory.CreateTempSubdirectory("sigint-").FullName;
+        using var p = Start(dir);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        var work = Path.Combine(dir, ".work");
+        var watch = Stopwatch.StartNew();
+        while (!(Directory.Exists(work) && Directory.EnumerateFiles(work, "features.*.bin").Any()))
+        {
+            Assert.False(p.HasExited, "the run ended before a chunk was kept");
+            Assert.True(watch.Elapsed < TimeSpan.FromMinutes(3), "no chunk within 3 minutes");
+            Thread.Sleep(10);
+        }
+        Assert.Equal(0, SendSignal(p.Id, 2));   // SIGINT, as Ctrl-C sends it
+        Assert.True(p.WaitForExit(60_000), "the run did not stop on SIGINT");
+        Assert.Equal(130, p.ExitCode);
+        Assert.Contains("interrupted (SIGINT)", stderr.Result);
+        Assert.False(File.Exists(Path.Combine(dir, "results.json")));
+        _ = stdout.Result;
+
+        using var again = Start(dir);
+        string output = again.StandardOutput.ReadToEnd() + again.StandardError.ReadToEnd();
+        again.WaitForExit();
+        Assert.True(again.ExitCode == 0, output);
+        Assert.Contains("Resumed:", output);
+    }
+
     [Fact]
     public void Changed_inputs_discard_the_finished_work_with_a_message_naming_what_changed()
     {
