@@ -148,6 +148,12 @@ public sealed class ImageFolder
             h = bitmap.Height;
             planes = SkiaPixels.ToPlanes(bitmap);
         }
+        catch (Exception e) when (e is FileNotFoundException && Path.GetFileName(file).Contains('\uFFFD'))
+        {
+            // .NET decodes file names as UTF-8; a name in another encoding does not survive the round trip.
+            reason = "its name is not valid UTF-8, so .NET cannot open it: rename it (e.g. convmv -f latin1 -t utf8)";
+            return null;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             reason = $"cannot read file: {e.Message}";

@@ -35,6 +35,22 @@ public class ImageFolderTests
     }
 
     [Fact]
+    public void A_file_whose_name_is_not_utf8_is_skipped_with_that_reason_not_as_missing()
+    {
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        SavePng(dir, "a.png", 16, 16, (_, _) => SKColors.Green);
+        SavePng(dir, "latin1.png", 16, 16, (_, _) => SKColors.Red);
+        // A Latin-1 name (byte 0xE9, "é") that .NET cannot represent; only a shell can make one.
+        var mv = System.Diagnostics.Process.Start("bash", new[] { "-c", $"cd '{dir}' && mv latin1.png \"$(printf 'caf\\xe9.png')\"" })!;
+        mv.WaitForExit();
+        Assert.Equal(0, mv.ExitCode);
+        var folder = new ImageFolder(dir, 8);
+        Assert.Single(folder.Read());
+        var skipped = Assert.Single(folder.Skipped);
+        Assert.Contains("not valid UTF-8", skipped.Reason);
+    }
+
+    [Fact]
     public void Reads_images_in_name_order_and_skips_bad_files_with_reasons()
     {
         var dir = Directory.CreateTempSubdirectory().FullName;
