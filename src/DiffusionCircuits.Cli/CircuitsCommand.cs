@@ -41,15 +41,8 @@ internal static class CircuitsCommand
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); options.Validate(); });
             string outDir = parse.GetValue(output)!;
             using var claim = CommonOptions.ClaimOutput(outDir, $"circuits --model {parse.GetValue(model)}");
-            AttentionCaptureSession maps, noMaps;
-            try
-            {
-                maps = new AttentionCaptureSession(parse.GetValue(model)!);
-                noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean });
-            }
-            catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
-            using var _1 = maps;
-            using var _2 = noMaps;
+            using var maps = new AttentionCaptureSession(parse.GetValue(model)!);
+            using var noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean });
             var (realImages, _) = CommonOptions.LoadReal(parse.GetValue(real)!, parse.GetValue(heldout), maps.Height, n);
             if (realImages.Count < 2) throw new UserFacingException($"Only {realImages.Count} readable real image(s) in '{parse.GetValue(real)}'.");
             var synthetic = new SyntheticFaceGenerator(parse.GetValue(synthSeed), maps.Height).GenerateMany(realImages.Count).ToList();

@@ -92,28 +92,23 @@ internal static class CommonOptions
         catch (ArgumentException e) { throw new UserFacingException(e.Message, e); }
     }
 
-    /// <summary>Runs library work, turning its input errors (missing or bad files, bad models, bad options) into one-line user errors.</summary>
+    /// <summary>
+    /// Runs library work whose ArgumentExceptions are the user's options (a report's), not bugs; the other input errors
+    /// (files, models, data, folders) are exit 2 in every command already (<see cref="CliApp"/>).
+    /// </summary>
     public static T Translate<T>(Func<T> work)
     {
         try { return work(); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Onnx.OnnxModelException
-                                      or ArgumentException or UnauthorizedAccessException or IOException)
-        {
-            throw new UserFacingException(e.Message, e);
-        }
+        catch (ArgumentException e) { throw new UserFacingException(e.Message, e); }
     }
 
     public static void Translate(Action work) => Translate(() => { work(); return 0; });
 
     /// <summary>
-    /// Claims an output folder for this command (created if missing): refused when it cannot be written or another run
-    /// holds it (a running report, say); stale temporary files of interrupted writes are removed. Dispose when done.
+    /// Claims an output folder for this command (<see cref="Reporting.RunLock"/>): refused when it cannot be written or
+    /// another run holds it (a running report, say). Dispose when done.
     /// </summary>
-    public static IDisposable ClaimOutput(string folder, string description)
-    {
-        Reporting.ReportRunner.CheckWritable(folder);
-        return Reporting.RunLock.Acquire(folder, description);
-    }
+    public static IDisposable ClaimOutput(string folder, string description) => Reporting.RunLock.Acquire(folder, description);
 
     /// <summary>The skipped files of a folder, one line each on stderr (20 at most), so none is skipped silently.</summary>
     public static void ReportSkipped(ImageFolder folder)
@@ -131,15 +126,11 @@ internal static class CommonOptions
             if (!File.Exists(listFile)) throw new UserFacingException($"File list '{listFile}' does not exist.");
             only = File.ReadAllLines(listFile).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToHashSet();
         }
-        try
-        {
-            var images = new ImageFolder(folder, size, onlyFiles: only);
-            var read = images.Read().Take(count).ToList();
-            ReportSkipped(images);
-            if (read.Count == 0)
-                throw new UserFacingException($"No readable images in '{folder}'{(only != null ? $" among the files of '{listFile}'" : "")} ({images.Skipped.Count} skipped).");
-            return (read, images);
-        }
-        catch (Exception e) when (e is DirectoryNotFoundException or InvalidDataException) { throw new UserFacingException(e.Message, e); }
+        var images = new ImageFolder(folder, size, onlyFiles: only);
+        var read = images.Read().Take(count).ToList();
+        ReportSkipped(images);
+        if (read.Count == 0)
+            throw new UserFacingException($"No readable images in '{folder}'{(only != null ? $" among the files of '{listFile}'" : "")} ({images.Skipped.Count} skipped).");
+        return (read, images);
     }
 }

@@ -37,9 +37,7 @@ internal static class EvaluateCommand
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); });
             string outDir = parse.GetValue(output)!;
             using var claim = CommonOptions.ClaimOutput(outDir, $"evaluate --model {parse.GetValue(model)}");
-            OnnxModel onnx;
-            try { onnx = OnnxModel.Load(parse.GetValue(model)!); }
-            catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
+            var onnx = OnnxModel.Load(parse.GetValue(model)!);
             var schedule = NoiseSchedule.FromModel(onnx);
             using var denoiser = new DenoiserSession(onnx);
             int size = denoiser.Height;

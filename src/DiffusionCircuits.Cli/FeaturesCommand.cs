@@ -35,10 +35,7 @@ internal static class FeaturesCommand
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); AnalysisLimits.CheckBatch(parse.GetValue(batch)); });
             string outDir = parse.GetValue(output)!;
             using var claim = CommonOptions.ClaimOutput(outDir, $"features --model {parse.GetValue(model)}");
-            AttentionCaptureSession session;
-            try { session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) }); }
-            catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
-            using var _ = session;
+            using var session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) });
             Console.Error.WriteLine($"Running on {session.DeviceNote}; {session.Layers.Count} attention layers, {session.TotalHeads} heads.");
             var heads = session.Discovery.HeadNames.ToList();
             var sources = new List<(DataSetId DataSet, Func<IEnumerable<FaceImage>> Images)>

@@ -44,12 +44,8 @@ internal static class InspectCommand
 
     internal static (OnnxModel Model, AttentionDiscoveryResult Result) Load(string path, int sampleSize)
     {
-        try
-        {
-            var onnx = OnnxModel.Load(path);
-            return (onnx, AttentionDiscovery.Discover(onnx, sampleSize));
-        }
-        catch (OnnxModelException e) { throw new UserFacingException(e.Message, e); }
+        var onnx = OnnxModel.Load(path);
+        return (onnx, AttentionDiscovery.Discover(onnx, sampleSize));
     }
 }
 

@@ -10,11 +10,7 @@ namespace DiffusionCircuits;
 /// </summary>
 internal static partial class AtomicFile
 {
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
-    {
-        var copy = bytes.ToArray();
-        Write(path, fs => fs.Write(copy));
-    }
+    public static void WriteAllBytes(string path, byte[] bytes) => Write(path, fs => fs.Write(bytes));
 
     public static void WriteAllText(string path, string text) =>
         WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));

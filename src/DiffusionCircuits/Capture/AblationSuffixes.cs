@@ -36,9 +36,6 @@ internal sealed class AblationSuffixes : IDisposable
     /// <summary>Bytes of cut tensors per row, held for each row of a pair batch.</summary>
     public long CutBytesPerRow { get; }
 
-    /// <summary>The first layer of each suffix, ascending.</summary>
-    public IReadOnlyList<int> FirstLayers => _parts.Select(p => p.FirstLayer).ToList();
-
     /// <summary>FLOPs per sample of the pass that runs a condition whose earliest ablated layer is <paramref name="firstAblatedLayer"/>.</summary>
     public double FlopsPerSample(int firstAblatedLayer) => PartFor(firstAblatedLayer)?.FlopsPerSample ?? FullFlopsPerSample;
 
@@ -142,10 +139,12 @@ internal sealed class AblationSuffixes : IDisposable
     /// heads of <paramref name="masks"/> ablated, whose earliest ablated layer is <paramref name="firstAblatedLayer"/>:
     /// only that layer's suffix runs. Dispose the result.
     /// </summary>
-    public IDisposableReadOnlyCollection<OrtValue> RunAblated(int firstAblatedLayer, IntactRun intact, NoisedRows rows, IReadOnlyList<float[]> masks, IReadOnlyList<float[]?>? means,
-        bool counted = true)
+    public IDisposableReadOnlyCollection<OrtValue> RunAblated(int firstAblatedLayer, IntactRun intact, NoisedRows rows, IReadOnlyList<float[]> masks, IReadOnlyList<float[]?>? means) =>
+        Run(PartFor(firstAblatedLayer), intact, rows, masks, means, counted: true);
+
+    /// <summary>The ablated rows through <paramref name="part"/> (the full model when null).</summary>
+    private IDisposableReadOnlyCollection<OrtValue> Run(Part? part, IntactRun intact, NoisedRows rows, IReadOnlyList<float[]> masks, IReadOnlyList<float[]?>? means, bool counted)
     {
-        var part = PartFor(firstAblatedLayer);
         var (names, values) = _session.BatchInputs(rows.Noisy, rows.Timesteps[..rows.Count], masks, means);
         try
         {
@@ -186,38 +185,21 @@ internal sealed class AblationSuffixes : IDisposable
     private bool Agrees(Part part)
     {
         var (noisy, t) = ProbeRows(_session, 2);
-        var layer = _session.Layers[part.FirstLayer];
-        var masks = _session.Layers.Select(l => Enumerable.Repeat(1f, 2 * l.Heads).ToArray()).ToArray();
-        masks[part.FirstLayer][0] = 0f;
-        masks[part.FirstLayer][layer.Heads + layer.Heads - 1] = 0f;
-        float[] expected;
-        var (names, values) = _session.BatchInputs(noisy, t, masks);
-        try
-        {
-            using var full = _session.RunModel(_intact, names, values, new[] { _noise }, 2, counted: false);
-            expected = full[0].GetTensorDataAsSpan<float>().ToArray();
-        }
-        finally
-        {
-            foreach (var v in values) v.Dispose();
-        }
         var rows = new NoisedRows(_session, 2, 0);
-        rows.Add(noisy.AsSpan(0, _session.SampleLength), noisy.AsSpan(0, _session.SampleLength), t[0]);
-        rows.Add(noisy.AsSpan(_session.SampleLength), noisy.AsSpan(_session.SampleLength), t[1]);
+        for (int r = 0; r < 2; r++) rows.Add(noisy.AsSpan(r * _session.SampleLength, _session.SampleLength), noisy.AsSpan(r * _session.SampleLength, _session.SampleLength), t[r]);
+        var masks = _session.Layers.Select(l => Enumerable.Repeat(1f, 2 * l.Heads).ToArray()).ToArray();
+        masks[part.FirstLayer][0] = 0f;                                          // row 0: the layer's first head
+        masks[part.FirstLayer][2 * _session.Layers[part.FirstLayer].Heads - 1] = 0f;   // row 1: its last head
         using var intact = RunIntact(rows, counted: false);
-        using var noise = RunAblatedIn(part, intact, rows, masks);
-        var got = noise[0].GetTensorDataAsSpan<float>();
-        float scale = Math.Max(1f, expected.Max(Math.Abs));
+        using var full = Run(null, intact, rows, masks, null, counted: false);
+        using var split = Run(part, intact, rows, masks, null, counted: false);
+        var expected = full[0].GetTensorDataAsSpan<float>();
+        var got = split[0].GetTensorDataAsSpan<float>();
+        float scale = 1f;
+        foreach (float v in expected) scale = Math.Max(scale, Math.Abs(v));
         for (int i = 0; i < expected.Length; i++)
             if (!(Math.Abs(got[i] - expected[i]) <= 1e-4f * scale)) return false;
         return true;
-    }
-
-    private IDisposableReadOnlyCollection<OrtValue> RunAblatedIn(Part part, IntactRun intact, NoisedRows rows, float[][] masks)
-    {
-        _parts.Add(part);
-        try { return RunAblated(part.FirstLayer, intact, rows, masks, null, counted: false); }
-        finally { _parts.Remove(part); }
     }
 
     private static (float[] Noisy, int[] Timesteps) ProbeRows(AttentionCaptureSession session, int rows)

@@ -11,13 +11,6 @@ public sealed record EpsilonMse(int Timestep, int Images, double ModelMse, doubl
 /// </summary>
 public static class DenoiserEvaluation
 {
-    private static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        foreach (float v in values)
-            if (!float.IsFinite(v)) return false;
-        return true;
-    }
-
     /// <summary>eps-MSE per timestep on the images, next to the baselines eps_hat = 0 and eps_hat = x_t.</summary>
     public static IReadOnlyList<EpsilonMse> Measure(DenoiserSession denoiser, NoiseSchedule schedule, IEnumerable<FaceImage> images,
         IReadOnlyList<int> timesteps, int seed, int batchSize = 64, IProgress<int>? progress = null)
@@ -42,7 +35,7 @@ public static class DenoiserEvaluation
                 }
                 var predicted = denoiser.PredictNoise(noisy, Enumerable.Repeat(t, b).ToArray());
                 for (int i = 0; i < b; i++)
-                    if (!AllFinite(predicted.AsSpan(i * len, len)))
+                    if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(predicted.AsSpan(i * len, len)))
                         throw new InvalidDataException($"The model produced NaN or infinite noise for image '{batch[i].Id}' at t = {t}.");
                 for (int j = 0; j < noisy.Length; j++)
                 {

@@ -64,7 +64,6 @@ public sealed class ReportRunner
             JsonFiles.Serialize(o.Describe()));
         string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         if (o.OutDir == null) _log($"Output folder: {outDir}");
-        CheckWritable(outDir);
         using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");
         StagedOutputs.Recover(outDir);
         var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);

@@ -14,7 +14,8 @@ internal sealed class RunLock : IDisposable
 
     public static RunLock Acquire(string folder, string description)
     {
-        Directory.CreateDirectory(folder);
+        // First: an unwritable folder (read-only mount, under a file) is said so, not taken for one in use.
+        ReportRunner.CheckWritable(folder);
         string lockPath = Path.Combine(folder, ".run.lock"), info = Path.Combine(folder, ".run.info");
         FileStream stream;
         try

@@ -26,12 +26,8 @@ internal static class StagedOutputs
         Directory.Delete(stage, recursive: true);
     }
 
-    /// <summary>A fresh staging folder.</summary>
-    public static string Begin(string outDir)
-    {
-        Recover(outDir);
-        return Directory.CreateDirectory(Stage(outDir)).FullName;
-    }
+    /// <summary>A fresh staging folder; <see cref="Recover"/> has run since the lock was taken.</summary>
+    public static string Begin(string outDir) => Directory.CreateDirectory(Stage(outDir)).FullName;
 
     /// <summary>Moves the staged <paramref name="files"/> (relative names, in order, last one last) over the outputs.</summary>
     public static void Commit(string outDir, IReadOnlyList<string> files)
