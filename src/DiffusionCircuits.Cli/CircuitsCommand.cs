@@ -15,8 +15,9 @@ internal static class CircuitsCommand
 {
     public static Command Create()
     {
+        var denoiser = DenoiserOptions.Create();
         var inputs = FaceInputs.Create(64, realRequired: true);
-        var (model, real, heldout, images, synthSeed, timesteps) = inputs;
+        var (real, heldout, images, synthSeed, timesteps) = inputs;
         var roles = CommonOptions.Roles();
         var tau = CommonOptions.Tolerance();
         var seed = CommonOptions.Seed();
@@ -29,6 +30,7 @@ internal static class CircuitsCommand
         {
             roles, tau, seed, bootstrap, ablation, output,
         };
+        denoiser.AddTo(cmd);
         inputs.AddTo(cmd);
         cmd.SetAction(parse =>
         {
@@ -39,13 +41,19 @@ internal static class CircuitsCommand
                 TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
             };
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); options.Validate(); });
+            var setup = denoiser.Resolve(parse);
             string outDir = parse.GetValue(output)!;
-            using var claim = CommonOptions.ClaimOutput(outDir, $"circuits --model {parse.GetValue(model)}");
-            using var maps = new AttentionCaptureSession(parse.GetValue(model)!);
-            using var noMaps = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean });
-            var (realImages, _) = CommonOptions.LoadReal(parse.GetValue(real)!, parse.GetValue(heldout), maps.Height, n);
-            if (realImages.Count < 2) throw new UserFacingException($"Only {realImages.Count} readable real image(s) in '{parse.GetValue(real)}'.");
-            var synthetic = new SyntheticFaceGenerator(parse.GetValue(synthSeed), maps.Height).GenerateMany(realImages.Count).ToList();
+            using var claim = CommonOptions.ClaimOutput(outDir, $"circuits {denoiser.Describe(parse)}");
+            using var opened = OpenedDenoiser.Open(setup, new CaptureOptions());
+            var maps = opened.Session;
+            using var noMaps = new AttentionCaptureSession(setup.ModelPath, new CaptureOptions
+            {
+                ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean, Conditioning = opened.Conditioning, Schedule = maps.Schedule, SampleSize = maps.Height,
+            });
+            var (loaded, _) = CommonOptions.LoadReal(parse.GetValue(real)!, parse.GetValue(heldout), opened.ImageSize, n);
+            if (loaded.Count < 2) throw new UserFacingException($"Only {loaded.Count} readable real image(s) in '{parse.GetValue(real)}'.");
+            var realImages = opened.Prepare(loaded);
+            var synthetic = opened.Prepare(new SyntheticFaceGenerator(parse.GetValue(synthSeed), opened.ImageSize).GenerateMany(realImages.Count));
 
             CircuitAnalysisResult result = null!;
             AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
@@ -98,7 +106,7 @@ internal static class CircuitsCommand
         ReportTables.WriteRolesCsv(Path.Combine(dir, "roles.csv"), r);
         var json = new
         {
-            roles = r.Roles.Roles.Select(x => new { x.Name, x.Heads, centroidZ = HeadRoles.Probes.Zip(x.CentroidZ).ToDictionary(p => p.First, p => p.Second), x.Silhouette }),
+            roles = r.Roles.Roles.Select(x => new { x.Name, x.Heads, centroidZ = HeadRoles.Probes.Zip(x.CentroidZ).Where(p => double.IsFinite(p.Second)).ToDictionary(p => p.First, p => p.Second), x.Silhouette }),
             roleStabilityAri = r.RoleStabilityAri,
             circuits = r.Circuits,
             ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.PValue, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),

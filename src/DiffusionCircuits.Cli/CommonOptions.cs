@@ -1,24 +1,133 @@
 using System.CommandLine;
 using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
+using DiffusionCircuits.Onnx;
 
 namespace DiffusionCircuits.Cli;
 
-/// <summary>The inputs of the commands that run a model on faces: model, real faces (and a file list), images, synthetic seed, timesteps.</summary>
-internal sealed record FaceInputs(Option<string> Model, Option<string?> Real, Option<string?> Heldout, Option<int> Images, Option<int> SyntheticSeed, Option<string> Timesteps)
+/// <summary>
+/// Where the denoiser comes from, the same in every command that runs one: <c>--model</c> (with <c>--vae-encoder</c> for a
+/// latent model) or <c>--pipeline</c> (a diffusers/optimum ONNX folder), and its conditioning (<c>--prompt</c>,
+/// <c>--conditioning</c>).
+/// </summary>
+internal sealed record DenoiserOptions(Option<string> Model, Option<string?> Pipeline, Option<string?> VaeEncoder, Option<string?> Prompt, Option<string?> Conditioning,
+    Option<int?> ImageSize)
+{
+    public static DenoiserOptions Create() => new(CommonOptions.Model(),
+        new Option<string?>("--pipeline") { Description = "A diffusers/optimum ONNX pipeline folder (model_index.json, unet/, vae_encoder/, text_encoder/, tokenizer/, scheduler/): " +
+                                                          "faces are encoded by its VAE encoder, the schedule is its scheduler's. Instead of --model." },
+        new Option<string?>("--vae-encoder") { Description = "The VAE encoder (ONNX) of a latent --model: faces become latents = encoder mean x scaling_factor (from a config.json beside it, else 0.18215)." },
+        new Option<string?>("--prompt") { Description = "Text conditioning through the pipeline's CLIP tokenizer and text encoder (needs --pipeline); \"\" is the unconditional case." },
+        new Option<string?>("--conditioning") { Description = "Text conditioning as embeddings in a .npy file, [1 or N, tokens, dim] float32 (N: row i conditions image i of each data set)." },
+        new Option<int?>("--image-size") { Description = "Latent models: encode faces at this many pixels instead of the VAE's sample_size (e.g. 256 for Stable Diffusion 1.x: 32x32 latents, 16 times smaller attention maps)." });
+
+    /// <summary>Adds the options to a command, in this order.</summary>
+    public Command AddTo(Command command)
+    {
+        foreach (Option o in new Option[] { Model, Pipeline, VaeEncoder, Prompt, Conditioning, ImageSize }) command.Options.Add(o);
+        return command;
+    }
+
+    /// <summary>The setup these options name; contradicting options are a one-line user error.</summary>
+    public DenoiserSetup Resolve(ParseResult parse)
+    {
+        string? pipeline = parse.GetValue(Pipeline), vae = parse.GetValue(VaeEncoder), prompt = parse.GetValue(Prompt), conditioning = parse.GetValue(Conditioning);
+        if (prompt != null && conditioning != null) throw new UserFacingException("Give --prompt or --conditioning, not both.");
+        return CommonOptions.Translate(() =>
+        {
+            DenoiserSetup setup;
+            if (pipeline == null) setup = DenoiserSetup.FromModel(parse.GetValue(Model)!, vae, prompt, conditioning);
+            else
+            {
+                if (parse.GetResult(Model) is { Implicit: false }) throw new UserFacingException("Give --model or --pipeline, not both (the pipeline's UNet is unet/model.onnx).");
+                if (vae != null) throw new UserFacingException("--vae-encoder is for a bare --model; a --pipeline uses its own vae_encoder/model.onnx.");
+                setup = DenoiserSetup.FromPipeline(pipeline, prompt, conditioning);
+            }
+            return parse.GetValue(ImageSize) is int size ? setup.WithImageSize(size) : setup;
+        });
+    }
+
+    /// <summary>The denoiser as a command line names it (for run locks and logs).</summary>
+    public string Describe(ParseResult parse) => parse.GetValue(Pipeline) is string p ? $"--pipeline {p}" : $"--model {parse.GetValue(Model)}";
+}
+
+/// <summary>The inputs of the commands that run a model on faces: real faces (and a file list), images, synthetic seed, timesteps.</summary>
+internal sealed record FaceInputs(Option<string?> Real, Option<string?> Heldout, Option<int> Images, Option<int> SyntheticSeed, Option<string> Timesteps)
 {
     public static FaceInputs Create(int defaultImages, string realExtra = "", bool realRequired = false)
     {
         var real = CommonOptions.Real(realExtra);
         real.Required = realRequired;
-        return new(CommonOptions.Model(), real, CommonOptions.Heldout(), CommonOptions.Images(defaultImages), CommonOptions.SyntheticSeed(), CommonOptions.Timesteps());
+        return new(real, CommonOptions.Heldout(), CommonOptions.Images(defaultImages), CommonOptions.SyntheticSeed(), CommonOptions.Timesteps());
     }
 
     /// <summary>Adds the options to a command, in this order.</summary>
     public Command AddTo(Command command)
     {
-        foreach (Option o in new Option[] { Model, Real, Heldout, Images, SyntheticSeed, Timesteps }) command.Options.Add(o);
+        foreach (Option o in new Option[] { Real, Heldout, Images, SyntheticSeed, Timesteps }) command.Options.Add(o);
         return command;
+    }
+}
+
+/// <summary>
+/// A denoiser opened for a command: its conditioning, a capture session fed with it, and for a latent model the VAE
+/// encoder, which faces go through (<see cref="Prepare"/>) before the session sees them.
+/// </summary>
+internal sealed class OpenedDenoiser : IDisposable
+{
+    private OpenedDenoiser(DenoiserSetup setup, ModelConditioning? conditioning, AttentionCaptureSession session, LatentEncoder? encoder) =>
+        (Setup, Conditioning, Session, Encoder) = (setup, conditioning, session, encoder);
+
+    public DenoiserSetup Setup { get; }
+    public ModelConditioning? Conditioning { get; }
+    public AttentionCaptureSession Session { get; }
+    public LatentEncoder? Encoder { get; }
+
+    /// <summary>Faces are loaded at this side: the VAE encoder's input, or the model's own.</summary>
+    public int ImageSize => Encoder?.Height ?? Session.Height;
+
+    /// <summary>Opens the setup's model with <paramref name="options"/> (conditioning, schedule and sample size from the setup).</summary>
+    public static OpenedDenoiser Open(DenoiserSetup setup, CaptureOptions options)
+    {
+        var conditioning = setup.LoadConditioning();
+        var session = new AttentionCaptureSession(setup.ModelPath, options with
+        {
+            Conditioning = conditioning, Schedule = setup.LoadSchedule(), SampleSize = setup.LatentSize ?? options.SampleSize,
+        });
+        try
+        {
+            if (session.Channels != 3 && !setup.IsLatent)
+                throw new UserFacingException($"Model '{setup.ModelPath}': input '{session.Discovery.Signature.Sample.Name}' takes {session.Channels} channels, but faces are RGB: " +
+                                              "a latent model needs its VAE encoder in front. Pass --pipeline DIR (a diffusers/optimum ONNX export) or --vae-encoder FILE.");
+            return new OpenedDenoiser(setup, conditioning, session, setup.OpenLatentEncoder(session.Channels, session.Height));
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The faces as the model takes them: with their latents for a latent model; with one conditioning row per image,
+    /// row i conditions the i-th face of each data set.
+    /// </summary>
+    public List<FaceImage> Prepare(IEnumerable<FaceImage> images) => Prepare(images, Encoder, Conditioning);
+
+    /// <summary><see cref="Prepare(IEnumerable{FaceImage})"/> for any encoder and conditioning.</summary>
+    public static List<FaceImage> Prepare(IEnumerable<FaceImage> images, LatentEncoder? encoder, ModelConditioning? conditioning)
+    {
+        var list = encoder == null ? images.ToList() : encoder.Encode(images).ToList();
+        conditioning?.AssignRows(list.Select(i => i.Id).ToList());
+        return list;
+    }
+
+    public void Dispose()
+    {
+        Session.Dispose();
+        Encoder?.Dispose();
     }
 }
 

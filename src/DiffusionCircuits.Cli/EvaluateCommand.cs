@@ -15,8 +15,9 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
+        var denoiser = DenoiserOptions.Create();
         var inputs = FaceInputs.Create(300);
-        var (model, real, heldout, images, synthSeed, timesteps) = inputs;
+        var (real, heldout, images, synthSeed, timesteps) = inputs;
         var synthStart = new Option<int>("--synthetic-start") { Description = "Index of the first synthetic face.", DefaultValueFactory = _ => 0 };
         var seed = CommonOptions.Seed("the paired noise per image and timestep");
         var samples = new Option<int>("--samples") { Description = "DDIM samples to draw for the sample grid (0 = none).", DefaultValueFactory = _ => 64 };
@@ -28,6 +29,7 @@ internal static class EvaluateCommand
         {
             synthStart, seed, samples, ddimSteps, output,
         };
+        denoiser.AddTo(cmd);
         inputs.AddTo(cmd);
         cmd.SetAction(parse =>
         {
@@ -35,20 +37,26 @@ internal static class EvaluateCommand
             var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images);
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); });
+            var setup = denoiser.Resolve(parse);
             string outDir = parse.GetValue(output)!;
-            using var claim = CommonOptions.ClaimOutput(outDir, $"evaluate --model {parse.GetValue(model)}");
-            var onnx = OnnxModel.Load(parse.GetValue(model)!);
-            var schedule = NoiseSchedule.FromModel(onnx);
-            using var denoiser = new DenoiserSession(onnx);
-            int size = denoiser.Height;
+            using var claim = CommonOptions.ClaimOutput(outDir, $"evaluate {denoiser.Describe(parse)}");
+            var conditioning = setup.LoadConditioning();
+            var onnx = OnnxModel.Load(setup.ModelPath);
+            var schedule = setup.LoadSchedule() ?? NoiseSchedule.FromModel(onnx);
+            using var session = new DenoiserSession(onnx, setup.LatentSize ?? 32, conditioning: conditioning);
+            if (session.Channels != 3 && !setup.IsLatent)
+                throw new UserFacingException($"Model '{setup.ModelPath}' takes {session.Channels}-channel samples, but faces are RGB: a latent model needs its VAE encoder in front. " +
+                                              "Pass --pipeline DIR or --vae-encoder FILE.");
+            using var encoder = setup.OpenLatentEncoder(session.Channels, session.Height);
+            int size = encoder?.Height ?? session.Height;
 
-            var synthetic = new SyntheticFaceGenerator(parse.GetValue(synthSeed), size).GenerateMany(n, parse.GetValue(synthStart)).ToList();
+            var synthetic = OpenedDenoiser.Prepare(new SyntheticFaceGenerator(parse.GetValue(synthSeed), size).GenerateMany(n, parse.GetValue(synthStart)), encoder, conditioning);
             var sets = new List<(string Name, List<FaceImage> Images)> { ("synthetic", synthetic) };
             string? realDir = parse.GetValue(real);
             if (realDir != null)
             {
                 var (realImages, folder) = CommonOptions.LoadReal(realDir, parse.GetValue(heldout), size, n);
-                sets.Add((folder.IsCelebA ? "celeba" : "real", realImages));
+                sets.Add((folder.IsCelebA ? "celeba" : "real", OpenedDenoiser.Prepare(realImages, encoder, conditioning)));
             }
 
             var results = new Dictionary<string, IReadOnlyList<EpsilonMse>>();
@@ -58,7 +66,7 @@ internal static class EvaluateCommand
                     foreach (var (name, set) in sets)
                     {
                         var task = ctx.AddTask($"eps-MSE {name}", maxValue: set.Count);
-                        results[name] = DenoiserEvaluation.Measure(denoiser, schedule, set, ts, parse.GetValue(seed),
+                        results[name] = DenoiserEvaluation.Measure(session, schedule, set, ts, parse.GetValue(seed),
                             progress: new SynchronousProgress<int>(c => task.Value = c));
                         task.Value = set.Count;
                     }
@@ -70,24 +78,31 @@ internal static class EvaluateCommand
                     table.AddRow(name, r.Images.ToString(), r.Timestep.ToString(), $"{r.ModelMse:F4}", $"{r.ZeroBaselineMse:F4}", $"{r.NoisyInputBaselineMse:F4}");
             AnsiConsole.Write(table);
 
-            DenoisingPicture(denoiser, schedule, sets, parse.GetValue(seed), Path.Combine(outDir, "denoising.png"));
-            int sampleCount = parse.GetValue(samples);
+            // Pictures are drawn in pixel space: a latent model's x0 would need the pipeline's VAE decoder, which this tool does not run.
+            bool pictures = encoder == null && schedule.Prediction == PredictionType.Epsilon;
+            if (!pictures) Console.Error.WriteLine("note: no denoising.png or samples.png: " + (encoder != null
+                ? "the model denoises latents, and drawing them needs the pipeline's VAE decoder." : $"the model predicts {schedule.Prediction}, and the pictures assume eps."));
+            if (pictures) DenoisingPicture(session, schedule, sets, parse.GetValue(seed), Path.Combine(outDir, "denoising.png"));
+            int sampleCount = pictures ? parse.GetValue(samples) : 0;
             if (sampleCount > 0)
             {
-                var x = DdimSampler.Sample(denoiser.PredictNoise, schedule, sampleCount, denoiser.SampleLength, parse.GetValue(ddimSteps), parse.GetValue(seed));
+                var x = DdimSampler.Sample((noisy, t) => session.PredictNoise(noisy, t), schedule, sampleCount, session.SampleLength, parse.GetValue(ddimSteps), parse.GetValue(seed));
                 var grid = new ImageGrid(size, size, 3);
                 int cols = (int)Math.Ceiling(Math.Sqrt(sampleCount));
                 for (int r = 0; r * cols < sampleCount; r++)
                     grid.AddRow("", Enumerable.Range(r * cols, Math.Min(cols, sampleCount - r * cols))
-                        .Select(i => ImageGrid.FromModelSpace(x.AsSpan(i * denoiser.SampleLength, denoiser.SampleLength))));
+                        .Select(i => ImageGrid.FromModelSpace(x.AsSpan(i * session.SampleLength, session.SampleLength))));
                 grid.Save(Path.Combine(outDir, "samples.png"), $"{sampleCount} DDIM samples, {parse.GetValue(ddimSteps)} steps, seed {parse.GetValue(seed)}");
             }
 
             var json = new
             {
-                model = parse.GetValue(model)!,
-                modelSha256 = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(parse.GetValue(model)!))).ToLowerInvariant(),
+                model = setup.ModelPath,
+                modelSha256 = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(setup.ModelPath))).ToLowerInvariant(),
                 schedule = schedule.Name,
+                prediction = schedule.Prediction.ToString(),
+                latents = encoder?.Note,
+                conditioning = conditioning?.Source,
                 seed = parse.GetValue(seed),
                 definition = "eps-MSE = mean over images and pixels of (eps_hat - eps)^2, paired seeded noise per (seed, image id, t)",
                 sets = results.ToDictionary(kv => kv.Key, kv => kv.Value),
@@ -95,7 +110,7 @@ internal static class EvaluateCommand
             };
             AtomicFile.WriteAllText(Path.Combine(outDir, "evaluation.json"),
                 JsonFiles.Serialize(json));
-            Console.Out.WriteLine($"Wrote {outDir}/evaluation.json, denoising.png{(sampleCount > 0 ? ", samples.png" : "")} in {watch.Elapsed.TotalSeconds:F0} s.");
+            Console.Out.WriteLine($"Wrote {outDir}/evaluation.json{(pictures ? ", denoising.png" : "")}{(sampleCount > 0 ? ", samples.png" : "")} in {watch.Elapsed.TotalSeconds:F0} s.");
             return CliApp.Ok;
         });
         return cmd;

@@ -14,8 +14,9 @@ internal static class FeaturesCommand
 {
     public static Command Create()
     {
+        var denoiser = DenoiserOptions.Create();
         var inputs = FaceInputs.Create(64, " Without it only synthetic faces are analysed.");
-        var (model, real, heldout, images, synthSeed, timesteps) = inputs;
+        var (real, heldout, images, synthSeed, timesteps) = inputs;
         var seed = CommonOptions.Seed("noise and bootstrap");
         var batch = CommonOptions.Batch(32);
         var gpu = CommonOptions.Gpu();
@@ -26,6 +27,7 @@ internal static class FeaturesCommand
         {
             seed, batch, gpu, output,
         };
+        denoiser.AddTo(cmd);
         inputs.AddTo(cmd);
         cmd.SetAction(parse =>
         {
@@ -33,19 +35,22 @@ internal static class FeaturesCommand
             var ts = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!);
             int n = parse.GetValue(images);
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); AnalysisLimits.CheckTimesteps(ts); AnalysisLimits.CheckBatch(parse.GetValue(batch)); });
+            var setup = denoiser.Resolve(parse);
             string outDir = parse.GetValue(output)!;
-            using var claim = CommonOptions.ClaimOutput(outDir, $"features --model {parse.GetValue(model)}");
-            using var session = new AttentionCaptureSession(parse.GetValue(model)!, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) });
-            Console.Error.WriteLine($"Running on {session.DeviceNote}; {session.Layers.Count} attention layers, {session.TotalHeads} heads.");
+            using var claim = CommonOptions.ClaimOutput(outDir, $"features {denoiser.Describe(parse)}");
+            using var opened = OpenedDenoiser.Open(setup, new CaptureOptions { GpuDeviceId = parse.GetValue(gpu) });
+            var session = opened.Session;
+            Console.Error.WriteLine($"Running on {session.DeviceNote}; {session.Layers.Count} attention layers, {session.TotalHeads} heads" +
+                                    (opened.Conditioning != null ? $"; conditioning: {opened.Conditioning.Source}" : "") + ".");
             var heads = session.Discovery.HeadNames.ToList();
             var sources = new List<(DataSetId DataSet, Func<IEnumerable<FaceImage>> Images)>
             {
-                (DataSetId.Synthetic, () => new SyntheticFaceGenerator(parse.GetValue(synthSeed), session.Height).GenerateMany(n)),
+                (DataSetId.Synthetic, () => opened.Prepare(new SyntheticFaceGenerator(parse.GetValue(synthSeed), opened.ImageSize).GenerateMany(n))),
             };
             if (parse.GetValue(real) is string realDir)
             {
-                var (realImages, folder) = CommonOptions.LoadReal(realDir, parse.GetValue(heldout), session.Height, n);
-                sources.Add((folder.IsCelebA ? new DataSetId("celeba") : DataSetId.Real, () => realImages));
+                var (realImages, folder) = CommonOptions.LoadReal(realDir, parse.GetValue(heldout), opened.ImageSize, n);
+                sources.Add((folder.IsCelebA ? new DataSetId("celeba") : DataSetId.Real, () => opened.Prepare(realImages)));
             }
 
             var extractor = new FeatureExtractor(session, ts, parse.GetValue(seed), parse.GetValue(batch));

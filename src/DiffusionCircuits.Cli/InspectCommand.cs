@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using DiffusionCircuits.Diffusion;
 using DiffusionCircuits.Onnx;
 using Spectre.Console;
 
@@ -9,17 +10,26 @@ internal static class InspectCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "The ONNX model file (a diffusion UNet: noisy sample and timestep in, predicted noise out)." };
+        var model = new Argument<string?>("model") { Description = "The ONNX model file (a diffusion UNet: noisy sample and timestep in, predicted noise out); or --pipeline.", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of tables." };
         var size = new Option<int>("--sample-size") { Description = "Image side used for the probe run when the model's spatial size is dynamic.", DefaultValueFactory = _ => 32 };
-        var cmd = new Command("inspect", "Show a model's opset, inputs and outputs (which is the timestep, which the noisy sample) and its attention layers.")
+        var denoiser = DenoiserOptions.Create();
+        var cmd = new Command("inspect", "Show a model's opset, inputs and outputs (which is the timestep, which the noisy sample) and its attention layers; " +
+                                         "with --pipeline, also its VAE encoder, schedule and conditioning.")
         {
-            model, json, size,
+            model, json, size, denoiser.Pipeline, denoiser.VaeEncoder, denoiser.Prompt, denoiser.Conditioning,
         };
         cmd.SetAction(parse =>
         {
-            var (onnx, result) = Load(parse.GetValue(model)!, parse.GetValue(size));
-            var report = ModelReport.From(onnx, result);
+            string? path = parse.GetValue(model);
+            if (path != null && parse.GetValue(denoiser.Pipeline) != null) throw new UserFacingException("Give a model file or --pipeline, not both.");
+            if (path == null && parse.GetValue(denoiser.Pipeline) == null) throw new UserFacingException("inspect needs a model file or --pipeline DIR.");
+            var setup = parse.GetValue(denoiser.Pipeline) is string pipeline
+                ? CommonOptions.Translate(() => DenoiserSetup.FromPipeline(pipeline, parse.GetValue(denoiser.Prompt), parse.GetValue(denoiser.Conditioning)))
+                : CommonOptions.Translate(() => DenoiserSetup.FromModel(path!, parse.GetValue(denoiser.VaeEncoder), parse.GetValue(denoiser.Prompt), parse.GetValue(denoiser.Conditioning)));
+            var conditioning = setup.LoadConditioning();
+            var (onnx, result) = Load(setup.ModelPath, setup.LatentSize ?? parse.GetValue(size), conditioning);
+            var report = ModelReport.From(onnx, result) with { Setup = SetupLines(setup, result, conditioning) };
             if (parse.GetValue(json))
             {
                 Console.Out.Write(JsonFiles.Serialize(report));
@@ -35,17 +45,40 @@ internal static class InspectCommand
             foreach (var l in report.Layers)
                 layers.AddRow(Markup.Escape(l.Name), l.Kind, l.Layout, l.Heads.ToString(), l.QueryTokens.ToString(), l.KeyTokens.ToString(), l.Grid, l.HeadDim.ToString(), l.ElementType);
             console.Write(layers);
-            console.MarkupLine($"{report.Layers.Count} attention layers, {report.TotalHeads} heads.");
+            console.MarkupLine($"{report.Layers.Count} attention layers ({report.Layers.Count(l => l.Kind == "cross")} cross-attention), {report.TotalHeads} heads.");
+            foreach (var line in report.Setup) console.MarkupLine(Markup.Escape(line));
             foreach (var note in report.Notes) console.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
             return CliApp.Ok;
         });
         return cmd;
     }
 
-    internal static (OnnxModel Model, AttentionDiscoveryResult Result) Load(string path, int sampleSize)
+    internal static (OnnxModel Model, AttentionDiscoveryResult Result) Load(string path, int sampleSize, ModelConditioning? conditioning = null)
     {
         var onnx = OnnxModel.Load(path);
-        return (onnx, AttentionDiscovery.Discover(onnx, sampleSize));
+        return (onnx, AttentionDiscovery.Discover(onnx, sampleSize, conditioning));
+    }
+
+    /// <summary>What surrounds the UNet: schedule, latents, conditioning (what report and circuits would feed it).</summary>
+    private static List<string> SetupLines(DenoiserSetup setup, AttentionDiscoveryResult result, ModelConditioning? conditioning)
+    {
+        var lines = new List<string>();
+        if (setup.PipelineFolder != null) lines.Add($"pipeline: {setup.PipelineFolder} (UNet unet/model.onnx)");
+        var schedule = setup.LoadSchedule();
+        if (schedule != null) lines.Add($"schedule: {schedule.Name}, prediction {schedule.Prediction} (scheduler/scheduler_config.json)");
+        if (setup.IsLatent)
+        {
+            var sample = result.Signature.Sample;
+            using var encoder = setup.OpenLatentEncoder((int)(sample.FixedDim(1) ?? 4), (int)(sample.FixedDim(2) ?? setup.LatentSize ?? 64));
+            lines.Add($"latents: faces of {encoder!.Height}x{encoder.Width} -> {encoder.Channels}x{encoder.LatentHeight}x{encoder.LatentWidth} through {DenoiserSetup.ShortName(setup.VaeEncoderPath!)}, " +
+                      $"{encoder.Note} ({setup.ScalingFactorSource})");
+        }
+        var binding = result.Signature.Inputs.FirstOrDefault(i => i.Role == TensorRole.Conditioning && i.Rank == 3);
+        if (binding != null)
+            lines.Add(conditioning != null ? $"conditioning: {conditioning.Source} -> '{binding.Name}'"
+                : $"conditioning: '{binding.Name}' {binding.ShapeText} takes text embeddings; report and circuits need --prompt TEXT (with --pipeline) or --conditioning FILE.npy " +
+                  $"(cross-attention measured here with {ProbeInputs.DefaultTextTokens} zero tokens)");
+        return lines;
     }
 }
 
@@ -54,6 +87,8 @@ internal sealed record ModelReport(string File, long IrVersion, long Opset, stri
     IReadOnlyList<ModelReport.TensorRow> Inputs, IReadOnlyList<ModelReport.TensorRow> Outputs,
     IReadOnlyList<ModelReport.LayerRow> Layers, int TotalHeads, IReadOnlyList<string> Notes)
 {
+    /// <summary>What surrounds the UNet (pipeline, schedule, latents, conditioning), one line each.</summary>
+    public IReadOnlyList<string> Setup { get; init; } = Array.Empty<string>();
 
     public sealed record TensorRow(string Name, string Type, string Shape, string Role);
 

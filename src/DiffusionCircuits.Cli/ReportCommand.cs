@@ -16,7 +16,7 @@ internal static class ReportCommand
 
     public static Command Create()
     {
-        var model = CommonOptions.Model();
+        var denoiser = DenoiserOptions.Create();
         var real = CommonOptions.Real($" Default: ${RealVariable}, else \"real\" in ./{ConfigFile}, else a procedural naturalistic stand-in (announced on the console and the report's first page).");
         var heldout = CommonOptions.Heldout();
         var images = CommonOptions.Images(64, " 2000 is the paper's scale.");
@@ -35,8 +35,9 @@ internal static class ReportCommand
             "head features, functional roles, head and role ablation, circuits and the complexity ratio with every hypothesis test. " +
             "With no options: the bundled reference model, 64 + 64 faces, five timesteps (a few minutes on 2 cores). An interrupted run resumes when run again.")
         {
-            model, real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, output, gpu, chunk,
+            real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, output, gpu, chunk,
         };
+        denoiser.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             var (realDir, realSource) = ResolveReal(parse.GetValue(real));
@@ -49,7 +50,7 @@ internal static class ReportCommand
             }
             var options = new ReportOptions
             {
-                ModelPath = parse.GetValue(model)!, RealFolder = realDir, RealFolderSource = realSource, RealFiles = only,
+                Denoiser = denoiser.Resolve(parse), RealFolder = realDir, RealFolderSource = realSource, RealFiles = only,
                 Images = parse.GetValue(images), SyntheticImages = parse.GetValue(synthetic),
                 Analysis = new CircuitAnalysisOptions
                 {

@@ -35,6 +35,8 @@ public sealed class CircuitAnalysis
     {
         private readonly CircuitAnalysisOptions _o = owner._options;
         private readonly List<string> _names = owner._maps.Discovery.HeadNames.ToList();
+        // Self- and cross-attention heads get roles of their own kind (METHOD.md 4).
+        private readonly bool[] _cross = owner._maps.Layers.SelectMany(l => Enumerable.Repeat(l.IsCrossAttention, l.Heads)).ToArray();
         private Dictionary<DataSetId, DataSetFeatures> _features = new();
         private Dictionary<DataSetId, AblationResult> _singles = new();
         private AblationSweep _sweep = null!;
@@ -50,7 +52,7 @@ public sealed class CircuitAnalysis
             ExtractFeatures();
             SweepSingleHeads();
             var probeMatrix = ProbeMatrix(null);
-            var roles = HeadRoles.Cluster(_names, probeMatrix, _o.Roles, _o.Seed);
+            var roles = HeadRoles.Cluster(_names, probeMatrix, _o.Roles, _o.Seed, crossAttention: _cross);
             double stability = RoleStability(roles);
             var orders = DataSetId.Compared.ToDictionary(d => d, d => Circuits.AscendingOrder(Circuits.Importance(_singles[d], _names)));
             Dictionary<DataSetId, AblationResult> ablations;
@@ -121,7 +123,7 @@ public sealed class CircuitAnalysis
             {
                 var realSample = Draw(DataSetId.Real);
                 return ProbeMatrix(new Dictionary<DataSetId, int[]> { [DataSetId.Real] = realSample, [DataSetId.Synthetic] = Draw(DataSetId.Synthetic) });
-            }, images[DataSetId.Real].Count, _o.StabilityResamples, _o.Seed);
+            }, images[DataSetId.Real].Count, _o.StabilityResamples, _o.Seed, _cross);
         }
 
         /// <summary>Every head, every role and each data set's ascending-importance prefixes, on both data sets.</summary>

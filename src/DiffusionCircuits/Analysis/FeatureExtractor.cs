@@ -14,12 +14,13 @@ public sealed class FeatureExtractor
     private readonly AttentionCaptureSession _session;
     private readonly IReadOnlyList<int> _timesteps;
     private readonly int _seed, _batchSize;
-    private readonly AttentionFeatureCalculator _calculator = new();
+    private readonly AttentionFeatureCalculator _calculator;
 
     /// <summary>Extracts at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
     {
         (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
+        _calculator = new AttentionFeatureCalculator(session.Conditioning.Conditioning?.PromptTokens);
         foreach (var t in timesteps)
             if (t < 0 || t >= session.Schedule.Timesteps) throw new ArgumentOutOfRangeException(nameof(timesteps), t, $"Timesteps must be in 0..{session.Schedule.Timesteps - 1}.");
     }
@@ -144,6 +145,14 @@ public sealed class FeatureExtractor
             f.EntropyNats = entropy[h];
             f.NormalizedEntropy = layer.KeyTokens > 1 ? f.EntropyNats / MathF.Log(layer.KeyTokens) : 0f;
             f.DistanceImageUnits = f.EdgeAlignment = f.TextureAlignment = f.SemanticAffinity = f.Symmetry = float.NaN;
+            f.StartTokenMass = f.PromptTokenMass = f.PaddingMass = float.NaN;
+        }
+        if (layer.IsCrossAttention)
+        {
+            // On a cross-attention layer the attention each key receives is the mass on each token.
+            var mass = batch.Received(l, r);
+            for (int h = 0; h < heads.Length; h++)
+                AttentionFeatureCalculator.SetTokenMasses(ref heads[h], mass.Slice(h * layer.KeyTokens, layer.KeyTokens), _calculator.PromptTokens);
         }
         if (geometry == null) return;
         var distance = batch.DistanceImageUnits(l, r);

@@ -10,7 +10,11 @@ namespace DiffusionCircuits.Analysis;
 /// (k-means++, several seeded restarts, best inertia), and name each cluster by the signed probe its centroid
 /// stands out on most: edge (+edge alignment), texture (+texture alignment), semantic (+semantic affinity),
 /// symmetry (+symmetry), local (-distance), global (+distance), positional (-entropy), low-importance (-importance).
-/// Repeated names get a numbered suffix; no label is ever assigned without its probe.
+/// Self- and cross-attention heads are clustered separately (their keys are different things); cross-attention roles
+/// are named by their own probes, with the prefix <c>cross-</c>: cross-sink (+start-token mass), cross-prompt (+mass on
+/// the prompt's tokens), cross-padding (+end-token and padding mass), cross-focused (-entropy), cross-diffuse
+/// (+entropy), cross-low-importance (-importance). Repeated names get a numbered suffix; no label is ever assigned
+/// without its probe.
 /// </summary>
 public static class HeadRoles
 {
@@ -26,6 +30,9 @@ public static class HeadRoles
         RoleProbe.TextureAlignment => HeadFeature.TextureAlignment,
         RoleProbe.SemanticAffinity => HeadFeature.SemanticAffinity,
         RoleProbe.Symmetry => HeadFeature.Symmetry,
+        RoleProbe.StartTokenMass => HeadFeature.StartTokenMass,
+        RoleProbe.PromptTokenMass => HeadFeature.PromptTokenMass,
+        RoleProbe.PaddingMass => HeadFeature.PaddingMass,
         _ => null,
     };
 
@@ -36,39 +43,94 @@ public static class HeadRoles
         ("positional", RoleProbe.NormalizedEntropy, -1), ("low-importance", RoleProbe.Importance, -1),
     };
 
-    /// <summary>Clusters heads (rows of <paramref name="features"/>, columns = <see cref="Probes"/>; NaN = not measured).</summary>
-    public static RoleClustering Cluster(IReadOnlyList<string> headNames, double[][] features, int k = 8, int seed = 0, int restarts = 5)
+    private static readonly (string Name, RoleProbe Probe, int Sign)[] CrossNames =
+    {
+        ("cross-sink", RoleProbe.StartTokenMass, 1), ("cross-prompt", RoleProbe.PromptTokenMass, 1), ("cross-padding", RoleProbe.PaddingMass, 1),
+        ("cross-focused", RoleProbe.NormalizedEntropy, -1), ("cross-diffuse", RoleProbe.NormalizedEntropy, 1), ("cross-low-importance", RoleProbe.Importance, -1),
+    };
+
+    /// <summary>
+    /// Clusters heads (rows of <paramref name="features"/>, columns = <see cref="Probes"/> or its first 7; NaN = not measured) into
+    /// <paramref name="k"/> roles. With <paramref name="crossAttention"/> (true for a cross-attention head), self- and
+    /// cross-attention heads are clustered apart, k split between them in proportion to their counts (at least one each).
+    /// </summary>
+    public static RoleClustering Cluster(IReadOnlyList<string> headNames, double[][] features, int k = 8, int seed = 0, int restarts = 5,
+        IReadOnlyList<bool>? crossAttention = null)
     {
         int n = headNames.Count, p = Probes.Length;
-        if (features.Length != n || features.Any(f => f.Length != p)) throw new ArgumentException($"Need {n} rows of {p} probes.");
-        string? note = null;
+        // Rows of the self-attention probes alone (columns 0 .. Importance) have no cross-attention probes.
+        const int selfProbes = (int)RoleProbe.Importance + 1;
+        features = features.Select(f => f.Length == selfProbes ? f.Concat(Enumerable.Repeat(double.NaN, p - selfProbes)).ToArray() : f).ToArray();
+        if (features.Length != n || features.Any(f => f.Length != p)) throw new ArgumentException($"Need {n} rows of {p} probes (or of the first {selfProbes}).");
+        if (crossAttention != null && crossAttention.Count != n) throw new ArgumentException($"Need {n} cross-attention flags.");
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "At least one role.");
+        var notes = new List<string>();
         if (k > n)
         {
-            note = $"k = {k} capped at the number of heads ({n}).";
+            notes.Add($"k = {k} capped at the number of heads ({n}).");
             k = n;
         }
-        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "At least one role.");
-        var z = Standardise(features);
+        var self = Enumerable.Range(0, n).Where(h => crossAttention?[h] != true).ToArray();
+        var cross = Enumerable.Range(0, n).Where(h => crossAttention?[h] == true).ToArray();
+        int kCross = cross.Length == 0 ? 0 : self.Length == 0 ? k : Math.Clamp((int)Math.Round((double)k * cross.Length / n), 1, Math.Max(1, k - 1));
+        int kSelf = k - kCross;
+        if (cross.Length > 0 && self.Length > 0)
+            notes.Add($"{kSelf} role(s) for {self.Length} self-attention heads and {kCross} for {cross.Length} cross-attention heads, clustered apart.");
+
+        var labels = new int[n];
+        var silhouettes = new double[n];
+        var roles = new List<HeadRole>();
+        double inertia = 0;
+        foreach (var (members, kGroup, names) in new[] { (self, kSelf, Names), (cross, kCross, CrossNames) })
+        {
+            if (members.Length == 0) continue;
+            var group = ClusterGroup(members.Select(h => features[h]).ToArray(), Math.Min(kGroup, members.Length), seed, restarts, names);
+            inertia += group.Inertia;
+            for (int i = 0; i < members.Length; i++)
+            {
+                labels[members[i]] = roles.Count + group.Labels[i];
+                silhouettes[members[i]] = group.Silhouettes[i];
+            }
+            for (int c = 0; c < group.Centroids.Length; c++)
+            {
+                var inCluster = Enumerable.Range(0, members.Length).Where(i => group.Labels[i] == c).ToList();
+                roles.Add(new HeadRole(group.RoleNames[c], inCluster.Select(i => headNames[members[i]]).ToList(),
+                    group.Centroids[c].Select(v => (double)v).ToList(), inCluster.Average(i => group.Silhouettes[i])));
+            }
+        }
+        return new RoleClustering(roles, labels, inertia, silhouettes.Average(), roles.Count, notes.Count > 0 ? string.Join(" ", notes) : null);
+    }
+
+    /// <summary>
+    /// One group's clustering on the probes measured for it (z-scores within the group), the best of the restarts,
+    /// clusters ordered by their first head, named from <paramref name="names"/>; centroids over every probe (NaN where not measured, so never named after it).
+    /// </summary>
+    private static (int[] Labels, float[][] Centroids, double Inertia, double[] Silhouettes, string[] RoleNames) ClusterGroup(double[][] features, int k, int seed, int restarts,
+        (string Name, RoleProbe Probe, int Sign)[] names)
+    {
+        int p = Probes.Length;
+        var measured = Enumerable.Range(0, p).Where(j => features.Any(f => double.IsFinite(f[j]))).ToArray();
+        var z = Standardise(features.Select(f => measured.Select(j => f[j]).ToArray()).ToArray());
         var (labels, centroids, inertia) = Enumerable.Range(0, restarts).Select(r => KMeans(z, k, StableSeed.Of(seed, r, 0x4B)))
             .OrderBy(c => c.Inertia).First();
         // Stable cluster order: by the smallest head index in each cluster.
         var order = Enumerable.Range(0, k).Where(c => labels.Contains(c)).OrderBy(c => Array.IndexOf(labels, c)).ToArray();
         var remap = order.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
         labels = labels.Select(l => remap[l]).ToArray();
-        centroids = order.Select(c => centroids[c]).ToArray();
-        var silhouettes = Silhouettes(z, labels);
-        var used = new Dictionary<string, int>();
-        var roles = new List<HeadRole>();
-        for (int c = 0; c < centroids.Length; c++)
+        centroids = order.Select(c =>
         {
-            var best = Names.OrderByDescending(x => x.Sign * centroids[c][(int)x.Probe]).ThenBy(x => Array.IndexOf(Names, x)).First().Name;
+            var full = Enumerable.Repeat(float.NaN, p).ToArray();
+            for (int i = 0; i < measured.Length; i++) full[measured[i]] = centroids[c][i];
+            return full;
+        }).ToArray();
+        var used = new Dictionary<string, int>();
+        var roleNames = centroids.Select(centroid =>
+        {
+            var best = names.OrderByDescending(x => x.Sign * centroid[(int)x.Probe]).ThenBy(x => Array.IndexOf(names, x)).First().Name;
             used[best] = used.GetValueOrDefault(best) + 1;
-            string name = used[best] == 1 ? best : $"{best}-{used[best]}";
-            var members = Enumerable.Range(0, n).Where(h => labels[h] == c).ToList();
-            roles.Add(new HeadRole(name, members.Select(h => headNames[h]).ToList(), centroids[c].Select(v => (double)v).ToList(),
-                members.Average(h => silhouettes[h])));
-        }
-        return new RoleClustering(roles, labels, inertia, silhouettes.Average(), centroids.Length, note);
+            return used[best] == 1 ? best : $"{best}-{used[best]}";
+        }).ToArray();
+        return (labels, centroids, inertia, Silhouettes(z, labels), roleNames);
     }
 
     /// <summary>Z-scores per probe over heads; constant or unmeasured probes become 0.</summary>
@@ -173,14 +235,14 @@ public static class HeadRoles
     /// resamples of images (<paramref name="featuresForImages"/> maps an image sample, with repeats, to a feature matrix).
     /// </summary>
     public static double Stability(RoleClustering clustering, IReadOnlyList<string> headNames, Func<int[], double[][]> featuresForImages, int imageCount,
-        int resamples = 50, int seed = 0)
+        int resamples = 50, int seed = 0, IReadOnlyList<bool>? crossAttention = null)
     {
         var rng = new Random(StableSeed.Of(seed, 0x57AB));
         double total = 0;
         for (int r = 0; r < resamples; r++)
         {
             var sample = Enumerable.Range(0, imageCount).Select(_ => rng.Next(imageCount)).ToArray();
-            var again = Cluster(headNames, featuresForImages(sample), clustering.K, StableSeed.Of(seed, r), restarts: 3);
+            var again = Cluster(headNames, featuresForImages(sample), clustering.K, StableSeed.Of(seed, r), restarts: 3, crossAttention);
             total += AdjustedRandIndex(clustering.Labels, again.Labels);
         }
         return total / resamples;

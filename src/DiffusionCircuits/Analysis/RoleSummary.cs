@@ -6,7 +6,7 @@ namespace DiffusionCircuits.Analysis;
 
 /// <summary>
 /// A role as the report shows it: its heads, their entropy (mean of both data sets over images and timesteps) as mean
-/// +/- SD over the role's heads, mean importance, silhouette, centroid (z-scores by probe) and the heads' 2-D PCA coordinates.
+/// +/- SD over the role's heads, mean importance, silhouette, centroid (z-scores of the probes measured on its heads) and the heads' 2-D PCA coordinates.
 /// </summary>
 public sealed record RoleSummary(string Name, IReadOnlyList<string> Heads, double EntropyMeanNats, double EntropySdNats, double ImportancePercent,
     double Silhouette, IReadOnlyDictionary<string, double> CentroidZ, double[] ProjectionX, double[] ProjectionY)
@@ -26,14 +26,19 @@ public sealed record RoleSummary(string Name, IReadOnlyList<string> Heads, doubl
             var idx = r.Heads.Select(h => index.TryGetValue(h, out var i) ? i : throw new ArgumentException($"Unknown head '{h}'.")).ToList();
             var e = idx.Select(h => headEntropy[h]).ToArray();
             return new RoleSummary(r.Name, r.Heads, e.Average(), e.Length > 1 ? Descriptive.StandardDeviation(e) : 0, idx.Average(h => a.ImportancePercent[h]), r.Silhouette,
-                new SortedDictionary<string, double>(HeadRoles.Probes.Zip(r.CentroidZ).ToDictionary(p => p.First, p => Math.Round(p.Second, 12)), StringComparer.Ordinal),
+                new SortedDictionary<string, double>(HeadRoles.Probes.Zip(r.CentroidZ).Where(p => double.IsFinite(p.Second)).ToDictionary(p => p.First, p => Math.Round(p.Second, 12)), StringComparer.Ordinal),
                 idx.Select(h => projection[h].X).ToArray(), idx.Select(h => projection[h].Y).ToArray());
         }).ToList();
     }
 
-    /// <summary>First two principal components of the standardised head features (sign fixed so the largest loading is positive).</summary>
+    /// <summary>
+    /// First two principal components of the standardised head features (sign fixed so the largest loading is positive);
+    /// probes no head has (all zero) are left out.
+    /// </summary>
     public static (double X, double Y)[] Project2D(float[][] z)
     {
+        var varying = Enumerable.Range(0, z[0].Length).Where(j => z.Any(row => row[j] != 0)).ToArray();
+        if (varying.Length > 0 && varying.Length < z[0].Length) z = z.Select(row => varying.Select(j => row[j]).ToArray()).ToArray();
         int n = z.Length, p = z[0].Length;
         var m = MathNet.Numerics.LinearAlgebra.Matrix<double>.Build.Dense(n, p, (i, j) => z[i][j]);
         if (n < 2) return z.Select(_ => (0.0, 0.0)).ToArray();

@@ -123,7 +123,7 @@ internal sealed class AblationSuffixes : IDisposable
     /// </summary>
     public IntactRun RunIntact(NoisedRows rows, bool counted = true)
     {
-        var (names, values) = _session.BatchInputs(rows.Noisy, rows.Timesteps[..rows.Count]);
+        var (names, values) = _session.BatchInputs(rows.Noisy, rows.Timesteps[..rows.Count], imageIds: rows.ImageIds);
         try
         {
             return new IntactRun(_session.RunModel(_intact, names, values, _intactOutputs, rows.Count, counted), _intactOutputs);
@@ -145,7 +145,7 @@ internal sealed class AblationSuffixes : IDisposable
     /// <summary>The ablated rows through <paramref name="part"/> (the full model when null).</summary>
     private IDisposableReadOnlyCollection<OrtValue> Run(Part? part, IntactRun intact, NoisedRows rows, IReadOnlyList<float[]> masks, IReadOnlyList<float[]?>? means, bool counted)
     {
-        var (names, values) = _session.BatchInputs(rows.Noisy, rows.Timesteps[..rows.Count], masks, means);
+        var (names, values) = _session.BatchInputs(rows.Noisy, rows.Timesteps[..rows.Count], masks, means, rows.ImageIds);
         try
         {
             if (part == null) return _session.RunModel(_intact, names, values, new[] { _noise }, rows.Count, counted);

@@ -28,11 +28,12 @@ public sealed class AttentionCaptureSession : IDisposable
     {
         options ??= new CaptureOptions();
         ModelPath = model.SourcePath;
-        Discovery = AttentionDiscovery.Discover(model, options.SampleSize);
-        Schedule = NoiseSchedule.FromModel(model);
+        Discovery = AttentionDiscovery.Discover(model, options.SampleSize, options.Conditioning);
+        Schedule = options.Schedule ?? NoiseSchedule.FromModel(model);
+        Conditioning = ModelConditioning.Bind(Discovery.Signature, options.Conditioning, model.SourcePath ?? "model");
         bool probes = options.ExposeProbes || options.GraphFeatures;
         Geometries = Layers.Select(TokenGeometry.For).ToArray();
-        Instrumented = ModelInstrumenter.Instrument(model, Discovery, new InstrumentOptions
+        Instrumented = ModelInstrumenter.Instrument(Discovery.Model, Discovery, new InstrumentOptions
         {
             ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy || options.GraphFeatures,
             WeightedSums = probes ? new[] { DistanceWeighting(), SymmetryWeighting() } : null, ExposeReceived = probes,
@@ -54,8 +55,8 @@ public sealed class AttentionCaptureSession : IDisposable
             .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
             .Concat(options.ExposeHeadOutputs ? Layers.Select(l => l.HeadOutputsOutput) : Array.Empty<string>())
             .Concat(ExposesEntropy ? Layers.Select(l => l.EntropyOutput) : Array.Empty<string>())
-            .Concat(probes ? Layers.Where((_, i) => Geometries[i] != null)
-                .SelectMany(l => new[] { DistanceOutput(l), SymmetryOutput(l), l.ReceivedOutput }) : Array.Empty<string>())
+            .Concat(probes ? Layers.Where((_, i) => Geometries[i] != null).SelectMany(l => new[] { DistanceOutput(l), SymmetryOutput(l) }) : Array.Empty<string>())
+            .Concat(probes ? Layers.Where((l, i) => Geometries[i] != null || l.IsCrossAttention).Select(l => l.ReceivedOutput) : Array.Empty<string>())
             .Concat(options.GraphFeatures ? Layers.Where(HasPartsInput).Select(l => l.SamePartOutput) : Array.Empty<string>())
             .Concat(options.GraphFeatures ? Layers.Select(l => l.MapSumOutput) : Array.Empty<string>()).ToArray();
         _outputIndex = _outputNames.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
@@ -91,8 +92,10 @@ public sealed class AttentionCaptureSession : IDisposable
     public AttentionDiscoveryResult Discovery { get; }
     /// <summary>The instrumented copy that runs (maps out, masks and means in).</summary>
     public InstrumentedModel Instrumented { get; }
-    /// <summary>The model's noise schedule.</summary>
+    /// <summary>The model's noise schedule (and what its output predicts).</summary>
     public NoiseSchedule Schedule { get; }
+    /// <summary>What the model's conditioning inputs are fed (<see cref="CaptureOptions.Conditioning"/>), bound to them.</summary>
+    public ConditioningBinding Conditioning { get; }
     /// <summary>The attention layers in graph order.</summary>
     public IReadOnlyList<AttentionLayer> Layers => Discovery.Layers;
     /// <summary>Each layer's token geometry (null for cross-attention).</summary>
@@ -160,15 +163,15 @@ public sealed class AttentionCaptureSession : IDisposable
     /// <summary>
     /// One forward pass of a batch. <paramref name="masks"/>, when given, has one [B, H] array per layer (1 keeps a
     /// head, 0 ablates it); <paramref name="means"/> optionally replaces ablated heads' outputs (mean ablation), in
-    /// the layer's head-output layout for the whole batch. <paramref name="conditioning"/> feeds other float inputs by
-    /// name (e.g. encoder_hidden_states, batch first); absent ones get zeros. <paramref name="parts"/> gives, per layer that
-    /// takes one (<see cref="HasPartsInput"/>), each row's one-hot part grid [B, S, parts] (zeros when null). Dispose the
-    /// result to release ONNX Runtime's buffers.
+    /// the layer's head-output layout for the whole batch. <paramref name="imageIds"/> names each row's image, for
+    /// conditioning with one row per image (<see cref="ModelConditioning.AssignRows"/>; row 0 otherwise).
+    /// <paramref name="parts"/> gives, per layer that takes one (<see cref="HasPartsInput"/>), each row's one-hot part
+    /// grid [B, S, parts] (zeros when null). Dispose the result to release ONNX Runtime's buffers.
     /// </summary>
     public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null,
-        IReadOnlyDictionary<string, float[]>? conditioning = null, IReadOnlyList<float[]?>? parts = null)
+        IReadOnlyList<string?>? imageIds = null, IReadOnlyList<float[]?>? parts = null)
     {
-        var (names, values) = BatchInputs(noisy, timesteps, masks, means, conditioning, parts);
+        var (names, values) = BatchInputs(noisy, timesteps, masks, means, imageIds, parts);
         try
         {
             _session ??= OrtSessions.Create(Instrumented.Model, _sessionOptions);
@@ -185,12 +188,14 @@ public sealed class AttentionCaptureSession : IDisposable
     /// layer's mask, mean and part grid. The caller disposes the values after the run.
     /// </summary>
     internal (List<string> Names, List<OrtValue> Values) BatchInputs(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null,
-        IReadOnlyList<float[]?>? means = null, IReadOnlyDictionary<string, float[]>? conditioning = null, IReadOnlyList<float[]?>? parts = null)
+        IReadOnlyList<float[]?>? means = null, IReadOnlyList<string?>? imageIds = null, IReadOnlyList<float[]?>? parts = null)
     {
         int batch = timesteps.Length;
         if (noisy.Length != batch * SampleLength)
             throw new ArgumentException($"Expected {batch} x {SampleLength} noisy values, got {noisy.Length}.");
-        var (names, values) = ProbeInputs.ForBatch(Discovery.Signature, noisy, timesteps, Channels, Height, Width, conditioning);
+        var conditioning = Conditioning.Conditioning;
+        var (names, values) = ProbeInputs.ForBatch(Discovery.Signature, noisy, timesteps, Channels, Height, Width, Conditioning,
+            r => conditioning?.RowOf(imageIds?[r]) ?? 0);
         try
         {
             for (int l = 0; l < Layers.Count; l++)

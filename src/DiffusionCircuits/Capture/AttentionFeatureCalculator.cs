@@ -11,16 +11,34 @@ public sealed class AttentionFeatureCalculator
 {
     private float[] _received = Array.Empty<float>();
 
+    /// <summary>A calculator for maps whose cross-attention keys are a prompt of <paramref name="promptTokens"/> tokens (start and end included; null when unknown).</summary>
+    public AttentionFeatureCalculator(int? promptTokens = null) => PromptTokens = promptTokens;
+
+    /// <summary>Tokens of the prompt before the padding (start and end token included), or null when unknown (embeddings from a file).</summary>
+    public int? PromptTokens { get; }
+
     /// <summary>Entropy of each row, averaged over queries (nats), with 0 ln 0 = 0: -(1/S_q) sum_ij p_ij ln p_ij.</summary>
     public float EntropyNats(ReadOnlySpan<float> map, int queries, int keys) =>
         (float)(-FastEntropy.SumPLogP(map[..(queries * keys)]) / queries);
 
-    /// <summary>All features of one self-attention head; cross-attention heads get entropy only (others NaN).</summary>
+    /// <summary>
+    /// All features of one head: for self-attention the spatial probes (token masses NaN), for cross-attention the token
+    /// masses (spatial probes NaN); entropy for both.
+    /// </summary>
     public HeadFeatures Compute(ReadOnlySpan<float> map, AttentionLayer layer, TokenGeometry? geometry, ImageTokenMaps? image, bool includeEntropy = true)
     {
         int sq = layer.QueryTokens, sk = layer.KeyTokens;
         var f = new HeadFeatures { EntropyNats = includeEntropy ? EntropyNats(map, sq, sk) : float.NaN };
         f.NormalizedEntropy = sk > 1 ? f.EntropyNats / MathF.Log(sk) : 0f;
+        f.StartTokenMass = f.PromptTokenMass = f.PaddingMass = float.NaN;
+        if (layer.IsCrossAttention)
+        {
+            if (_received.Length != sk) _received = new float[sk];
+            Array.Clear(_received);
+            for (int i = 0; i < sq; i++) TensorPrimitives.Add(_received, map.Slice(i * sk, sk), _received);
+            TensorPrimitives.Multiply(_received, 1f / sq, _received);
+            SetTokenMasses(ref f, _received, PromptTokens);
+        }
         if (geometry == null || layer.IsCrossAttention || sq != sk || geometry.Tokens != sq)
         {
             f.DistanceImageUnits = f.EdgeAlignment = f.TextureAlignment = f.SemanticAffinity = f.Symmetry = float.NaN;
@@ -62,6 +80,26 @@ public sealed class AttentionFeatureCalculator
         }
         f.SemanticAffinity = (float)(affinity / s);
         return f;
+    }
+
+    /// <summary>
+    /// The cross-attention features from the mass on each token (mean over queries, <see cref="CrossAttention.TokenMass"/>):
+    /// first token, the prompt's tokens 1 .. L-2, end token and padding L-1 .. S_k-1 (with L unknown: every token after the first, padding NaN).
+    /// </summary>
+    public static void SetTokenMasses(ref HeadFeatures f, ReadOnlySpan<float> tokenMass, int? promptTokens)
+    {
+        int keys = tokenMass.Length;
+        f.StartTokenMass = tokenMass[0];
+        if (promptTokens is int length && length >= 2 && length <= keys)
+        {
+            f.PromptTokenMass = TensorPrimitives.Sum(tokenMass[1..(length - 1)]);
+            f.PaddingMass = TensorPrimitives.Sum(tokenMass[(length - 1)..]);
+        }
+        else
+        {
+            f.PromptTokenMass = TensorPrimitives.Sum(tokenMass[1..]);
+            f.PaddingMass = float.NaN;
+        }
     }
 
     /// <summary>

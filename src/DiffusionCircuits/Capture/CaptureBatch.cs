@@ -63,7 +63,7 @@ public sealed class CaptureBatch : IDisposable
     /// <summary>Each head's mirror mass of one row of a self-attention layer, [H], computed in the graph.</summary>
     public ReadOnlySpan<float> Symmetry(int layer, int row) => PerHead(AttentionCaptureSession.SymmetryOutput(_owner.Layers[layer]), layer, row);
 
-    /// <summary>The attention each key receives (mean over queries) of one row of a self-attention layer, [H, S_k], computed in the graph.</summary>
+    /// <summary>The attention each key receives (mean over queries) of one row of a layer, [H, S_k], computed in the graph (on a cross-attention layer, the mass on each token).</summary>
     public ReadOnlySpan<float> Received(int layer, int row)
     {
         var l = _owner.Layers[layer];

@@ -6,6 +6,15 @@ public sealed record CaptureOptions
     /// <summary>Image side for models whose spatial size is dynamic.</summary>
     public int SampleSize { get; init; } = 32;
 
+    /// <summary>
+    /// What the model's conditioning input (<c>encoder_hidden_states</c>) is fed: a prompt's embeddings or a file's.
+    /// Required when the model has one (never zeros); null for an unconditioned model.
+    /// </summary>
+    public Onnx.ModelConditioning? Conditioning { get; init; }
+
+    /// <summary>The noise schedule (a pipeline's scheduler_config.json); null reads the model's metadata (DDPM's linear default).</summary>
+    public Diffusion.NoiseSchedule? Schedule { get; init; }
+
     /// <summary>CUDA device id, or null for CPU. Falls back to CPU with a note when the GPU runtime is not present.</summary>
     public int? GpuDeviceId { get; init; }
 

@@ -18,8 +18,14 @@ public enum HeadFeature
     TextureAlignment,
     /// <summary>Same-part mass above the part's area share.</summary>
     SemanticAffinity,
-    /// <summary>Mass on the query's mirror window.</summary>
+    /// <summary>Mass on the mirror window.</summary>
     Symmetry,
+    /// <summary>Cross-attention: mass on the first token (CLIP's start token, where heads park attention), mean over queries.</summary>
+    StartTokenMass,
+    /// <summary>Cross-attention: mass on the prompt's own tokens (between start and end token).</summary>
+    PromptTokenMass,
+    /// <summary>Cross-attention: mass on the end token and the padding after it.</summary>
+    PaddingMass,
 }
 
 /// <summary>The per-head numbers of METHOD.md sections 1 and 3 for one image at one timestep.</summary>
@@ -39,12 +45,21 @@ public struct HeadFeatures
     public float SemanticAffinity;
     /// <summary>Mass on the 3x3 window around the query's mirror position across the vertical axis, averaged over queries.</summary>
     public float Symmetry;
+    /// <summary>Cross-attention: (1/S_q) sum_i p_i0, the mass on the first (start) token; NaN for self-attention.</summary>
+    public float StartTokenMass;
+    /// <summary>Cross-attention: mass on tokens 1 .. L-2 of a prompt of L tokens (all tokens after the first when L is unknown); NaN for self-attention.</summary>
+    public float PromptTokenMass;
+    /// <summary>Cross-attention: mass on the end token and padding, tokens L-1 .. S_k-1 (NaN when L is unknown, and for self-attention).</summary>
+    public float PaddingMass;
 
     /// <summary>Every feature, in column order.</summary>
     public static readonly IReadOnlyList<HeadFeature> All = Enum.GetValues<HeadFeature>();
 
-    /// <summary>The features that read more than the map's own values (token positions, the clean image, part masks).</summary>
-    public static readonly IReadOnlyList<HeadFeature> Probes = All.Where(f => f is not (HeadFeature.EntropyNats or HeadFeature.NormalizedEntropy)).ToArray();
+    /// <summary>The cross-attention features: where on the conditioning tokens a head's attention goes (METHOD.md 5c).</summary>
+    public static readonly IReadOnlyList<HeadFeature> TokenMasses = new[] { HeadFeature.StartTokenMass, HeadFeature.PromptTokenMass, HeadFeature.PaddingMass };
+
+    /// <summary>The spatial probes of self-attention heads: they read token positions, the clean image, part masks (METHOD.md 3).</summary>
+    public static readonly IReadOnlyList<HeadFeature> Probes = All.Where(f => f is not (HeadFeature.EntropyNats or HeadFeature.NormalizedEntropy) && !TokenMasses.Contains(f)).ToArray();
 
     /// <summary>One feature's value.</summary>
     public float this[HeadFeature feature]
@@ -58,6 +73,9 @@ public struct HeadFeatures
             HeadFeature.TextureAlignment => TextureAlignment,
             HeadFeature.SemanticAffinity => SemanticAffinity,
             HeadFeature.Symmetry => Symmetry,
+            HeadFeature.StartTokenMass => StartTokenMass,
+            HeadFeature.PromptTokenMass => PromptTokenMass,
+            HeadFeature.PaddingMass => PaddingMass,
             _ => throw new ArgumentOutOfRangeException(nameof(feature), feature, null),
         };
         set
@@ -71,6 +89,9 @@ public struct HeadFeatures
                 case HeadFeature.TextureAlignment: TextureAlignment = value; break;
                 case HeadFeature.SemanticAffinity: SemanticAffinity = value; break;
                 case HeadFeature.Symmetry: Symmetry = value; break;
+                case HeadFeature.StartTokenMass: StartTokenMass = value; break;
+                case HeadFeature.PromptTokenMass: PromptTokenMass = value; break;
+                case HeadFeature.PaddingMass: PaddingMass = value; break;
                 default: throw new ArgumentOutOfRangeException(nameof(feature), feature, null);
             }
         }

@@ -22,7 +22,14 @@ internal sealed class NoisedRows
         _noisy = new float[capacity * session.SampleLength];
         _eps = new float[capacity * session.SampleLength];
         Timesteps = new int[capacity];
+        _imageIds = new string?[capacity];
     }
+
+    // Each row's image (null for rows the caller brings): what conditions it when the conditioning has a row per image.
+    private readonly string?[] _imageIds;
+
+    /// <summary>Each filled row's image id, or null for rows the caller brought (the first <see cref="Count"/> entries count).</summary>
+    public IReadOnlyList<string?> ImageIds => _imageIds;
 
     /// <summary>
     /// Cuts <paramref name="rows"/> into batches of at most <paramref name="size"/>. For a model with a scalar timestep
@@ -49,9 +56,10 @@ internal sealed class NoisedRows
     /// <summary>Adds a row: <paramref name="image"/> noised to timestep <paramref name="t"/> with its paired noise.</summary>
     public int Add(FaceImage image, int t)
     {
-        DenoiserEvaluation.CheckSize(image, _session.Height, _session.Width, Length, _session.Discovery.Signature.Sample.Name);
+        DenoiserEvaluation.CheckSize(image, _session.Channels, _session.Height, _session.Width, _session.Discovery.Signature.Sample.Name);
         int row = Count++;
         Timesteps[row] = t;
+        _imageIds[row] = image.Id;
         ForwardNoising.ApplyPaired(image, _seed, t, _session.Schedule, _eps.AsSpan(row * Length, Length), _noisy.AsSpan(row * Length, Length));
         return row;
     }
@@ -61,6 +69,7 @@ internal sealed class NoisedRows
     {
         int row = Count++;
         Timesteps[row] = t;
+        _imageIds[row] = null;
         noisy.CopyTo(_noisy.AsSpan(row * Length, Length));
         eps.CopyTo(_eps.AsSpan(row * Length, Length));
         return row;
@@ -74,16 +83,28 @@ internal sealed class NoisedRows
 
     /// <summary>Runs the filled rows (with optional per-row masks and means, see <see cref="AttentionCaptureSession.Run"/>).</summary>
     public CaptureBatch Run(IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null, IReadOnlyList<float[]?>? parts = null) =>
-        _session.Run(Noisy, Timesteps[..Count], masks, means, parts: parts);
+        _session.Run(Noisy, Timesteps[..Count], masks, means, _imageIds, parts);
 
     /// <summary>The first <see cref="Count"/> rows of a per-row buffer of <paramref name="perRow"/> values each (the buffer itself when full).</summary>
     public T[] Slice<T>(T[] buffer, int perRow) => Count == Capacity ? buffer : buffer[..(Count * perRow)];
 
     /// <summary>Mean squared error of row <paramref name="row"/>'s predicted noise against its eps.</summary>
-    public float LossMse(CaptureBatch batch, int row) => NoiseLoss.MeanSquaredError(batch.PredictedNoise(row), Eps(row));
+    public float LossMse(CaptureBatch batch, int row) => NoiseLoss.MeanSquaredError(NoiseOf(batch.PredictedNoise(row), row), Eps(row));
 
     /// <summary>Mean squared error of row <paramref name="row"/> of a batch's predicted noise [B, C, H, W] against its eps.</summary>
-    public float LossMse(ReadOnlySpan<float> noise, int row) => NoiseLoss.MeanSquaredError(noise.Slice(row * Length, Length), Eps(row));
+    public float LossMse(ReadOnlySpan<float> noise, int row) => NoiseLoss.MeanSquaredError(NoiseOf(noise.Slice(row * Length, Length), row), Eps(row));
+
+    private float[]? _converted;
+
+    /// <summary>The noise a row's model output stands for: the output itself for an eps-model, else converted (v or x0 models).</summary>
+    private ReadOnlySpan<float> NoiseOf(ReadOnlySpan<float> output, int row)
+    {
+        var schedule = _session.Schedule;
+        if (schedule.Prediction == PredictionType.Epsilon) return output;
+        _converted ??= new float[Length];
+        ForwardNoising.NoiseFromPrediction(output, _noisy.AsSpan(row * Length, Length), schedule, Timesteps[row], _converted);
+        return _converted;
+    }
 }
 
 /// <summary>The denoising loss of METHOD.md section 5.</summary>

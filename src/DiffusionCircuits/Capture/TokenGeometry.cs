@@ -57,4 +57,19 @@ public sealed class TokenGeometry
     public float[] Distances { get; }
     /// <summary>For each query, the key tokens within 1 token of its mirror position.</summary>
     public int[][] MirrorWindows { get; }
+
+    /// <summary>Bilinear upsampling of values on a <paramref name="gh"/> x <paramref name="gw"/> token grid to an <paramref name="h"/> x <paramref name="w"/> image (token centres at (i + 0.5) / n).</summary>
+    public static double[] Upsample(IReadOnlyList<double> grid, int gh, int gw, int h, int w)
+    {
+        var result = new double[h * w];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                double gy = Math.Clamp((y + 0.5) / h * gh - 0.5, 0, gh - 1), gx = Math.Clamp((x + 0.5) / w * gw - 0.5, 0, gw - 1);
+                int y0 = (int)gy, x0 = (int)gx, y1 = Math.Min(y0 + 1, gh - 1), x1 = Math.Min(x0 + 1, gw - 1);
+                double fy = gy - y0, fx = gx - x0;
+                result[y * w + x] = (grid[y0 * gw + x0] * (1 - fx) + grid[y0 * gw + x1] * fx) * (1 - fy) + (grid[y1 * gw + x0] * (1 - fx) + grid[y1 * gw + x1] * fx) * fy;
+            }
+        return result;
+    }
 }

@@ -21,9 +21,17 @@ public enum FacePart : byte
 
 /// <summary>
 /// One clean image x0: RGB planes (CHW) with values in [0, 1], and an optional per-pixel part mask (row-major, HW).
+/// For a latent diffusion model, <see cref="Latent"/> holds the image as the model sees it.
 /// </summary>
 public sealed record FaceImage(string Id, int Width, int Height, float[] RgbPlanes, byte[]? PartMask)
 {
+    /// <summary>
+    /// x0 in a latent model's space, [C, h, w] (the VAE encoder's mean times the pipeline's scaling factor), or null for
+    /// a pixel-space model, whose x0 is the pixels mapped to [-1, 1]. The pixels stay for what is measured on the image
+    /// (edges, texture, parts, overlays).
+    /// </summary>
+    public float[]? Latent { get; init; }
+
     /// <summary>Number of part labels.</summary>
     public const int PartCount = 7;
 

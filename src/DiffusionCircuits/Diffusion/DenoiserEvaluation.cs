@@ -33,7 +33,10 @@ public static class DenoiserEvaluation
                     CheckSize(batch[i], denoiser);
                     ForwardNoising.ApplyPaired(batch[i], seed, t, schedule, eps.AsSpan(i * len, len), noisy.AsSpan(i * len, len));
                 }
-                var predicted = denoiser.PredictNoise(noisy, Enumerable.Repeat(t, b).ToArray());
+                var predicted = denoiser.PredictNoise(noisy, Enumerable.Repeat(t, b).ToArray(), batch.Select(i => i.Id).ToArray());
+                if (schedule.Prediction != PredictionType.Epsilon)
+                    for (int i = 0; i < b; i++)
+                        ForwardNoising.NoiseFromPrediction(predicted.AsSpan(i * len, len).ToArray(), noisy.AsSpan(i * len, len), schedule, t, predicted.AsSpan(i * len, len));
                 for (int i = 0; i < b; i++)
                     if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(predicted.AsSpan(i * len, len)))
                         throw new InvalidDataException($"The model produced NaN or infinite noise for image '{batch[i].Id}' at t = {t}.");
@@ -60,14 +63,25 @@ public static class DenoiserEvaluation
         return timesteps.Select((t, k) => new EpsilonMse(t, count, sums[k][0] / n, sums[k][1] / n, sums[k][2] / n)).ToList();
     }
 
-    internal static void CheckSize(FaceImage image, DenoiserSession denoiser) => CheckSize(image, denoiser.Height, denoiser.Width, denoiser.SampleLength);
+    internal static void CheckSize(FaceImage image, DenoiserSession denoiser) => CheckSize(image, denoiser.Channels, denoiser.Height, denoiser.Width);
 
-    /// <summary>Images must match the model's input exactly; the message names the image, the input and both sizes.</summary>
-    public static void CheckSize(FaceImage image, int height, int width, int sampleLength, string inputName = "sample")
+    /// <summary>
+    /// Images (or, for a latent model, their latents) must match the model's input exactly; the message names the
+    /// image, the input and both sizes.
+    /// </summary>
+    public static void CheckSize(FaceImage image, int channels, int height, int width, string inputName = "sample")
     {
+        int sampleLength = channels * height * width;
+        if (image.Latent is { } latent)
+        {
+            if (latent.Length != sampleLength)
+                throw new InvalidDataException($"The latent of image '{image.Id}' has {latent.Length} values; the model's input '{inputName}' takes {channels}x{height}x{width}.");
+            return;
+        }
         if (image.Width != width || image.Height != height || image.RgbPlanes.Length != sampleLength)
             throw new InvalidDataException(
                 $"Image '{image.Id}' is {image.RgbPlanes.Length / Math.Max(1, image.Width * image.Height)}x{image.Height}x{image.Width} (channels x height x width); " +
-                $"the model's input '{inputName}' takes {sampleLength / (width * height)}x{height}x{width}.");
+                $"the model's input '{inputName}' takes {channels}x{height}x{width}" +
+                (channels != 3 ? $" ({channels} channels: a latent model, which needs its VAE encoder: --pipeline DIR or --vae-encoder FILE)." : "."));
     }
 }

@@ -1,6 +1,18 @@
+using System.Text.Json;
 using DiffusionCircuits.Onnx;
 
 namespace DiffusionCircuits.Diffusion;
+
+/// <summary>What a denoiser outputs (diffusers' <c>prediction_type</c>). The analysis compares noise: other outputs are converted (<see cref="ForwardNoising.NoiseFromPrediction"/>).</summary>
+public enum PredictionType
+{
+    /// <summary>The noise eps (DDPM; Stable Diffusion 1.x, 2.x base).</summary>
+    Epsilon,
+    /// <summary>v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (Stable Diffusion 2.x at 768 px).</summary>
+    VPrediction,
+    /// <summary>The clean sample x0.</summary>
+    Sample,
+}
 
 /// <summary>
 /// A discrete DDPM noise schedule: beta_t for t = 0..T-1 and abar_t = prod_{s&lt;=t} (1 - beta_s), in double precision.
@@ -19,6 +31,8 @@ public sealed class NoiseSchedule
 
     /// <summary>The schedule's kind and parameters in words.</summary>
     public string Name { get; }
+    /// <summary>What the model trained on this schedule outputs.</summary>
+    public PredictionType Prediction { get; init; } = PredictionType.Epsilon;
     /// <summary>beta_t for t = 0 .. T-1.</summary>
     public IReadOnlyList<double> Betas { get; }
     /// <summary>abar_t = prod over s &lt;= t of (1 - beta_s).</summary>
@@ -47,6 +61,64 @@ public sealed class NoiseSchedule
         double F(double t) => Math.Pow(Math.Cos((t / timesteps + s) / (1 + s) * Math.PI / 2), 2);
         var betas = Enumerable.Range(0, timesteps).Select(t => Math.Min(1 - F(t + 1) / F(t), 0.999)).ToArray();
         return new NoiseSchedule($"cosine(s={s}, T={timesteps})", betas);
+    }
+
+    /// <summary>diffusers' scaled_linear betas (Stable Diffusion): sqrt(beta) linear from sqrt(beta_start) to sqrt(beta_end) over T steps.</summary>
+    public static NoiseSchedule ScaledLinear(int timesteps = 1000, double betaStart = 0.00085, double betaEnd = 0.012)
+    {
+        if (timesteps < 2) throw new ArgumentOutOfRangeException(nameof(timesteps), "At least 2 timesteps.");
+        double a = Math.Sqrt(betaStart), b = Math.Sqrt(betaEnd);
+        var betas = Enumerable.Range(0, timesteps).Select(t => Math.Pow(a + (b - a) * t / (timesteps - 1), 2)).ToArray();
+        return new NoiseSchedule($"scaled_linear({betaStart:G3}..{betaEnd:G3}, T={timesteps})", betas);
+    }
+
+    /// <summary>
+    /// The schedule of a diffusers <c>scheduler_config.json</c> (any of its schedulers): <c>num_train_timesteps</c>,
+    /// <c>beta_schedule</c> (linear, scaled_linear, squaredcos_cap_v2) with <c>beta_start</c>/<c>beta_end</c>, or
+    /// <c>trained_betas</c>; and <c>prediction_type</c> (epsilon, v_prediction, sample). Anything else is refused by name.
+    /// </summary>
+    public static NoiseSchedule FromSchedulerConfig(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Scheduler config '{path}' does not exist.", path);
+        JsonElement root;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            root = doc.RootElement.Clone();
+        }
+        catch (JsonException e) { throw new InvalidDataException($"Scheduler config '{path}' is not valid JSON: {e.Message}", e); }
+        if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"Scheduler config '{path}' is not a JSON object.");
+        double Number(string key, double fallback) => root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : fallback;
+        string Text(string key, string fallback) => root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : fallback;
+        int T = (int)Number("num_train_timesteps", 1000);
+        if (T < 2) throw new InvalidDataException($"Scheduler config '{path}': num_train_timesteps must be at least 2 (got {T}).");
+        var prediction = Text("prediction_type", "epsilon") switch
+        {
+            "epsilon" => PredictionType.Epsilon,
+            "v_prediction" => PredictionType.VPrediction,
+            "sample" => PredictionType.Sample,
+            var other => throw new InvalidDataException($"Scheduler config '{path}': prediction_type '{other}' is not supported (epsilon, v_prediction, sample)."),
+        };
+        NoiseSchedule schedule;
+        if (root.TryGetProperty("trained_betas", out var trained) && trained.ValueKind == JsonValueKind.Array && trained.GetArrayLength() > 0)
+        {
+            var betas = trained.EnumerateArray().Select(b => b.GetDouble()).ToArray();
+            if (betas.Any(b => !(b > 0 && b < 1))) throw new InvalidDataException($"Scheduler config '{path}': trained_betas must lie in (0, 1).");
+            schedule = new NoiseSchedule($"trained_betas(T={betas.Length})", betas);
+        }
+        else
+        {
+            double start = Number("beta_start", 1e-4), end = Number("beta_end", 0.02);
+            schedule = Text("beta_schedule", "linear") switch
+            {
+                "linear" => Linear(T, start, end),
+                "scaled_linear" => ScaledLinear(T, start, end),
+                "squaredcos_cap_v2" => Cosine(T),
+                var other => throw new InvalidDataException(
+                    $"Scheduler config '{path}': beta_schedule '{other}' is not supported (linear, scaled_linear, squaredcos_cap_v2, or trained_betas)."),
+            };
+        }
+        return new NoiseSchedule(schedule.Name, schedule.Betas.ToArray()) { Prediction = prediction };
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ public static class PairedNoise
     }
 }
 
-/// <summary>Forward noising of clean images in [0, 1] into the model's [-1, 1] space.</summary>
+/// <summary>Forward noising of clean images into the model's space: pixels in [0, 1] to [-1, 1], or the image's latent.</summary>
 public static class ForwardNoising
 {
     /// <summary>x_t = sqrt(abar_t) (2 x0 - 1) + sqrt(1 - abar_t) eps, written into <paramref name="noisy"/>.</summary>
@@ -49,7 +49,31 @@ public static class ForwardNoising
     public static void ApplyPaired(FaceImage image, int seed, int t, NoiseSchedule schedule, Span<float> eps, Span<float> noisy)
     {
         PairedNoise.Fill(eps, seed, image.Id, t);
-        Apply(image.RgbPlanes, eps, schedule, t, noisy);
+        if (image.Latent is { } latent) ApplyToClean(latent, eps, schedule, t, noisy);
+        else Apply(image.RgbPlanes, eps, schedule, t, noisy);
+    }
+
+    /// <summary>x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for x0 already in the model's space (a latent).</summary>
+    public static void ApplyToClean(ReadOnlySpan<float> clean, ReadOnlySpan<float> eps, NoiseSchedule schedule, int t, Span<float> noisy)
+    {
+        float a = (float)schedule.SignalScale(t), s = (float)schedule.NoiseScale(t);
+        for (int i = 0; i < noisy.Length; i++) noisy[i] = a * clean[i] + s * eps[i];
+    }
+
+    /// <summary>
+    /// The noise eps_hat a model's output stands for (<see cref="NoiseSchedule.Prediction"/>): the output itself, or from
+    /// v (eps = sqrt(abar) v + sqrt(1 - abar) x_t) or x0 (eps = (x_t - sqrt(abar) x0) / sqrt(1 - abar)). With the same x_t,
+    /// losses on eps differ from losses on v or x0 by a factor per timestep, so degradation at a timestep is the same.
+    /// </summary>
+    public static void NoiseFromPrediction(ReadOnlySpan<float> output, ReadOnlySpan<float> noisy, NoiseSchedule schedule, int t, Span<float> eps)
+    {
+        float a = (float)schedule.SignalScale(t), s = (float)schedule.NoiseScale(t);
+        switch (schedule.Prediction)
+        {
+            case PredictionType.Epsilon: output.CopyTo(eps); break;
+            case PredictionType.VPrediction: for (int i = 0; i < eps.Length; i++) eps[i] = a * output[i] + s * noisy[i]; break;
+            default: for (int i = 0; i < eps.Length; i++) eps[i] = (noisy[i] - a * output[i]) / s; break;
+        }
     }
 
     /// <summary>The clean image the model implies: x0 = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), in [-1, 1] space.</summary>

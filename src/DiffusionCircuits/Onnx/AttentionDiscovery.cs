@@ -8,6 +8,15 @@ namespace DiffusionCircuits.Onnx;
 /// <summary>The attention layers of a model and what was learnt about it while finding them.</summary>
 public sealed record AttentionDiscoveryResult(ModelSignature Signature, IReadOnlyList<AttentionLayer> Layers, IReadOnlyList<string> Notes)
 {
+    /// <summary>
+    /// The model the layers were found in: the model given, or its copy with sliced attention merged into one Softmax
+    /// per layer (<see cref="SlicedAttention"/>). Instrument this one.
+    /// </summary>
+    public required OnnxModel Model { get; init; }
+
+    /// <summary>Sliced attention layers merged into one Softmax each (0 when <see cref="Model"/> is the model given).</summary>
+    public int MergedSlicedLayers { get; init; }
+
     /// <summary>Number of heads over all layers.</summary>
     public int TotalHeads => Heads.Count;
 
@@ -46,11 +55,14 @@ public static class AttentionDiscovery
     };
 
     /// <summary>Finds the layers and measures them with one probe run (sample side from the model or <paramref name="sampleSize"/>).</summary>
-    public static AttentionDiscoveryResult Discover(OnnxModel model, int sampleSize = 32)
+    /// <remarks>The probe run feeds <paramref name="conditioning"/> when given (its token count sets cross-attention's key tokens), else 77 zero tokens.</remarks>
+    public static AttentionDiscoveryResult Discover(OnnxModel model, int sampleSize = 32, ModelConditioning? conditioning = null)
     {
+        model = SlicedAttention.Merge(model, out int merged);
         var found = FindInGraph(model, out var signature, out var notes);
-        var measured = Measure(model, signature, found, sampleSize);
-        return new AttentionDiscoveryResult(signature, measured, notes);
+        if (merged > 0) notes.Insert(0, $"{merged} sliced attention layer(s) (one Softmax per slice of batch x heads) merged into one attention each; outputs checked unchanged.");
+        var measured = Measure(model, signature, found, sampleSize, conditioning);
+        return new AttentionDiscoveryResult(signature, measured, notes) { Model = model, MergedSlicedLayers = merged };
     }
 
     /// <summary>Graph-only matching: names, tensors and self/cross, without geometry.</summary>
@@ -75,6 +87,10 @@ public static class AttentionDiscovery
 
         var fused = graph.Node.Where(n => FusedAttentionOps.Contains(n.OpType)).ToList();
         signature = new ModelSignature(model);
+        if (SlicedAttention.SlicedGroups(graph) is [var (scope, softmaxes), ..] sliced)
+            throw new OnnxModelException($"'{file}' computes attention in slices (sliced attention: {softmaxes.Count} Softmax nodes in '{scope}'" +
+                                         (sliced.Count > 1 ? $" and {sliced.Count - 1} more layer(s)" : "") + $"), which AttentionDiscovery.Discover merges first; to analyse it as it is, " +
+                                         $"{SlicedAttention.ExportAdvice}.");
 
         var reach = new InputReach(signature.Inputs.Select(i => i.Name), producer);
         int sampleBit = reach.Bit(signature.Sample.Name);
@@ -170,7 +186,7 @@ public static class AttentionDiscovery
     }
 
     /// <summary>Fills in geometry with one run of a copy that outputs every layer's probabilities and head outputs.</summary>
-    private static IReadOnlyList<AttentionLayer> Measure(OnnxModel model, ModelSignature signature, IReadOnlyList<AttentionLayer> layers, int sampleSize)
+    private static IReadOnlyList<AttentionLayer> Measure(OnnxModel model, ModelSignature signature, IReadOnlyList<AttentionLayer> layers, int sampleSize, ModelConditioning? conditioning)
     {
         var probe = model.Clone();
         foreach (var l in layers)
@@ -178,7 +194,7 @@ public static class AttentionDiscovery
             probe.Graph.Output.Add(new ValueInfoProto { Name = l.ProbabilitiesTensor });
             probe.Graph.Output.Add(new ValueInfoProto { Name = l.HeadOutputTensor });
         }
-        var inputs = ProbeInputs.Create(signature, batch: 1, sampleSize);
+        var inputs = ProbeInputs.Create(signature, batch: 1, sampleSize, conditioning: conditioning);
         long batch = inputs.Batch;
         var names = layers.SelectMany(l => new[] { l.ProbabilitiesTensor, l.HeadOutputTensor }).ToArray();
         using var session = OrtSessions.Create(probe, new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR });

@@ -27,7 +27,7 @@ public sealed record InstrumentOptions
     /// </summary>
     public IReadOnlyList<MapWeighting>? WeightedSums { get; init; }
 
-    /// <summary>Add an output <c>received.&lt;layer&gt;</c> [B, H, S_k] on self-attention layers: the attention each key receives, mean over queries.</summary>
+    /// <summary>Add an output <c>received.&lt;layer&gt;</c> [B, H, S_k]: the attention each key receives, mean over queries (on cross-attention layers: the mass on each token).</summary>
     public bool ExposeReceived { get; init; }
 
     /// <summary>
@@ -74,9 +74,13 @@ public sealed record InstrumentedModel(OnnxModel Model, AttentionDiscoveryResult
 /// </summary>
 public static class ModelInstrumenter
 {
-    /// <summary>An instrumented copy of <paramref name="model"/> (the original is not changed).</summary>
+    /// <summary>
+    /// An instrumented copy of <paramref name="model"/> (the original is not changed); where discovery merged sliced
+    /// attention, of its merged copy (<see cref="AttentionDiscoveryResult.Model"/>).
+    /// </summary>
     public static InstrumentedModel Instrument(OnnxModel model, AttentionDiscoveryResult discovery, InstrumentOptions? options = null)
     {
+        if (discovery.MergedSlicedLayers > 0) model = discovery.Model;
         options ??= new InstrumentOptions();
         if (options.Layers != null)
         {
@@ -132,7 +136,7 @@ public static class ModelInstrumenter
                 graph.Output.Add(OnnxProtos.TensorValue(layer.MapSumOutput, DataType.Float, layer.Heads, layer.QueryTokens, layer.KeyTokens));
             }
 
-            if (options.ExposeReceived && !layer.IsCrossAttention)
+            if (options.ExposeReceived)
             {
                 added.AddRange(ReceivedNodes(graph, layer, copy.Opset));
                 graph.Output.Add(OnnxProtos.TensorValue(layer.ReceivedOutput, DataType.Float, batch, layer.Heads, layer.KeyTokens));

@@ -32,6 +32,15 @@ public sealed record TensorSpec(string Name, DataType ElementType, IReadOnlyList
 
     /// <summary>The element type as text: <c>float</c>.</summary>
     public string TypeText => ElementType.ToString().ToLowerInvariant();
+
+    /// <summary>The spec of a graph input or output (symbolic dimensions by name, unknown ones as <c>?i</c>).</summary>
+    public static TensorSpec Of(ValueInfoProto v, TensorRole role = TensorRole.Other)
+    {
+        var tensor = v.Type?.TensorType;
+        var dims = tensor?.Shape?.Dim.Select((d, i) => d.HasDimValue ? d.DimValue.ToString() : d.HasDimParam && d.DimParam.Length > 0 ? d.DimParam : $"?{i}").ToList()
+                   ?? new List<string>();
+        return new TensorSpec(v.Name, (DataType)(tensor?.ElemType ?? 0), dims, role);
+    }
 }
 
 /// <summary>
@@ -44,7 +53,7 @@ public sealed class ModelSignature
     public ModelSignature(OnnxModel model)
     {
         var initializers = new HashSet<string>(model.Graph.Initializer.Select(i => i.Name));
-        var inputs = model.Graph.Input.Where(i => !initializers.Contains(i.Name)).Select(i => Spec(i, TensorRole.Other)).ToList();
+        var inputs = model.Graph.Input.Where(i => !initializers.Contains(i.Name)).Select(i => TensorSpec.Of(i)).ToList();
 
         var sample = inputs.Where(i => i.Rank == 4 && IsFloat(i.ElementType))
             .OrderByDescending(i => NameScore(i.Name, "sample", "noisy", "x_t", "xt", "x", "latent", "input"))
@@ -60,7 +69,7 @@ public sealed class ModelSignature
 
         Inputs = inputs.Select(i => i == sample ? i with { Role = TensorRole.NoisySample }
             : i == timestep ? i with { Role = TensorRole.Timestep } : i with { Role = TensorRole.Conditioning }).ToList();
-        Outputs = model.Graph.Output.Select((o, k) => Spec(o, k == 0 ? TensorRole.NoisePrediction : TensorRole.Other)).ToList();
+        Outputs = model.Graph.Output.Select((o, k) => TensorSpec.Of(o, k == 0 ? TensorRole.NoisePrediction : TensorRole.Other)).ToList();
         if (Outputs.Count == 0) throw new OnnxModelException($"'{model.SourcePath ?? "model"}' has no graph outputs.");
     }
 
@@ -91,13 +100,5 @@ public sealed class ModelSignature
         for (int i = 0; i < preferred.Length; i++)
             if (preferred[i].Length > 1 && n.Contains(preferred[i])) return 50 - i;
         return 0;
-    }
-
-    private static TensorSpec Spec(ValueInfoProto v, TensorRole role)
-    {
-        var tensor = v.Type?.TensorType;
-        var dims = tensor?.Shape?.Dim.Select((d, i) => d.HasDimValue ? d.DimValue.ToString() : d.HasDimParam && d.DimParam.Length > 0 ? d.DimParam : $"?{i}").ToList()
-                   ?? new List<string>();
-        return new TensorSpec(v.Name, (DataType)(tensor?.ElemType ?? 0), dims, role);
     }
 }

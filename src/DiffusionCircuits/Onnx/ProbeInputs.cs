@@ -3,7 +3,7 @@ using DataType = DiffusionCircuits.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace DiffusionCircuits.Onnx;
 
-/// <summary>Inputs for one run of a denoiser: the sample, the timestep and zero conditioning, shaped from the model.</summary>
+/// <summary>Inputs for one run of a denoiser: the sample, the timestep and the conditioning, shaped from the model.</summary>
 internal sealed class ProbeInputs : IDisposable
 {
     private ProbeInputs(string[] names, OrtValue[] values, long batch, long[] sampleShape)
@@ -19,8 +19,16 @@ internal sealed class ProbeInputs : IDisposable
     public long Batch { get; }
     public long[] SampleShape { get; }
 
-    /// <summary>Sample of N(0,1) values (seeded), timestep 500, conditioning zeros; dynamic sizes from the arguments.</summary>
-    public static ProbeInputs Create(ModelSignature signature, long batch, int sampleSize, int seed = 1)
+    /// <summary>Tokens a text-embedding input gets in a probe run when its length is dynamic and no conditioning is given: CLIP's context.</summary>
+    public const int DefaultTextTokens = 77;
+
+    /// <summary>
+    /// Sample of N(0,1) values (seeded), timestep 500; dynamic sizes from the arguments. Conditioning: row 0 of
+    /// <paramref name="conditioning"/> when given, else zeros of <see cref="DefaultTextTokens"/> tokens; an attention mask
+    /// is all ones. Only for measuring a graph (discovery's probe run, checks), never for an analysis: there,
+    /// conditioning is bound (<see cref="ModelConditioning.Bind"/>).
+    /// </summary>
+    public static ProbeInputs Create(ModelSignature signature, long batch, int sampleSize, int seed = 1, ModelConditioning? conditioning = null)
     {
         var sample = signature.Sample;
         batch = sample.FixedDim(0) ?? batch;
@@ -28,18 +36,25 @@ internal sealed class ProbeInputs : IDisposable
         {
             batch, sample.FixedDim(1) ?? 3, sample.FixedDim(2) ?? sampleSize, sample.FixedDim(3) ?? sampleSize,
         };
+        long tokens = conditioning?.Tokens ?? DefaultTextTokens;
         var names = new List<string>();
         var values = new List<OrtValue>();
         var rng = new Random(seed);
         foreach (var input in signature.Inputs)
         {
+            bool text = input.Role == TensorRole.Conditioning && input.Rank is 2 or 3;
             long[] shape = input.Role == TensorRole.NoisySample ? sampleShape
-                : input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == signature.BatchDim ? batch : input.Role == TensorRole.Timestep ? batch : 4)).ToArray();
+                : input.Dims.Select((d, i) => input.FixedDim(i) ?? (d == signature.BatchDim || (i == 0 && text) ? batch
+                    : input.Role == TensorRole.Timestep ? batch : text && i == 1 ? tokens : 4)).ToArray();
             long count = shape.Aggregate(1L, (a, b) => a * b);
+            bool mask = input.Role == TensorRole.Conditioning && input.Rank == 2 && input.Name.Contains("mask", StringComparison.OrdinalIgnoreCase);
+            bool embeddings = conditioning != null && input.Role == TensorRole.Conditioning && input.Rank == 3 && shape[1] == conditioning.Tokens && shape[2] == conditioning.Dim;
             double fill(int k) => input.Role switch
             {
                 TensorRole.NoisySample => Gaussian(rng),
                 TensorRole.Timestep => 500,
+                _ when mask => 1,
+                _ when embeddings => conditioning!.Embeddings[k % (conditioning.Tokens * conditioning.Dim)],
                 _ => 0,
             };
             names.Add(input.Name);
@@ -50,29 +65,39 @@ internal sealed class ProbeInputs : IDisposable
 
     /// <summary>
     /// A denoiser's inputs for one batch: the noisy sample [B, C, H, W] (fed without copying when float32), the
-    /// timestep in the model's own type and rank, and each conditioning input from <paramref name="conditioning"/>
-    /// (batch first) or zeros. Dispose the values after the run.
+    /// timestep in the model's own type and rank, and the conditioning inputs from <paramref name="conditioning"/> (row
+    /// r of the batch conditioned by row <paramref name="conditioningRow"/>(r) of the embeddings; row 0 when null).
+    /// Dispose the values after the run.
     /// </summary>
     public static (List<string> Names, List<OrtValue> Values) ForBatch(ModelSignature signature, float[] noisy, int[] timesteps,
-        int channels, int height, int width, IReadOnlyDictionary<string, float[]>? conditioning = null)
+        int channels, int height, int width, ConditioningBinding? conditioning = null, Func<int, int>? conditioningRow = null)
     {
         int batch = timesteps.Length;
         var names = new List<string>();
         var values = new List<OrtValue>();
-        foreach (var input in signature.Inputs)
+        try
         {
-            names.Add(input.Name);
-            var sampleShape = new long[] { batch, channels, height, width };
-            values.Add(input.Role switch
+            foreach (var input in signature.Inputs)
             {
-                TensorRole.NoisySample => input.ElementType == DataType.Float
-                    ? OrtValue.CreateTensorValueFromMemory(noisy, sampleShape)
-                    : CreateTensor(input.ElementType, sampleShape, noisy.Length, k => noisy[k], input.Name),
-                TensorRole.Timestep => Timestep(input, timesteps),
-                _ => Conditioning(signature, input, batch, conditioning != null && conditioning.TryGetValue(input.Name, out var given) ? given : null),
-            });
+                names.Add(input.Name);
+                var sampleShape = new long[] { batch, channels, height, width };
+                values.Add(input.Role switch
+                {
+                    TensorRole.NoisySample => input.ElementType == DataType.Float
+                        ? OrtValue.CreateTensorValueFromMemory(noisy, sampleShape)
+                        : CreateTensor(input.ElementType, sampleShape, noisy.Length, k => noisy[k], input.Name),
+                    TensorRole.Timestep => Timestep(input, timesteps),
+                    _ => (conditioning ?? throw new InvalidOperationException($"Input '{input.Name}' is conditioning, and the model was not bound to any (ModelConditioning.Bind)."))
+                        .ValueFor(input, batch, conditioningRow ?? (_ => 0)),
+                });
+            }
+            return (names, values);
         }
-        return (names, values);
+        catch
+        {
+            foreach (var v in values) v.Dispose();
+            throw;
+        }
     }
 
     private static OrtValue Timestep(TensorSpec input, int[] timesteps)
@@ -81,16 +106,6 @@ internal sealed class ProbeInputs : IDisposable
         if (scalar && timesteps.Distinct().Count() > 1)
             throw new ArgumentException($"Input '{input.Name}' is a scalar timestep: every sample of a batch must share one timestep.");
         return CreateTensor(input.ElementType, scalar ? Array.Empty<long>() : new long[] { timesteps.Length }, scalar ? 1 : timesteps.Length, k => timesteps[k], input.Name);
-    }
-
-    private static OrtValue Conditioning(ModelSignature signature, TensorSpec input, int batch, float[]? values)
-    {
-        var shape = input.Dims.Select((d, i) => input.FixedDim(i) ?? (i == 0 || d == signature.BatchDim ? batch : 1)).ToArray();
-        long count = shape.Aggregate(1L, (a, b) => a * b);
-        if (values == null) return CreateTensor(input.ElementType, shape, count, _ => 0, input.Name);
-        if (values.Length != count)
-            throw new ArgumentException($"Conditioning '{input.Name}' {input.ShapeText} needs {count} values for a batch of {batch} (got {values.Length}).");
-        return CreateTensor(input.ElementType, shape, count, k => values[k], input.Name);
     }
 
     internal static OrtValue CreateTensor(DataType type, long[] shape, long count, Func<int, double> fill, string name) => type switch

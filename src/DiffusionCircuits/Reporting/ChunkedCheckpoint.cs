@@ -4,6 +4,7 @@ using System.Text.Json;
 using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Capture;
+using DiffusionCircuits.Diffusion;
 
 namespace DiffusionCircuits.Reporting;
 
@@ -107,6 +108,27 @@ internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
             }
         }
         return sums;
+    }
+
+    /// <summary>
+    /// The images with their latents (<see cref="FaceImage.Latent"/>): kept in chunks like the rest of the work, so a
+    /// resumed run encodes no face twice.
+    /// </summary>
+    public List<FaceImage> Latents(DataSetId dataSet, IReadOnlyList<FaceImage> images, LatentEncoder encoder, IProgress<double>? progress)
+    {
+        var latents = Chunks($"latents.{dataSet}", images, (chunk, _) => encoder.Encode(chunk).Select(i => i.Latent!).ToList(),
+            (w, list) =>
+            {
+                w.Write(list.Count);
+                foreach (var z in list)
+                {
+                    w.Write(z.Length);
+                    foreach (var v in z) w.Write(v);
+                }
+            },
+            r => Enumerable.Range(0, r.ReadInt32()).Select(_ => Enumerable.Range(0, r.ReadInt32()).Select(_ => r.ReadSingle()).ToArray()).ToList(),
+            progress).SelectMany(x => x).ToList();
+        return images.Select((image, i) => image with { Latent = latents[i] }).ToList();
     }
 
     public AblationResult Ablation(string stage, DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,

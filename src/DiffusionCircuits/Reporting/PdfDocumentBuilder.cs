@@ -134,6 +134,52 @@ internal sealed class PdfDocumentBuilder
         if (caption != null) Paragraph(caption, 8);
     }
 
+    /// <summary>
+    /// A grid of pictures (<paramref name="tiles"/>[row, column], each drawn into a square of <paramref name="cell"/>
+    /// points with smooth sampling) whose labels are text, not pixels: a column label and a smaller note above each
+    /// column, a label left of each row.
+    /// </summary>
+    public void TileGrid(IReadOnlyList<string> columns, IReadOnlyList<string> columnNotes, IReadOnlyList<string> rows, SKBitmap[,] tiles, float cell, string? caption = null)
+    {
+        const float gap = 3, labelWidth = 58, header = 24;
+        float height = header + rows.Count * (cell + gap);
+        EnsureSpace(height + 20);
+        float top = _y;
+        var images = new SKImage[rows.Count, columns.Count];
+        for (int r = 0; r < rows.Count; r++)
+            for (int c = 0; c < columns.Count; c++) images[r, c] = SKImage.FromBitmap(tiles[r, c].Copy());
+        Add(canvas =>
+        {
+            using var font = Font(7.5f, false);
+            using var note = Font(6.5f, false);
+            using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+            for (int c = 0; c < columns.Count; c++)
+            {
+                float x = Margin + labelWidth + c * (cell + gap);
+                canvas.DrawText(Fit(columns[c], cell, 7.5f), x, top + 9, font, ink);
+                canvas.DrawText(Fit(columnNotes[c], cell, 6.5f), x, top + 19, note, ink);
+            }
+            for (int r = 0; r < rows.Count; r++)
+            {
+                float y = top + header + r * (cell + gap);
+                canvas.DrawText(Fit(rows[r], labelWidth - 4, 7.5f), Margin, y + cell / 2 + 3, font, ink);
+                for (int c = 0; c < columns.Count; c++)
+                    canvas.DrawImage(images[r, c], SKRect.Create(Margin + labelWidth + c * (cell + gap), y, cell, cell), new SKSamplingOptions(SKCubicResampler.Mitchell));
+            }
+        });
+        _y += height + 4;
+        if (caption != null) Paragraph(caption, 8);
+    }
+
+    /// <summary>The text, shortened with an ellipsis to fit <paramref name="width"/> points.</summary>
+    private static string Fit(string text, float width, float size)
+    {
+        using var font = Font(size, false);
+        if (font.MeasureText(text) <= width) return text;
+        while (text.Length > 1 && font.MeasureText(text + "…") > width) text = text[..^1];
+        return text + "…";
+    }
+
     /// <summary>A ScottPlot chart drawn as vectors into a box of the given size (points), with an optional caption.</summary>
     public void Chart(ScottPlot.Plot plot, float width, float height, string? caption = null)
     {

@@ -4,6 +4,7 @@ using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Capture;
+using DiffusionCircuits.Diffusion;
 
 namespace DiffusionCircuits.Reporting;
 
@@ -14,14 +15,21 @@ internal static class ReportAssembler
         typeof(ReportAssembler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
     public static ReportResults Assemble(ReportOptions o, AttentionCaptureSession session, string modelSha, IReadOnlyList<DataSetInfo> data,
-        IReadOnlyList<string> notices, CircuitAnalysisResult a, IReadOnlyList<HeadSummary> summaries, IReadOnlyList<TimestepDivergence> divergences)
+        IReadOnlyList<string> notices, CircuitAnalysisResult a, IReadOnlyList<HeadSummary> summaries, IReadOnlyList<TimestepDivergence> divergences,
+        LatentEncoder? encoder = null, ModelConditioning? conditioning = null)
     {
         var heads = a.HeadNames;
         var sig = session.Discovery.Signature;
+        var setup = o.Denoiser;
+        var inputs = new ModelInputsInfo(session.Schedule.Name, setup.SchedulerConfigPath != null ? "scheduler/scheduler_config.json" : "the model's metadata (DDPM's linear default)",
+            session.Schedule.Prediction.ToString(), setup.PipelineFolder != null ? Path.GetFileName(Path.GetFullPath(setup.PipelineFolder).TrimEnd('/')) : null,
+            setup.VaeEncoderPath != null ? DenoiserSetup.ShortName(setup.VaeEncoderPath) : null, encoder?.Sha256, encoder?.ScalingFactor,
+            encoder == null ? null : $"{encoder.Channels}x{encoder.LatentHeight}x{encoder.LatentWidth} from {encoder.Height}x{encoder.Width} pixels", encoder?.Note,
+            conditioning?.Source, conditioning?.Sha256, conditioning?.Prompt, conditioning?.TokenTexts?.Take(conditioning.PromptTokens ?? conditioning.Tokens).ToList());
         var model = new ModelInfo(Path.GetFileName(o.ModelPath), modelSha, new FileInfo(o.ModelPath).Length,
             $"{sig.Sample.Name} {sig.Sample.TypeText} {sig.Sample.ShapeText}", $"{sig.Timestep.Name} {sig.Timestep.TypeText} {sig.Timestep.ShapeText}",
             session.Layers.Select(l => new LayerInfo(l.Name, l.Kind, l.Layout.ToString(), l.Heads, l.QueryTokens, l.KeyTokens, $"{l.GridHeight}x{l.GridWidth}", l.HeadDim)).ToList(),
-            session.TotalHeads);
+            session.TotalHeads) { Inputs = inputs };
 
         // Entropy per head, data set and timestep (and over timesteps): the summary.csv rows (mean, SD, bootstrap CI over images).
         var entropy = summaries.Where(x => x.Feature == nameof(HeadFeatures.EntropyNats))
@@ -36,15 +44,16 @@ internal static class ReportAssembler
             r.Permutation.Permutations, r.Permutation.AtResolution, r.Note) { Kind = r.Kind }).ToList();
         var tests = ReportedTests.All(a);
 
-        var metrics = Metrics(a, session.Discovery, entropy, divergence, roles, ratios);
-        var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o);
+        var cross = CrossAttentionSummary.Of(a, session.Layers, conditioning);
+        var metrics = Metrics(a, session.Discovery, entropy, divergence, roles, ratios, cross);
+        var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o, cross);
         var cost = new CostInfo(a.ForwardPasses, a.RunCalls, a.NaiveRunCalls, Math.Round(a.ForwardGflop, 3), Math.Round(a.NaiveForwardGflop, 3));
         return new ReportResults
         {
             ToolVersion = ToolVersion, Model = model, Data = data, Timesteps = o.Analysis.Timesteps, Options = o.Describe(), Notices = notices, Findings = findings,
             Metrics = metrics, HeadNames = heads, Entropy = entropy, Divergence = divergence, RoleStabilityAri = a.RoleStabilityAri,
             RoleMeanSilhouette = a.Roles.MeanSilhouette, Roles = roles, Degradations = a.Degradations, Circuits = a.Circuits, ComplexityRatios = ratios,
-            Tests = tests, Cost = cost,
+            Tests = tests, Cost = cost, CrossAttention = cross,
         };
     }
 
@@ -54,7 +63,7 @@ internal static class ReportAssembler
             .Select(p => $"{p.Key} {p.Value.ToString("+0.0;-0.0", CultureInfo.InvariantCulture)}"));
 
     private static List<Metric> Metrics(CircuitAnalysisResult a, AttentionDiscoveryResult discovery, List<EntropyRow> entropy, List<DivergenceRow> divergence,
-        List<RoleSummary> roles, List<RatioRow> ratios)
+        List<RoleSummary> roles, List<RatioRow> ratios, CrossAttentionSummary? cross)
     {
         var m = new List<Metric>();
         foreach (var r in ratios)
@@ -95,7 +104,32 @@ internal static class ReportAssembler
         m.Add(new Metric("roles.mean_silhouette", a.Roles.MeanSilhouette, "silhouette", "METHOD.md 4"));
         foreach (var r in roles)
             m.Add(new Metric($"role.{r.Name}.entropy", r.EntropyMeanNats, "nats", "METHOD.md 4"));
+        if (cross != null)
+            foreach (var id in DataSetId.Compared)
+            {
+                var mass = cross.MeanMass(id);
+                for (int t = 0; t < mass.Length; t++) m.Add(new Metric($"cross_mass.{id.Name}.token{t}", mass[t], "share of attention", "METHOD.md 5c"));
+                m.Add(new Metric($"cross_mass.{id.Name}.padding", cross.MeanPaddingMass(id), "share of attention", "METHOD.md 5c"));
+            }
         return m;
+    }
+
+    /// <summary>Where the cross-attention heads look on the conditioning tokens, for both data sets, from the measured masses.</summary>
+    private static string CrossAttentionSentence(CrossAttentionSummary c, string realWords)
+    {
+        var real = c.MeanMass(DataSetId.Real);
+        var synthetic = c.MeanMass(DataSetId.Synthetic);
+        string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%";
+        string conditioning = c.Prompt != null ? $"the prompt \"{c.Prompt}\"" : c.Source;
+        // Words: the prompt's tokens between start and end token (all tokens but the first when their texts are unknown).
+        int first = 1, last = c.Prompt != null ? c.Tokens.Count - 1 : c.Tokens.Count;
+        var words = Enumerable.Range(first, Math.Max(0, last - first)).ToList();
+        string start = $"{c.Heads.Count} cross-attention head{(c.Heads.Count == 1 ? "" : "s")} conditioned on {conditioning} gave the first token ({c.Tokens[0]}) " +
+                       $"{Pct(real[0])} of their attention on {realWords} faces and {Pct(synthetic[0])} on synthetic faces";
+        if (words.Count == 0) return start + ".";
+        int top = words.MaxBy(t => real[t] + synthetic[t]);
+        return start + $", and the prompt's {words.Count} token{(words.Count == 1 ? "" : "s")} {Pct(words.Sum(t => real[t]))} and {Pct(words.Sum(t => synthetic[t]))}; " +
+               $"the most attended was \"{c.Tokens[top]}\" ({Pct(real[top])} and {Pct(synthetic[top])}).";
     }
 
     private static string F(double v, int digits = 3) => v.ToString("F" + digits, CultureInfo.InvariantCulture);
@@ -105,7 +139,7 @@ internal static class ReportAssembler
 
     /// <summary>The findings in one paragraph, in the paper's style, from the measured numbers only.</summary>
     public static string Findings(IReadOnlyList<DataSetInfo> data, IReadOnlyList<RatioRow> ratios, IReadOnlyList<DivergenceRow> divergence,
-        IReadOnlyList<RoleSummary> roles, IReadOnlyList<Degradation> degradations, IReadOnlyList<Circuit> circuits, ReportOptions o)
+        IReadOnlyList<RoleSummary> roles, IReadOnlyList<Degradation> degradations, IReadOnlyList<Circuit> circuits, ReportOptions o, CrossAttentionSummary? cross = null)
     {
         var real = data.First(d => d.Name == DataSetId.Real.Name);
         var synth = data.First(d => d.Name == DataSetId.Synthetic.Name);
@@ -132,6 +166,7 @@ internal static class ReportAssembler
         s.Add($"Single-head ablation degraded denoising by {F(single.Min(d => d.DegradationPercent), 1)}% to {F(max.DegradationPercent, 1)}%; the largest bottleneck was " +
               $"{max.Condition} on {max.DataSet} faces ({F(max.DegradationPercent, 1)}%, 95% CI {F(max.CiLowPercent, 1)} to {F(max.CiHighPercent, 1)}, " +
               $"BH-adjusted p = {(max.Test.AdjustedPValue ?? max.Test.PValue).ToString("G2", CultureInfo.InvariantCulture)}).");
+        if (cross != null) s.Add(CrossAttentionSentence(cross, realWords));
         return string.Join(" ", s);
     }
 }

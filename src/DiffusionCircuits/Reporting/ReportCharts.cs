@@ -61,7 +61,35 @@ internal static class ReportCharts
         foreach (var set in sets) charts.Add(HeadDegradation(r, set));
         foreach (var set in sets) charts.Add(RoleDegradation(r, set));
         charts.Add(CircuitCurves(r));
+        if (r.CrossAttention != null) charts.Add(TokenMass(r.CrossAttention));
         return charts;
+    }
+
+    /// <summary>Mean mass on each prompt token over every cross-attention head and timestep, one bar per data set (METHOD.md 5c).</summary>
+    public static ReportChart TokenMass(CrossAttentionSummary c)
+    {
+        var plot = NewPlot("Cross-attention: attention on each token", "", "share of attention (mean over heads, t)");
+        var sets = new[] { DataSetId.Real, DataSetId.Synthetic };
+        // The padding after the prompt is the last bar.
+        var labels = c.Tokens.Append("(padding)").ToArray();
+        for (int s = 0; s < sets.Length; s++)
+        {
+            var mass = c.MeanMass(sets[s]).Append(c.MeanPaddingMass(sets[s])).ToArray();
+            for (int t = 0; t < mass.Length; t++)
+            {
+                var bar = plot.Add.Bar(new Bar { Position = t + (s - 0.5) * 0.38, Value = mass[t], Size = 0.36, FillColor = ColorOf(s), LineColor = ColorOf(s) });
+                if (t == 0) bar.LegendText = sets[s].Name;
+            }
+        }
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, labels.Length).Select(i => (double)i).ToArray(), labels);
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -45;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
+        plot.Axes.Bottom.TickLabelStyle.FontSize = 9;
+        plot.Axes.Bottom.MinimumSize = 60;
+        plot.Axes.Margins(bottom: 0);
+        plot.ShowLegend(Edge.Right);
+        return new ReportChart("cross-token-mass", $"Share of each cross-attention head's attention on each token of {(c.Prompt != null ? $"\"{c.Prompt}\"" : c.Source)}, " +
+                                                   "mean over queries, images, heads and timesteps; the last bar is the padding after the prompt.", plot, 495, 240);
     }
 
     /// <summary>Mean entropy (nats, over images and timesteps) per layer (rows) and head (columns), with values written in the cells.</summary>

@@ -51,7 +51,7 @@ internal sealed class ReportExamples : IDisposable
         {
             ForwardNoising.ApplyPaired(images[i], seed, t, session.Schedule, eps, noisy.AsSpan(i * len, len));
         }
-        using var batch = session.Run(noisy, Enumerable.Repeat(t, images.Count).ToArray());
+        using var batch = session.Run(noisy, Enumerable.Repeat(t, images.Count).ToArray(), imageIds: images.Select(i => i.Id).ToList());
         const int cell = 96, gap = 4, labelWidth = 130, top = 22;
         var bitmap = new SKBitmap(labelWidth + images.Count * (cell + gap), top + (heads.Count + 1) * (cell + gap));
         using var canvas = new SKCanvas(bitmap);
@@ -77,7 +77,7 @@ internal sealed class ReportExamples : IDisposable
                     for (int q = 0; q < l.QueryTokens; q++)
                         for (int k = 0; k < l.KeyTokens; k++) received[k] += map[q * l.KeyTokens + k] / l.QueryTokens;
                     heat = l.GridHeight * l.GridWidth == l.KeyTokens ? received : null;
-                    if (heat != null) heat = Upsample(heat, l.GridHeight, l.GridWidth, image.Height, image.Width);
+                    if (heat != null) heat = TokenGeometry.Upsample(heat.Select(v => (double)v).ToArray(), l.GridHeight, l.GridWidth, image.Height, image.Width).Select(v => (float)v).ToArray();
                 }
                 using var tile = Overlay(image, heat);
                 using var img = SKImage.FromBitmap(tile);
@@ -94,23 +94,8 @@ internal sealed class ReportExamples : IDisposable
         return (session.Layers.Select(l => l.Name).ToList().IndexOf(head.Layer), head.InLayer);
     }
 
-    /// <summary>Bilinear upsampling of a token grid to the image (token centres at (i + 0.5) / n).</summary>
-    private static float[] Upsample(float[] grid, int gh, int gw, int h, int w)
-    {
-        var result = new float[h * w];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-            {
-                float gy = Math.Clamp((y + 0.5f) / h * gh - 0.5f, 0, gh - 1), gx = Math.Clamp((x + 0.5f) / w * gw - 0.5f, 0, gw - 1);
-                int y0 = (int)gy, x0 = (int)gx, y1 = Math.Min(y0 + 1, gh - 1), x1 = Math.Min(x0 + 1, gw - 1);
-                float fy = gy - y0, fx = gx - x0;
-                result[y * w + x] = (grid[y0 * gw + x0] * (1 - fx) + grid[y0 * gw + x1] * fx) * (1 - fy) + (grid[y1 * gw + x0] * (1 - fx) + grid[y1 * gw + x1] * fx) * fy;
-            }
-        return result;
-    }
-
     /// <summary>The clean image, or a grey copy with the heat map (normalised to its maximum) blended in red-yellow.</summary>
-    private static SKBitmap Overlay(FaceImage image, float[]? heat)
+    internal static SKBitmap Overlay(FaceImage image, float[]? heat)
     {
         int w = image.Width, h = image.Height, plane = w * h;
         var bitmap = new SKBitmap(w, h, SKColorType.Rgba8888, SKAlphaType.Opaque);

@@ -1,13 +1,19 @@
 using System.Globalization;
 using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Diffusion;
 
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>Options of a report run (the `report` command's options).</summary>
 public sealed record ReportOptions
 {
-    /// <summary>The denoiser (ONNX).</summary>
-    public required string ModelPath { get; init; }
+    /// <summary>
+    /// The denoiser and what surrounds it: a bare model (<see cref="DenoiserSetup.FromModel"/>, with an optional VAE
+    /// encoder and conditioning file) or a diffusers/optimum ONNX pipeline folder (<see cref="DenoiserSetup.FromPipeline"/>).
+    /// </summary>
+    public required DenoiserSetup Denoiser { get; init; }
+    /// <summary>The UNet (ONNX) of <see cref="Denoiser"/>.</summary>
+    public string ModelPath => Denoiser.ModelPath;
     /// <summary>Folder of real faces (an img_align_celeba folder or any image folder); null uses the naturalistic stand-in.</summary>
     public string? RealFolder { get; init; }
     /// <summary>Where <see cref="RealFolder"/> came from (--real, an environment variable, a config file), for the methods section.</summary>
@@ -54,5 +60,6 @@ public sealed record ReportOptions
         ["device"] = GpuDeviceId is int g ? $"cuda:{g}" : "cpu",
         ["chunkImages"] = ChunkImages.ToString(CultureInfo.InvariantCulture),
         ["realFiles"] = RealFiles == null ? "all" : $"{RealFiles.Count} listed",
+        ["prompt"] = Denoiser.Prompt ?? (Denoiser.ConditioningPath != null ? $"embeddings from {Path.GetFileName(Denoiser.ConditioningPath)}" : "none"),
     };
 }

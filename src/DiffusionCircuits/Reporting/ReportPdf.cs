@@ -10,7 +10,7 @@ internal static class ReportPdf
     /// <summary>Section headings, in order; tests read the PDF back for them.</summary>
     public static readonly string[] Sections =
     {
-        "Findings", "Methods", "Attention entropy and divergence", "Attention examples", "Functional roles", "Ablation",
+        "Findings", "Methods", "Attention entropy and divergence", "Attention examples", "Cross-attention", "Functional roles", "Ablation",
         "Circuits and complexity", "Hypothesis tests", "Appendix: options, versions, timings",
     };
 
@@ -22,22 +22,25 @@ internal static class ReportPdf
         (System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(t.Assembly)?.InformationalVersion
          ?? t.Assembly.GetName().Version?.ToString() ?? "?").Split('+')[0];
 
-    public static int Write(string path, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings)
+    public static int Write(string path, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
+        CrossAttentionFigure? tokenMaps = null)
     {
-        var pdf = Build(r, charts, examples, timings);
+        var pdf = Build(r, charts, examples, timings, tokenMaps);
         pdf.Save(path);
         return pdf.PageCount;
     }
 
     /// <summary>The report's pages, section by section (<see cref="Sections"/>).</summary>
-    public static PdfDocumentBuilder Build(ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings)
+    public static PdfDocumentBuilder Build(ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
+        CrossAttentionFigure? tokenMaps = null)
     {
         var pdf = new PdfDocumentBuilder("DiffusionCircuits report", $"{r.Model.File}, {r.Data.Sum(d => d.Images)} images");
-        var page = new Page(pdf, r, charts, examples, timings);
+        var page = new Page(pdf, r, charts, examples, timings, tokenMaps);
         Findings(page);
         Methods(page);
         Entropy(page);
         Examples(page);
+        CrossAttention(page);
         Roles(page);
         Ablation(page);
         Circuits(page);
@@ -47,7 +50,8 @@ internal static class ReportPdf
     }
 
     /// <summary>What every section draws from.</summary>
-    private sealed record Page(PdfDocumentBuilder Pdf, ReportResults Results, IReadOnlyList<ReportChart> Charts, ReportExamples Examples, IReadOnlyDictionary<string, double> Timings)
+    private sealed record Page(PdfDocumentBuilder Pdf, ReportResults Results, IReadOnlyList<ReportChart> Charts, ReportExamples Examples, IReadOnlyDictionary<string, double> Timings,
+        CrossAttentionFigure? TokenMaps)
     {
         public void Draw(string name)
         {
@@ -135,11 +139,45 @@ internal static class ReportPdf
         pdf.Image(page.Examples.Bitmap, Math.Min(pdf.ContentWidth, page.Examples.Bitmap.Width * 0.75f), "Example faces with attention overlaid (charts/attention-examples.png).");
     }
 
-    /// <summary>Section 5: roles.</summary>
-    private static void Roles(Page page)
+    /// <summary>Section 5: cross-attention (text-conditioned models): mass on each token and where each token is attended.</summary>
+    private static void CrossAttention(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[4]);
+        var c = r.CrossAttention;
+        if (c == null)
+        {
+            pdf.Paragraph("The model has no cross-attention layers: it is not conditioned on text, and every head attends over image positions.", 9);
+            return;
+        }
+        pdf.Paragraph($"{c.Heads.Count} cross-attention heads read {c.KeyTokens} conditioning tokens ({c.Source}). Their keys are tokens, not image positions: " +
+                      "they get entropy over tokens (normalised by ln of the token count), the share of attention on each token, and roles of their own (cross-...); " +
+                      "the spatial probes of section 3 are not defined for them (METHOD.md 5c).", 9);
+        page.Draw("cross-token-mass");
+        if (page.TokenMaps is { } maps)
+            pdf.TileGrid(maps.Columns, maps.Notes, maps.Rows, maps.Tiles, Math.Min(64, (pdf.ContentWidth - 60) / maps.Columns.Count - 3),
+                "Where each token is attended (DAAM): the attention each token receives from every position, over all cross-attention layers, heads and timesteps, " +
+                "upsampled and drawn over the data set's mean face (each tile normalised to its maximum; percentages: share of attention, real / synthetic). charts/token-maps.png.");
+        var rows = c.Heads.Select(h =>
+        {
+            var real = c.TokenMass.First(x => x.Head == h && x.Timestep == null && x.DataSet == DataSetId.Real.Name);
+            var synthetic = c.TokenMass.First(x => x.Head == h && x.Timestep == null && x.DataSet == DataSetId.Synthetic.Name);
+            int top = Enumerable.Range(0, real.Mass.Count).MaxBy(t => real.Mass[t] + synthetic.Mass[t]);
+            var entropy = r.Entropy.Where(e => e.Head == h && e.Timestep == null).Average(e => e.MeanNats);
+            return (IReadOnlyList<string>)new[]
+            {
+                h, F(entropy, 2), $"{c.Tokens[top]} ({F(100 * real.Mass[top], 1)}% / {F(100 * synthetic.Mass[top], 1)}%)",
+                $"{F(100 * real.Mass[0], 1)}% / {F(100 * synthetic.Mass[0], 1)}%", $"{F(100 * real.PaddingMass, 1)}% / {F(100 * synthetic.PaddingMass, 1)}%",
+            };
+        }).ToList();
+        pdf.Table(new[] { "head", "entropy (nats)", "most attended token (real / synthetic)", "first token", "padding" }, rows, new[] { 2.6f, 0.8f, 2f, 1.1f, 1.1f }, 8);
+    }
+
+    /// <summary>Section 6: roles.</summary>
+    private static void Roles(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
+        pdf.Heading(Sections[5]);
         page.Draw("role-map");
         pdf.Paragraph($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {F(r.RoleStabilityAri)}; mean silhouette {F(r.RoleMeanSilhouette)}.", 9);
         pdf.Table(new[] { "role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette" },
@@ -151,11 +189,11 @@ internal static class ReportPdf
             }).ToList(), new[] { 1.1f, 2.4f, 1.4f, 0.9f, 2.6f, 0.8f });
     }
 
-    /// <summary>Section 6: ablation.</summary>
+    /// <summary>Section 7: ablation.</summary>
     private static void Ablation(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
-        pdf.Heading(Sections[5]);
+        pdf.Heading(Sections[6]);
         page.Draw("degradation-heads-synthetic");
         page.Draw("degradation-heads-real");
         page.Draw("degradation-roles-synthetic");
@@ -168,11 +206,11 @@ internal static class ReportPdf
             }).ToList(), new[] { 0.9f, 1.3f, 1f, 1.4f, 2.4f, 0.9f });
     }
 
-    /// <summary>Section 7: circuits.</summary>
+    /// <summary>Section 8: circuits.</summary>
     private static void Circuits(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
-        pdf.Heading(Sections[6]);
+        pdf.Heading(Sections[7]);
         pdf.Table(new[] { "data", "circuit size", "effective heads", "circuit heads" },
             r.Circuits.Select(c => (IReadOnlyList<string>)new[] { c.DataSet.Name, $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
             new[] { 0.8f, 1f, 1f, 4f });
@@ -188,11 +226,11 @@ internal static class ReportPdf
                       $"{r.Cost.NaiveForwardGflop:N0} GFLOP, and one Run per single-head ablation, image and timestep alone {r.Cost.NaiveRunCallsSingleHeads:N0} Run calls.", 9);
     }
 
-    /// <summary>Section 8: tests.</summary>
+    /// <summary>Section 9: tests.</summary>
     private static void Tests(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
-        pdf.Heading(Sections[7]);
+        pdf.Heading(Sections[8]);
         pdf.Paragraph("Every hypothesis test of this report. p (adj.) is adjusted within the family named in the second column; effect sizes with 95% CIs where defined.", 9);
         pdf.Table(new[] { "test", "family (correction)", "n", "statistic", "p", "p (adj.)", "effect" },
             r.Tests.Select(t => (IReadOnlyList<string>)new[]
@@ -203,11 +241,11 @@ internal static class ReportPdf
             }).ToList(), new[] { 3f, 2.2f, 0.6f, 1.1f, 0.8f, 0.8f, 1.6f }, 6.5f);
     }
 
-    /// <summary>Section 9: appendix.</summary>
+    /// <summary>Section 10: appendix.</summary>
     private static void Appendix(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
-        pdf.Heading(Sections[8]);
+        pdf.Heading(Sections[9]);
         pdf.Table(new[] { "option", "value" }, r.Options.Select(p => (IReadOnlyList<string>)new[] { p.Key, p.Value }).ToList(), new[] { 1f, 3f });
         pdf.Table(new[] { "component", "version / hash" }, new List<IReadOnlyList<string>>
         {

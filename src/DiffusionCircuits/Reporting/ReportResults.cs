@@ -24,7 +24,28 @@ public sealed record Metric(string Name, double Value, string Unit, string Defin
 /// <param name="TimestepInput">The timestep input: name, type and shape.</param>
 /// <param name="Layers">Every attention layer found.</param>
 /// <param name="Heads">Heads over all layers.</param>
-public sealed record ModelInfo(string File, string Sha256, long Bytes, string SampleInput, string TimestepInput, IReadOnlyList<LayerInfo> Layers, int Heads);
+public sealed record ModelInfo(string File, string Sha256, long Bytes, string SampleInput, string TimestepInput, IReadOnlyList<LayerInfo> Layers, int Heads)
+{
+    /// <summary>What the model was fed: schedule, latents, conditioning.</summary>
+    public required ModelInputsInfo Inputs { get; init; }
+}
+
+/// <summary>What a model is fed besides x_t and t, and how x_t is made (METHOD.md notation; null where it does not apply).</summary>
+/// <param name="Schedule">The noise schedule, in words.</param>
+/// <param name="ScheduleSource">Where it comes from: the model's metadata or a scheduler config.</param>
+/// <param name="Prediction">What the model outputs (epsilon, v, sample); losses compare noise.</param>
+/// <param name="Pipeline">The pipeline folder, when the model came from one.</param>
+/// <param name="VaeEncoder">The VAE encoder file of a latent model.</param>
+/// <param name="VaeEncoderSha256">Its SHA-256.</param>
+/// <param name="LatentScalingFactor">Latents = encoder mean x this.</param>
+/// <param name="LatentShape">A latent's shape, C x h x w, and the image size it encodes.</param>
+/// <param name="LatentNote">How the latents are read from the encoder, in words.</param>
+/// <param name="Conditioning">Where the conditioning comes from, in words.</param>
+/// <param name="ConditioningSha256">SHA-256 of the embeddings' float32 values.</param>
+/// <param name="Prompt">The prompt, when the embeddings come from one.</param>
+/// <param name="PromptTokens">The prompt's tokens (start and end included, padding left out).</param>
+public sealed record ModelInputsInfo(string Schedule, string ScheduleSource, string Prediction, string? Pipeline, string? VaeEncoder, string? VaeEncoderSha256,
+    double? LatentScalingFactor, string? LatentShape, string? LatentNote, string? Conditioning, string? ConditioningSha256, string? Prompt, IReadOnlyList<string>? PromptTokens);
 
 /// <summary>One attention layer as discovered.</summary>
 /// <param name="Name">Stable name, e.g. <c>down.1.attn</c>.</param>
@@ -151,6 +172,8 @@ public sealed record ReportResults
     public required IReadOnlyList<HypothesisTest> Tests { get; init; }
     /// <summary>What the sweeps cost.</summary>
     public required CostInfo Cost { get; init; }
+    /// <summary>The cross-attention heads' mass on each conditioning token (METHOD.md 5c), or null for a model without cross-attention.</summary>
+    public CrossAttentionSummary? CrossAttention { get; init; }
 
     /// <summary>results.json's text.</summary>
     public string ToJson() => JsonFiles.Serialize(this);

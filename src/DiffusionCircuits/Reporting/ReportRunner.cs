@@ -5,6 +5,7 @@ using DiffusionCircuits.Analysis;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Onnx;
 using DiffusionCircuits.Capture;
+using DiffusionCircuits.Diffusion;
 
 namespace DiffusionCircuits.Reporting;
 
@@ -50,23 +51,39 @@ public sealed class ReportRunner
         var notices = new List<string>();
 
         string modelSha = Sha256File(o.ModelPath);
-        var (maps, ablation) = OpenSessions();
+        var conditioning = o.Denoiser.LoadConditioning();
+        if (conditioning != null) _log($"Conditioning: {conditioning.Source}.");
+        var (maps, ablation) = OpenSessions(conditioning);
         using var _1 = maps;
         using var _2 = ablation;
-        var (real, realInfo) = RealFaces(maps, notices, progress);
-        var synthetic = new SyntheticFaceGenerator(o.Analysis.Seed, maps.Height).GenerateMany(o.SyntheticImages ?? o.Images).ToList();
+        using var encoder = o.Denoiser.OpenLatentEncoder(maps.Channels, maps.Height);
+        if (encoder != null) _log($"Latents: faces of {encoder.Height}x{encoder.Width} through {DenoiserSetup.ShortName(o.Denoiser.VaeEncoderPath!)}, {encoder.Note} ({o.Denoiser.ScalingFactorSource}).");
+        int imageSize = encoder?.Height ?? maps.Height;
+        var (real, realInfo) = RealFaces(imageSize, notices, progress);
+        var synthetic = new SyntheticFaceGenerator(o.Analysis.Seed, imageSize).GenerateMany(o.SyntheticImages ?? o.Images).ToList();
         var synthInfo = new DataSetInfo(DataSetId.Synthetic.Name, "procedural faces with exact part masks", $"SyntheticFaceGenerator(seed {o.Analysis.Seed})",
             synthetic.Count, HashImages(synthetic), 0, Array.Empty<SkippedFile>());
+        // Conditioning with a row per image: row i conditions the i-th image of each data set.
+        conditioning?.AssignRows(real.Select(i => i.Id).ToList());
+        conditioning?.AssignRows(synthetic.Select(i => i.Id).ToList());
         foreach (var n in notices) _log(n);
         Lap("data");
 
+        var decidingOptions = new SortedDictionary<string, string>(o.Describe().Concat(o.Denoiser.Describe(conditioning)).ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
         var key = new WorkKey(modelSha, new SortedDictionary<string, string> { [DataSetId.Real.Name] = realInfo.Sha256, [DataSetId.Synthetic.Name] = synthInfo.Sha256 },
-            JsonFiles.Serialize(o.Describe()));
+            JsonFiles.Serialize(decidingOptions));
         string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         if (o.OutDir == null) _log($"Output folder: {outDir}");
         using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");
         StagedOutputs.Recover(outDir);
         var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);
+        if (encoder != null)
+        {
+            // Each face goes through the VAE encoder once; the latents are kept with the run's work.
+            real = checkpoint.Latents(DataSetId.Real, real, encoder, Stage(progress, "latents real"));
+            synthetic = checkpoint.Latents(DataSetId.Synthetic, synthetic, encoder, Stage(progress, "latents synthetic"));
+            Lap("latents");
+        }
         var analysis = new CircuitAnalysis(maps, ablation, o.Analysis).Run(real, synthetic, progress, checkpoint);
         if (checkpoint.ChunksLoaded > 0) _log($"Resumed: {checkpoint.ChunksLoaded} finished chunk(s) loaded from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
         if (checkpoint.ChunksComputed > 0)
@@ -77,7 +94,7 @@ public sealed class ReportRunner
         var heads = analysis.HeadNames;
         var summaries = analysis.Features.SelectMany(s => FeatureAggregation.Summarise(s, heads, o.Analysis.Bootstrap, o.Analysis.Seed)).ToList();
         var divergences = FeatureAggregation.Divergence(analysis.FeaturesOf(DataSetId.Real), analysis.FeaturesOf(DataSetId.Synthetic), maps.Layers);
-        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries, divergences);
+        var results = ReportAssembler.Assemble(o, maps, modelSha, new[] { realInfo, synthInfo }, notices, analysis, summaries, divergences, encoder, conditioning);
         progress?.Report(("statistics", 1));
         Lap("statistics");
 
@@ -90,6 +107,9 @@ public sealed class ReportRunner
 
         progress?.Report(("charts and report", 0));
         var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Analysis.Seed);
+        using var tokenMaps = results.CrossAttention is { } cross
+            ? CrossAttentionFigure.Create(cross, analysis, maps.Layers, new Dictionary<DataSetId, IReadOnlyList<FaceImage>> { [DataSetId.Real] = real, [DataSetId.Synthetic] = synthetic })
+            : null;
         var charts = ReportCharts.All(results, analysis, maps.Layers);
         Directory.CreateDirectory(Path.Combine(stage, "charts"));
         foreach (var chart in charts)
@@ -98,11 +118,12 @@ public sealed class ReportRunner
             ReportCharts.SaveSvg(chart, Out($"charts/{chart.Name}.svg"));
         }
         examples.Save(Out("charts/attention-examples.png"));
+        tokenMaps?.Save(Out("charts/token-maps.png"));
         // results.json before the PDF: a report.pdf is only ever next to the results it shows.
         AtomicFile.WriteAllText(Out("results.json"), results.ToJson());
         Lap("charts");
         timings["total"] = Math.Round(timings.Values.Sum(), 2);
-        int pages = ReportPdf.Write(Out("report.pdf"), results, charts, examples, timings);
+        int pages = ReportPdf.Write(Out("report.pdf"), results, charts, examples, timings, tokenMaps);
         timings["pdf"] = Math.Round(watch.Elapsed.TotalSeconds, 2);
         AtomicFile.WriteAllText(Out("timings.json"), JsonFiles.Serialize(timings));
         // results.json just before report.pdf, which moves last.
@@ -112,27 +133,34 @@ public sealed class ReportRunner
     }
 
     /// <summary>The model with maps exposed (features, examples) and without (the ablation sweeps); a bad model is bad input.</summary>
-    private (AttentionCaptureSession Maps, AttentionCaptureSession Ablation) OpenSessions()
+    private (AttentionCaptureSession Maps, AttentionCaptureSession Ablation) OpenSessions(ModelConditioning? conditioning)
     {
         var o = _o;
         AttentionCaptureSession maps, ablation;
+        var schedule = o.Denoiser.LoadSchedule();
+        int sampleSize = o.Denoiser.LatentSize ?? 32;
         try
         {
             // Features from the maps (C#): measured faster than the same features as separate graph operators (bench,
             // docs/PERFORMANCE.md); CaptureOptions.GraphFeatures computes them in the graph instead.
-            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId });
+            maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, Conditioning = conditioning, Schedule = schedule, SampleSize = sampleSize });
             ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions
-                { GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean });
+            {
+                GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean, Conditioning = conditioning,
+                Schedule = schedule, SampleSize = sampleSize,
+            });
         }
         catch (OnnxModelException e) { throw new InvalidDataException(e.Message, e); }
         try
         {
             o.Validate(maps.Schedule.Timesteps);
-            _log($"Model {Path.GetFileName(o.ModelPath)}: {maps.Layers.Count} attention layers, {maps.TotalHeads} heads, {maps.Channels}x{maps.Height}x{maps.Width} samples; {maps.DeviceNote}.");
+            _log($"Model {DenoiserSetup.ShortName(o.ModelPath)}: {maps.Layers.Count} attention layers ({maps.Layers.Count(l => l.IsCrossAttention)} cross-attention), {maps.TotalHeads} heads, " +
+                 $"{maps.Channels}x{maps.Height}x{maps.Width} samples, schedule {maps.Schedule.Name}; {maps.DeviceNote}.");
+            foreach (var note in maps.Discovery.Notes) _log(note);
             if (maps.Layers.Count == 0) throw new InvalidDataException($"Model '{o.ModelPath}' has no attention heads to analyse.");
-            if (maps.Channels != 3)
-                throw new InvalidDataException($"Model '{o.ModelPath}': input '{maps.Discovery.Signature.Sample.Name}' takes {maps.Channels} channels, but face images have 3 (RGB). " +
-                                               "A latent-space UNet needs its VAE encoder in front, which this tool does not run; export a pixel-space denoiser.");
+            if (maps.Channels != 3 && !o.Denoiser.IsLatent)
+                throw new InvalidDataException($"Model '{o.ModelPath}': input '{maps.Discovery.Signature.Sample.Name}' takes {maps.Channels} channels, but face images have 3 (RGB): " +
+                                               "a latent model needs its VAE encoder in front. Pass --pipeline DIR (a diffusers/optimum ONNX export) or --vae-encoder FILE.");
             return (maps, ablation);
         }
         catch
@@ -144,17 +172,17 @@ public sealed class ReportRunner
     }
 
     /// <summary>Real faces from the folder (skipped files named), or the announced naturalistic stand-in.</summary>
-    private (List<FaceImage> Images, DataSetInfo Info) RealFaces(AttentionCaptureSession session, List<string> notices, IProgress<(string Stage, double Fraction)>? progress)
+    private (List<FaceImage> Images, DataSetInfo Info) RealFaces(int imageSize, List<string> notices, IProgress<(string Stage, double Fraction)>? progress)
     {
         var o = _o;
         if (o.RealFolder == null)
         {
             notices.Add(StandInNotice);
-            var standIn = new NaturalisticFaceGenerator(o.Analysis.Seed, session.Height).GenerateMany(o.Images).ToList();
+            var standIn = new NaturalisticFaceGenerator(o.Analysis.Seed, imageSize).GenerateMany(o.Images).ToList();
             return (standIn, new DataSetInfo(DataSetId.Real.Name, "naturalistic stand-in (procedural)", $"NaturalisticFaceGenerator(seed {o.Analysis.Seed})",
                 standIn.Count, HashImages(standIn), 0, Array.Empty<SkippedFile>()));
         }
-        var folder = new ImageFolder(o.RealFolder, session.Height, onlyFiles: o.RealFiles);
+        var folder = new ImageFolder(o.RealFolder, imageSize, onlyFiles: o.RealFiles);
         var real = new List<FaceImage>();
         foreach (var image in folder.Read())
         {
@@ -173,6 +201,9 @@ public sealed class ReportRunner
             $"{Path.GetFileName(Path.GetFullPath(o.RealFolder).TrimEnd('/'))} ({o.RealFolderSource ?? "--real"})", real.Count, HashImages(real), skipped.Count, skipped));
     }
 
+    private static IProgress<double> Stage(IProgress<(string Stage, double Fraction)>? progress, string name) =>
+        new SynchronousProgress<double>(f => progress?.Report((name, f)));
+
     /// <summary>The CSV tables behind the charts.</summary>
     private static void WriteTables(Func<string, string> output, CircuitAnalysisResult analysis, IReadOnlyList<HeadSummary> summaries,
         IReadOnlyList<TimestepDivergence> divergences, ReportResults results)
@@ -183,6 +214,7 @@ public sealed class ReportRunner
         ReportTables.WriteRolesCsv(output("roles.csv"), analysis);
         ReportTables.WriteTestsCsv(output("tests.csv"), results);
         FeatureAggregation.WriteDivergenceCsv(output("divergence.csv"), divergences, analysis.HeadNames);
+        if (results.CrossAttention != null) ReportTables.WriteTokensCsv(output("tokens.csv"), results.CrossAttention);
     }
 
     /// <summary>The newest folder under <paramref name="root"/> whose kept work has this key and that has no results yet.</summary>

@@ -23,4 +23,13 @@ internal static class ReportTables
             r.Tests.Select(t => $"{Text(t.Test)},{Text(t.Family ?? "")},{t.N1},{t.N2},{t.StatisticName},{Number(t.Statistic)},{Number(t.DegreesOfFreedom ?? double.NaN)}," +
                                 $"{Number(t.PValue)},{Number(t.AdjustedPValue ?? double.NaN)},{Text(t.Correction ?? "")},{Text(t.Effect?.Name ?? "")},{Number(t.Effect?.Value ?? double.NaN)}," +
                                 $"{Number(t.Effect?.CiLow ?? double.NaN)},{Number(t.Effect?.CiHigh ?? double.NaN)},{Text(t.Method)},{Text(t.Note ?? "")}"));
+
+    /// <summary>
+    /// tokens.csv (cross-attention models): each cross-attention head's mass on each prompt token per data set and
+    /// timestep (empty timestep: mean over timesteps), long format; the padding after the prompt is one row.
+    /// </summary>
+    public static void WriteTokensCsv(string path, CrossAttentionSummary c) =>
+        Write(path, "dataset,timestep,head,token_index,token,mass",
+            c.TokenMass.SelectMany(r => r.Mass.Select((m, t) => $"{r.DataSet},{r.Timestep?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""},{r.Head},{t},{Text(c.Tokens[t])},{Number(m)}")
+                .Append($"{r.DataSet},{r.Timestep?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""},{r.Head},,(padding),{Number(r.PaddingMass)}")));
 }

@@ -48,6 +48,33 @@ public class HeadRoleTests
     }
 
     [Fact]
+    public void Cross_attention_heads_are_clustered_apart_and_named_by_their_token_masses()
+    {
+        double N = double.NaN;
+        var names = new[] { "s.h0", "s.h1", "s.h2", "s.h3", "c.h0", "c.h1", "c.h2", "c.h3" };
+        //                         entropy distance edge texture semantic symmetry importance start prompt padding
+        var features = new[]
+        {
+            new[] { 0.9, 0.20, 0.80, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.9, 0.21, 0.79, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.9, 0.60, 0.00, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.9, 0.62, 0.01, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.5, N, N, N, N, N, 2, 0.90, 0.05, 0.05 },       // parks attention on the start token
+            new[] { 0.5, N, N, N, N, N, 2, 0.89, 0.06, 0.05 },
+            new[] { 0.5, N, N, N, N, N, 2, 0.15, 0.80, 0.05 },       // reads the prompt's words
+            new[] { 0.5, N, N, N, N, N, 2, 0.14, 0.81, 0.05 },
+        };
+        var cross = names.Select(n => n.StartsWith('c')).ToArray();
+        var roles = HeadRoles.Cluster(names, features, k: 4, seed: 1, crossAttention: cross);
+        Assert.Equal(4, roles.K);
+        Assert.Equal(new[] { "edge", "edge", "global", "global", "cross-sink", "cross-sink", "cross-prompt", "cross-prompt" }, names.Select((_, h) => roles.RoleOf(h)));
+        // A self-attention role is never named after a probe it has no values of, and the other way round.
+        Assert.All(roles.Roles.Where(r => !r.Name.StartsWith("cross-")), r => Assert.True(double.IsNaN(r.CentroidZ[(int)RoleProbe.StartTokenMass])));
+        Assert.All(roles.Roles.Where(r => r.Name.StartsWith("cross-")), r => Assert.True(double.IsNaN(r.CentroidZ[(int)RoleProbe.EdgeAlignment])));
+        Assert.Contains("clustered apart", roles.Note);
+    }
+
+    [Fact]
     public void Planted_global_local_and_edge_heads_fall_into_separate_roles()
     {
         var heads = new[]

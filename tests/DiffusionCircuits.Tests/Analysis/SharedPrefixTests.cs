@@ -69,7 +69,8 @@ public class SharedPrefixTests
     [InlineData("cross3d")]
     public void Each_condition_run_from_its_first_ablated_layer_gives_the_full_models_losses_on_torch_exports(string fixture)
     {
-        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"), new CaptureOptions { SampleSize = 16, ExposeMaps = false });
+        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"),
+            new CaptureOptions { SampleSize = 16, ExposeMaps = false, Conditioning = ModelRunner.ExportConditioning(fixture, firstRowOnly: true) });
         var images = Images(2, session.Height, 2);
         var conditions = Conditions(session);
         using var fullSweep = new AblationSweep(session, new[] { 500 }, seed: 3, sharePrefix: false);

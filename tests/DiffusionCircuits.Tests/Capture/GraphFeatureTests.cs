@@ -13,9 +13,9 @@ namespace DiffusionCircuits.Tests.Capture;
 /// </summary>
 public class GraphFeatureTests
 {
-    private static void AssertGraphEntropyMatchesMaps(AttentionCaptureSession session, float[] x, int[] t, IReadOnlyDictionary<string, float[]>? conditioning = null)
+    private static void AssertGraphEntropyMatchesMaps(AttentionCaptureSession session, float[] x, int[] t, IReadOnlyList<string>? imageIds = null)
     {
-        using var batch = session.Run(x, t, conditioning: conditioning);
+        using var batch = session.Run(x, t, imageIds: imageIds);
         var calc = new AttentionFeatureCalculator();
         int compared = 0;
         double worst = 0;
@@ -81,13 +81,11 @@ public class GraphFeatureTests
     public void Graph_features_equal_the_reference_on_torch_exports(string fixture)
     {
         var reference = ModelRunner.ExportReference(fixture);
-        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"), new CaptureOptions { SampleSize = 16, ExposeEntropy = true, ExposeProbes = true });
+        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"),
+            new CaptureOptions { SampleSize = 16, ExposeEntropy = true, ExposeProbes = true, Conditioning = ModelRunner.ExportConditioning(fixture) });
         var x = ModelRunner.Floats(reference, "input_sample");
         var t = reference.GetProperty("input_timestep").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        var conditioning = reference.GetProperty("input_context").ValueKind == JsonValueKind.Array
-            ? new Dictionary<string, float[]> { ["encoder_hidden_states"] = ModelRunner.Floats(reference, "input_context") }
-            : null;
-        AssertGraphEntropyMatchesMaps(session, x, t, conditioning);
+        AssertGraphEntropyMatchesMaps(session, x, t, ModelRunner.SampleIds);
     }
 
     [Fact]

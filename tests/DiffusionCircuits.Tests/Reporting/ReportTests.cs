@@ -1,4 +1,5 @@
 using DiffusionCircuits.Data;
+using DiffusionCircuits.Diffusion;
 using System.Globalization;
 using System.Text.Json;
 using DiffusionCircuits.Reporting;
@@ -10,9 +11,9 @@ namespace DiffusionCircuits.Tests.Reporting;
 /// <summary>One small report run (8 + 8 faces, two timesteps) shared by the tests that read its outputs.</summary>
 public sealed class SmallReport
 {
-    public static ReportOptions Options(string outDir, string? model = null) => new()
+    public static ReportOptions Options(string outDir, string? model = null, string? conditioning = null) => new()
     {
-        ModelPath = model ?? Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"),
+        Denoiser = DenoiserSetup.FromModel(model ?? Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx"), conditioningPath: conditioning),
         Images = 8, Analysis = new() { Timesteps = new[] { 200, 600 }, Bootstrap = 200 }, OutDir = outDir,
     };
 
@@ -87,7 +88,7 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         foreach (var c in r.Circuits) Assert.Contains(string.Join(" ", c.Heads.Take(2)), all);
         // Every hypothesis test is listed: the tests section has one row per test of each kind in results.json.
         Assert.True(r.Tests.Count >= 2 * r.HeadNames.Count + r.Degradations.Count);
-        int start = all.IndexOf(ReportPdf.Sections[7], StringComparison.Ordinal), end = all.IndexOf(ReportPdf.Sections[8], StringComparison.Ordinal);
+        int start = all.IndexOf("Hypothesis tests", StringComparison.Ordinal), end = all.IndexOf("Appendix: options", StringComparison.Ordinal);
         var section = all[start..end];
         foreach (var kind in new[] { "Welch t:", "Mann-Whitney U:", "Wilcoxon signed-rank:", "Permutation:" })
         {
@@ -231,7 +232,15 @@ public class OtherModelReportTests
     public void Other_exports_give_a_complete_report(string fixture)
     {
         var dir = Directory.CreateTempSubdirectory("report-other-").FullName;
-        var outcome = new ReportRunner(SmallReport.Options(dir, ModelRunner.Fixture(fixture))).Run();
+        // cross3d is text-conditioned: its reference context's first row conditions every face.
+        string? conditioning = null;
+        if (fixture.Contains("cross"))
+        {
+            var c = ModelRunner.ExportConditioning("cross3d", firstRowOnly: true)!;
+            conditioning = Path.Combine(dir, "context.npy");
+            NpyFile.WriteFloat32(conditioning, c.Embeddings, c.Rows, c.Tokens, c.Dim);
+        }
+        var outcome = new ReportRunner(SmallReport.Options(dir, ModelRunner.Fixture(fixture), conditioning)).Run();
         Assert.True(File.Exists(Path.Combine(dir, "report.pdf")));
         Assert.Equal(outcome.Results.HeadNames.Count, outcome.Results.Model.Heads);
         // Overlays only for heads over image positions: a cross-attention head's keys are text tokens.

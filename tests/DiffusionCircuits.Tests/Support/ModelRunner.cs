@@ -65,6 +65,27 @@ public static class ModelRunner
     public static System.Text.Json.JsonElement ExportReference(string fixture) =>
         System.Text.Json.JsonDocument.Parse(File.ReadAllText(Fixture("exports/reference.json"))).RootElement.GetProperty("fixtures").GetProperty(fixture);
 
+    /// <summary>Image ids of the two samples of an export's reference input (each conditioned by its own context row).</summary>
+    public static readonly string[] SampleIds = { "sample0", "sample1" };
+
+    /// <summary>
+    /// The text conditioning an export takes (cross3d's <c>encoder_hidden_states</c>), from its reference input: both
+    /// context rows, assigned to <see cref="SampleIds"/>, or with <paramref name="firstRowOnly"/> the first row for every
+    /// image; null for an export without conditioning.
+    /// </summary>
+    public static ModelConditioning? ExportConditioning(string fixture, bool firstRowOnly = false)
+    {
+        var reference = ExportReference(fixture);
+        if (reference.GetProperty("input_context").ValueKind != System.Text.Json.JsonValueKind.Array) return null;
+        var context = Floats(reference, "input_context");
+        const int dim = 8;
+        int tokens = context.Length / (2 * dim);
+        if (firstRowOnly) return new ModelConditioning(context[..(tokens * dim)], 1, tokens, dim, "the reference context's first row");
+        var conditioning = new ModelConditioning(context, 2, tokens, dim, "the reference context");
+        conditioning.AssignRows(SampleIds);
+        return conditioning;
+    }
+
     /// <summary>A JSON array of numbers as floats.</summary>
     public static float[] Floats(System.Text.Json.JsonElement element, string key) =>
         element.GetProperty(key).EnumerateArray().Select(e => e.GetSingle()).ToArray();

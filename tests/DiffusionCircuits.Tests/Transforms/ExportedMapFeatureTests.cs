@@ -1,5 +1,4 @@
 using DiffusionCircuits.Capture;
-using System.Text.Json;
 using DiffusionCircuits.Statistics;
 using DiffusionCircuits.Tests.Support;
 using DiffusionCircuits.Transforms;
@@ -20,14 +19,11 @@ public class ExportedMapFeatureTests
     public void Entropy_and_jsd_of_exposed_maps_match_scipy_on_torch_maps(string fixture)
     {
         var reference = ModelRunner.ExportReference(fixture);
-        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"), new CaptureOptions { SampleSize = 16 });
+        using var session = new AttentionCaptureSession(ModelRunner.Fixture($"exports/{fixture}.onnx"),
+            new CaptureOptions { SampleSize = 16, Conditioning = ModelRunner.ExportConditioning(fixture) });
         var x = ModelRunner.Floats(reference, "input_sample");
         var t = reference.GetProperty("input_timestep").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        var context = reference.GetProperty("input_context");
-        var conditioning = context.ValueKind == JsonValueKind.Array
-            ? new Dictionary<string, float[]> { ["encoder_hidden_states"] = ModelRunner.Floats(reference, "input_context") }
-            : null;
-        using var batch = session.Run(x, t, conditioning: conditioning);
+        using var batch = session.Run(x, t, imageIds: ModelRunner.SampleIds);
         var calc = new AttentionFeatureCalculator();
         int checkedHeads = 0;
         for (int l = 0; l < session.Layers.Count; l++)
