@@ -93,8 +93,7 @@ internal static class CircuitsCommand
         AnsiConsole.Write(circuits);
         var ratios = new Table().AddColumns("complexity ratio real/synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p");
         foreach (var q in r.Ratios)
-            ratios.AddRow(q.Measure, $"{q.Real:F3}", $"{q.Synthetic:F3}", $"{q.Ratio:F3}", $"{q.Ci.Low:F3} .. {q.Ci.High:F3}",
-                q.Permutation.AtResolution ? $"< {q.Permutation.Resolution:G3}" : $"{q.Permutation.PValue:G3}");
+            ratios.AddRow(q.Measure, $"{q.Real:F3}", $"{q.Synthetic:F3}", $"{q.Ratio:F3}", RatioRow.Of(q).CiText, RatioRow.Of(q).PValueText);
         AnsiConsole.Write(ratios);
         Console.Out.WriteLine($"Ablation cost: {r.ForwardPasses} forward passes in {r.RunCalls} Run calls, {r.ForwardGflop:N0} GFLOP, {r.AblationSeconds:F1} s " +
                               $"(naive: {r.NaiveForwardGflop:N0} GFLOP at one full pass per condition; {r.NaiveRunCalls} Run calls for single heads alone); {r.SweepSharing}.");
@@ -109,7 +108,7 @@ internal static class CircuitsCommand
             roles = r.Roles.Roles.Select(x => new { x.Name, x.Heads, centroidZ = HeadRoles.Probes.Zip(x.CentroidZ).Where(p => double.IsFinite(p.Second)).ToDictionary(p => p.First, p => p.Second), x.Silhouette }),
             roleStabilityAri = r.RoleStabilityAri,
             circuits = r.Circuits,
-            ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.PValue, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),
+            ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.Defined ? q.Permutation.PValue : (double?)null, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),
             cost = new { r.ForwardPasses, r.RunCalls, naiveRunCallsSingleHeads = r.NaiveRunCalls, r.ForwardGflop, r.NaiveForwardGflop, seconds = r.AblationSeconds },
         };
         AtomicFile.WriteAllText(Path.Combine(dir, "circuits.json"), JsonFiles.Serialize(json));

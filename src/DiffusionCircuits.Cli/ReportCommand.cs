@@ -107,7 +107,7 @@ internal static class ReportCommand
         var r = o.Results;
         var table = new Table().Title("Summary").AddColumns("measure", "value", "95% CI", "p");
         foreach (var q in r.ComplexityRatios)
-            table.AddRow($"complexity ratio ({q.Measure})", $"{q.Ratio:F3}", $"{q.CiLow:F3} .. {q.CiHigh:F3}", q.PAtResolution ? $"< {1.0 / (q.Permutations + 1):G2}" : $"{q.PermutationP:G2}");
+            table.AddRow($"complexity ratio ({q.Measure})", $"{q.Ratio:F3}", q.CiText, q.PValueText);
         foreach (var c in r.Circuits) table.AddRow($"circuit {c.DataSet}", $"{c.Size} heads, {c.EffectiveHeads:F2} effective", "", "");
         table.AddRow("JSD range over timesteps (nats)", $"{r.Divergence.Min(d => d.MeanJsdNats):F4} .. {r.Divergence.Max(d => d.MeanJsdNats):F4}", "", "");
         var single = r.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();

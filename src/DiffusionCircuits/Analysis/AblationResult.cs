@@ -80,25 +80,61 @@ public sealed class AblationResult
     }
 
     /// <summary>
-    /// Degradation % = 100 (L_ablated - L_base) / L_base, L summed over the given images (with multiplicity, for
-    /// resampling; all images when null) and over timestep <paramref name="k"/> (all timesteps when null).
+    /// Degradation % (METHOD.md section 5): at each timestep D_t = 100 (sum_i L_ablated - sum_i L_base) / sum_i L_base over
+    /// the given images (with multiplicity, for resampling; all images when null); the mean of D_t over timesteps, every
+    /// timestep weighing the same, or D_k alone for timestep index <paramref name="k"/>.
     /// </summary>
     public double DegradationPercent(int condition, int? k = null, IReadOnlyList<int>? images = null)
     {
+        if (k is int only) return TimestepDegradationPercent(condition, only, images);
+        double sum = 0;
+        for (int kk = 0; kk < Timesteps.Count; kk++) sum += TimestepDegradationPercent(condition, kk, images);
+        return sum / Timesteps.Count;
+    }
+
+    /// <summary>
+    /// The pooled degradation, kept for comparison: 100 (L_ablated - L_base) / L_base with L summed over images and
+    /// timesteps together, which lets the timestep with the largest loss (the smallest t) dominate.
+    /// </summary>
+    public double PooledDegradationPercent(int condition, IReadOnlyList<int>? images = null)
+    {
         double ablated = 0, baseline = 0;
-        foreach (int kk in k is int only ? new[] { only } : Enumerable.Range(0, Timesteps.Count))
+        for (int k = 0; k < Timesteps.Count; k++)
         {
-            var a = AblatedLoss[condition][kk];
-            var b = BaseLoss[kk];
-            if (images == null)
-                for (int i = 0; i < b.Length; i++) { ablated += a[i]; baseline += b[i]; }
-            else
-                foreach (int i in images) { ablated += a[i]; baseline += b[i]; }
+            var (a, b) = Sums(condition, k, images);
+            ablated += a;
+            baseline += b;
         }
         return 100 * (ablated - baseline) / baseline;
     }
 
-    /// <summary>Per image, L_ablated - L_base averaged over timesteps: the paired differences the tests use.</summary>
-    public double[] PerImageDifferences(int condition) =>
-        Enumerable.Range(0, ImageIds.Count).Select(i => Enumerable.Range(0, Timesteps.Count).Average(k => (double)AblatedLoss[condition][k][i] - BaseLoss[k][i])).ToArray();
+    private double TimestepDegradationPercent(int condition, int k, IReadOnlyList<int>? images)
+    {
+        var (ablated, baseline) = Sums(condition, k, images);
+        return 100 * (ablated - baseline) / baseline;
+    }
+
+    /// <summary>Ablated and baseline losses at timestep index <paramref name="k"/>, summed over the images (all when null).</summary>
+    private (double Ablated, double Baseline) Sums(int condition, int k, IReadOnlyList<int>? images)
+    {
+        double ablated = 0, baseline = 0;
+        var a = AblatedLoss[condition][k];
+        var b = BaseLoss[k];
+        if (images == null)
+            for (int i = 0; i < b.Length; i++) { ablated += a[i]; baseline += b[i]; }
+        else
+            foreach (int i in images) { ablated += a[i]; baseline += b[i]; }
+        return (ablated, baseline);
+    }
+
+    /// <summary>
+    /// Per image, the paired statistic of the tests: the mean over timesteps of the relative loss change
+    /// (L_ablated,t,i - L_base,t,i) / mean_i L_base,t,i, in percent (each timestep weighs the same, as in <see cref="DegradationPercent"/>).
+    /// </summary>
+    public double[] PerImageDifferences(int condition)
+    {
+        var meanBase = BaseLoss.Select(b => b.Average(v => (double)v)).ToArray();
+        return Enumerable.Range(0, ImageIds.Count)
+            .Select(i => Enumerable.Range(0, Timesteps.Count).Average(k => 100 * ((double)AblatedLoss[condition][k][i] - BaseLoss[k][i]) / meanBase[k])).ToArray();
+    }
 }

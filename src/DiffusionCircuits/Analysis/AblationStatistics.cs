@@ -10,6 +10,9 @@ namespace DiffusionCircuits.Analysis;
 public sealed record Degradation(DataSetId DataSet, string Condition, double DegradationPercent, double CiLowPercent, double CiHighPercent,
     IReadOnlyList<double> PerTimestepPercent, HypothesisTest Test)
 {
+    /// <summary>The pooled degradation (losses summed over timesteps first), for comparison with <see cref="DegradationPercent"/>.</summary>
+    public double PooledDegradationPercent { get; init; }
+
     /// <summary>What the ablated condition stands for.</summary>
     public ConditionKind Kind { get; init; }
 
@@ -20,7 +23,10 @@ public sealed record Degradation(DataSetId DataSet, string Condition, double Deg
 /// <summary>Degradations of every condition of an ablation sweep.</summary>
 public static class AblationStatistics
 {
-    /// <summary>Degradation %, a bootstrap CI over images, per-timestep values and a Wilcoxon signed-rank test on the per-image differences.</summary>
+    /// <summary>
+    /// Degradation % (the mean over timesteps of D_t), a bootstrap CI over images, per-timestep values, the pooled value, and
+    /// a Wilcoxon signed-rank test on the per-image relative loss changes averaged over timesteps.
+    /// </summary>
     public static List<Degradation> Degradations(AblationResult result, int bootstrap = 2000, int seed = 0)
     {
         var list = new List<Degradation>();
@@ -32,7 +38,7 @@ public static class AblationStatistics
             var test = RankTests.Wilcoxon(result.PerImageDifferences(c)) with { Test = $"Wilcoxon signed-rank: {result.Conditions[c].Name} ablated vs intact ({result.DataSet})" };
             var condition = result.Conditions[c];
             list.Add(new Degradation(result.DataSet, condition.Name, result.DegradationPercent(c), ci.Low, ci.High, perT, test)
-                { Kind = condition.Kind, Subject = condition.Subject });
+                { Kind = condition.Kind, Subject = condition.Subject, PooledDegradationPercent = result.PooledDegradationPercent(c) });
         }
         return list;
     }

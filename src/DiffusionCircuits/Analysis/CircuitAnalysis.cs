@@ -53,7 +53,13 @@ public sealed class CircuitAnalysis
             SweepSingleHeads();
             var probeMatrix = ProbeMatrix(null);
             var roles = HeadRoles.Cluster(_names, probeMatrix, _o.Roles, _o.Seed, crossAttention: _cross);
+            progress?.Report(("roles", 0));
             double stability = RoleStability(roles);
+            progress?.Report(("roles", 0.3));
+            double restartAgreement = HeadRoles.RestartAgreement(roles, _names, probeMatrix, _o.Seed, crossAttention: _cross);
+            progress?.Report(("roles", 0.4));
+            var roleCounts = HeadRoles.RoleCountSelection(_names, probeMatrix, ImageResample(), images[DataSetId.Real].Count, _o.Seed, _cross);
+            progress?.Report(("roles", 1));
             var orders = DataSetId.Compared.ToDictionary(d => d, d => Circuits.AscendingOrder(Circuits.Importance(_singles[d], _names)));
             Dictionary<DataSetId, AblationResult> ablations;
             try { ablations = SweepJointly(roles, orders); }
@@ -61,13 +67,19 @@ public sealed class CircuitAnalysis
             var degradations = Degradations(ablations);
             var circuits = DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent)).ToList();
             var ratios = Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent, _o.Bootstrap, _o.PermutationCount, _o.Seed);
+            // The same at each timestep alone, from the same measured losses (the prefixes keep the overall orders).
+            var byT = Enumerable.Range(0, _o.Timesteps.Count).ToList();
+            var circuitsByT = byT.SelectMany(k => DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent, k))).ToList();
+            var ratiosByT = byT.SelectMany(k => Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent,
+                _o.Bootstrap, _o.PermutationCount, _o.Seed, k)).ToList();
             var all = _singles.Values.Concat(ablations.Values).ToList();
             return new CircuitAnalysisResult(_names, DataSetId.Compared.Select(d => _features[d]).ToList(), DataSetId.Compared.Select(d => ablations[d]).ToList(),
                 _importance, roles, stability, probeMatrix, degradations, circuits, ratios,
                 all.Sum(a => a.ForwardPasses), all.Sum(a => a.RunCalls), (long)Heads * images.Values.Sum(i => i.Count) * _o.Timesteps.Count, all.Sum(a => a.Seconds))
             {
                 ForwardGflop = all.Sum(a => a.ForwardFlops) / 1e9, NaiveForwardGflop = all.Sum(a => a.NaiveRunCalls * a.FullPassFlops) / 1e9,
-                SweepSharing = _sweep.SharingNote,
+                SweepSharing = _sweep.SharingNote, CircuitsByTimestep = circuitsByT, RatiosByTimestep = ratiosByT,
+                RoleRestartAgreementAri = restartAgreement, RoleCountSelection = roleCounts,
             };
         }
 
@@ -115,15 +127,19 @@ public sealed class CircuitAnalysis
         }).ToArray();
 
         /// <summary>Roles found again on bootstrap resamples of the images, each data set resampled separately (features and ablations stay paired per image).</summary>
-        private double RoleStability(RoleClustering roles)
+        private double RoleStability(RoleClustering roles) =>
+            HeadRoles.Stability(roles, _names, ImageResample(), images[DataSetId.Real].Count, _o.StabilityResamples, _o.Seed, _cross);
+
+        /// <summary>The probe matrix of a fresh bootstrap resample of each data set's images, at each call (the sample the stability code draws is not used: both data sets are drawn here).</summary>
+        private Func<int[], double[][]> ImageResample()
         {
             var rng = new Random(StableSeed.Of(_o.Seed, 0x5AB1));
             int[] Draw(DataSetId d) => Enumerable.Range(0, images[d].Count).Select(_ => rng.Next(images[d].Count)).ToArray();
-            return HeadRoles.Stability(roles, _names, _ =>
+            return _ =>
             {
                 var realSample = Draw(DataSetId.Real);
                 return ProbeMatrix(new Dictionary<DataSetId, int[]> { [DataSetId.Real] = realSample, [DataSetId.Synthetic] = Draw(DataSetId.Synthetic) });
-            }, images[DataSetId.Real].Count, _o.StabilityResamples, _o.Seed, _cross);
+            };
         }
 
         /// <summary>Every head, every role and each data set's ascending-importance prefixes, on both data sets.</summary>

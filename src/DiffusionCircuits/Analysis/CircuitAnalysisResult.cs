@@ -25,6 +25,18 @@ public sealed record CircuitAnalysisResult(
     /// <summary>GFLOPs of the naive sweeps: one full pass per condition (and baseline), image and timestep of every sweep.</summary>
     public double NaiveForwardGflop { get; init; }
 
+    /// <summary>Each data set's circuit from each timestep's degradations alone (the paper's numbers vary across timesteps).</summary>
+    public IReadOnlyList<Circuit> CircuitsByTimestep { get; init; } = Array.Empty<Circuit>();
+
+    /// <summary>The complexity ratios of each timestep's degradations alone.</summary>
+    public IReadOnlyList<ComplexityRatio> RatiosByTimestep { get; init; } = Array.Empty<ComplexityRatio>();
+
+    /// <summary>Restart noise of the roles alone: mean adjusted Rand index between the roles and those of other seeds on the same matrix.</summary>
+    public double RoleRestartAgreementAri { get; init; } = 1;
+
+    /// <summary>How well the data support each number of roles (<see cref="HeadRoles.RoleCountSelection"/>).</summary>
+    public IReadOnlyList<RoleCountScore> RoleCountSelection { get; init; } = Array.Empty<RoleCountScore>();
+
     /// <summary>How the sweeps shared computation between conditions (<see cref="AblationSweep.SharingNote"/>).</summary>
     public string SweepSharing { get; init; } = "";
 

@@ -157,18 +157,19 @@ public sealed class FeatureExtractor
         if (geometry == null) return;
         var distance = batch.DistanceImageUnits(l, r);
         var symmetry = batch.Symmetry(l, r);
-        for (int h = 0; h < heads.Length; h++) (heads[h].DistanceImageUnits, heads[h].Symmetry) = (distance[h], symmetry[h]);
+        for (int h = 0; h < heads.Length; h++) (heads[h].DistanceImageUnits, heads[h].Symmetry) = (distance[h], (float)(symmetry[h] - geometry.UniformMirrorMass));
         if (tokens == null) return;
         var received = batch.Received(l, r);
-        var samePart = tokens.Parts != null && _session.HasPartsInput(layer) ? batch.SamePartMass(l, r) : default;
+        bool parts = tokens.PartFractions != null && _session.HasPartsInput(layer);
+        var samePart = parts ? batch.SamePartMass(l, r) : default;
         for (int h = 0; h < heads.Length; h++)
         {
             (heads[h].EdgeAlignment, heads[h].TextureAlignment) = AttentionFeatureCalculator.Alignment(received.Slice(h * layer.KeyTokens, layer.KeyTokens), tokens);
-            if (tokens.Parts != null) heads[h].SemanticAffinity = samePart[h] - tokens.PartShareTerm;
+            heads[h].SemanticAffinity = parts ? samePart[h] - tokens.PartShareTerm : float.NaN;
         }
     }
 
-    /// <summary>Each graph layer's one-hot part grids of the batch's rows (zeros where an image has no part mask).</summary>
+    /// <summary>Each graph layer's part grids (soft labels, [tokens, parts]) of the batch's rows (zeros where an image has no part mask).</summary>
     private float[]?[] PartGrids(int rows, Func<int, ImageTokenMaps?[]> tokensOf)
     {
         var layers = _session.Layers;
@@ -179,7 +180,7 @@ public sealed class FeatureExtractor
             int size = layers[l].QueryTokens * FaceImage.PartCount;
             var grid = new float[rows * size];
             for (int r = 0; r < rows; r++)
-                if (tokensOf(r)[l]?.PartsOneHot is { } oneHot && oneHot.Length == size) oneHot.CopyTo(grid, r * size);
+                if (tokensOf(r)[l]?.PartFractions is { } fractions && fractions.Length == size) fractions.CopyTo(grid, r * size);
             grids[l] = grid;
         }
         return grids;

@@ -54,7 +54,7 @@ public static class HeadRoles
     /// <paramref name="k"/> roles. With <paramref name="crossAttention"/> (true for a cross-attention head), self- and
     /// cross-attention heads are clustered apart, k split between them in proportion to their counts (at least one each).
     /// </summary>
-    public static RoleClustering Cluster(IReadOnlyList<string> headNames, double[][] features, int k = 8, int seed = 0, int restarts = 5,
+    public static RoleClustering Cluster(IReadOnlyList<string> headNames, double[][] features, int k = 8, int seed = 0, int restarts = DefaultRestarts,
         IReadOnlyList<bool>? crossAttention = null)
     {
         int n = headNames.Count, p = Probes.Length;
@@ -91,12 +91,21 @@ public static class HeadRoles
                 labels[members[i]] = roles.Count + group.Labels[i];
                 silhouettes[members[i]] = group.Silhouettes[i];
             }
+            var used = new Dictionary<string, int>();
             for (int c = 0; c < group.Centroids.Length; c++)
             {
+                var naming = group.Naming[c];
+                used[naming.Name] = used.GetValueOrDefault(naming.Name) + 1;
                 var inCluster = Enumerable.Range(0, members.Length).Where(i => group.Labels[i] == c).ToList();
-                roles.Add(new HeadRole(group.RoleNames[c], inCluster.Select(i => headNames[members[i]]).ToList(),
-                    group.Centroids[c].Select(v => (double)v).ToList(), inCluster.Average(i => group.Silhouettes[i])));
+                roles.Add(new HeadRole(used[naming.Name] == 1 ? naming.Name : $"{naming.Name}-{used[naming.Name]}", inCluster.Select(i => headNames[members[i]]).ToList(),
+                    group.Centroids[c].Select(v => (double)v).ToList(), inCluster.Average(i => group.Silhouettes[i]))
+                    { NamedBy = naming.Probe, NamingSign = naming.Sign, NamingMarginZ = naming.MarginZ });
             }
+            // A repeated name is said to be one: those roles are not distinct by the probe they are named after.
+            foreach (var (name, count) in used.Where(u => u.Value > 1))
+                notes.Add(name.EndsWith("mixed", StringComparison.Ordinal)
+                    ? $"{count} roles are '{name}': no probe leads their centroids by {NamingMarginZ} z."
+                    : $"{count} roles are named '{name}' ({name}, {string.Join(", ", Enumerable.Range(2, count - 1).Select(i => $"{name}-{i}"))}): they are not distinct by the probe they are named after, only by others.");
         }
         return new RoleClustering(roles, labels, inertia, silhouettes.Average(), roles.Count, notes.Count > 0 ? string.Join(" ", notes) : null);
     }
@@ -105,7 +114,7 @@ public static class HeadRoles
     /// One group's clustering on the probes measured for it (z-scores within the group), the best of the restarts,
     /// clusters ordered by their first head, named from <paramref name="names"/>; centroids over every probe (NaN where not measured, so never named after it).
     /// </summary>
-    private static (int[] Labels, float[][] Centroids, double Inertia, double[] Silhouettes, string[] RoleNames) ClusterGroup(double[][] features, int k, int seed, int restarts,
+    private static (int[] Labels, float[][] Centroids, double Inertia, double[] Silhouettes, RoleNaming[] Naming) ClusterGroup(double[][] features, int k, int seed, int restarts,
         (string Name, RoleProbe Probe, int Sign)[] names)
     {
         int p = Probes.Length;
@@ -123,15 +132,37 @@ public static class HeadRoles
             for (int i = 0; i < measured.Length; i++) full[measured[i]] = centroids[c][i];
             return full;
         }).ToArray();
-        var used = new Dictionary<string, int>();
-        var roleNames = centroids.Select(centroid =>
-        {
-            var best = names.OrderByDescending(x => x.Sign * centroid[(int)x.Probe]).ThenBy(x => Array.IndexOf(names, x)).First().Name;
-            used[best] = used.GetValueOrDefault(best) + 1;
-            return used[best] == 1 ? best : $"{best}-{used[best]}";
-        }).ToArray();
-        return (labels, centroids, inertia, Silhouettes(z, labels), roleNames);
+        var naming = centroids.Select(centroid => Name(centroid, names)).ToArray();
+        return (labels, centroids, inertia, Silhouettes(z, labels), naming);
     }
+
+    /// <summary>
+    /// k-means++ restarts per clustering, best inertia kept: enough on matrices of tens to hundreds of heads that the
+    /// best inertia is reproducible (METHOD.md 4); <see cref="RestartAgreement"/> measures what is left of restart noise.
+    /// </summary>
+    public const int DefaultRestarts = 100;
+
+    /// <summary>A role's name and why: the naming entry its centroid stands out on most, and by how much over the next probe.</summary>
+    private sealed record RoleNaming(string Name, RoleProbe? Probe, int Sign, double MarginZ);
+
+    /// <summary>
+    /// The name a centroid earns (METHOD.md 4): the naming entry with the largest signed z (importance is one of the naming
+    /// probes); its margin is the lead over the best entry of another probe; below <see cref="NamingMarginZ"/> the role is "mixed".
+    /// </summary>
+    private static RoleNaming Name(float[] centroid, (string Name, RoleProbe Probe, int Sign)[] names)
+    {
+        var scored = names.Select((x, i) => (Entry: x, Order: i, Value: x.Sign * (double)centroid[(int)x.Probe])).Where(v => !double.IsNaN(v.Value))
+            .OrderByDescending(v => v.Value).ThenBy(v => v.Order).ToList();
+        if (scored.Count == 0) return new RoleNaming(names[0].Name.StartsWith("cross-", StringComparison.Ordinal) ? "cross-mixed" : "mixed", null, 0, 0);
+        var best = scored[0];
+        var second = scored.Skip(1).FirstOrDefault(v => v.Entry.Probe != best.Entry.Probe);
+        double margin = best.Value - (second.Entry.Name == null ? 0 : second.Value);
+        string mixed = best.Entry.Name.StartsWith("cross-", StringComparison.Ordinal) ? "cross-mixed" : "mixed";
+        return margin < NamingMarginZ ? new RoleNaming(mixed, null, 0, margin) : new RoleNaming(best.Entry.Name, best.Entry.Probe, best.Entry.Sign, margin);
+    }
+
+    /// <summary>A role is named after a probe only when its centroid leads the next probe by this many z (METHOD.md 4).</summary>
+    public const double NamingMarginZ = 0.25;
 
     /// <summary>Z-scores per probe over heads; constant or unmeasured probes become 0.</summary>
     public static float[][] Standardise(double[][] features)
@@ -231,20 +262,52 @@ public static class HeadRoles
     }
 
     /// <summary>
-    /// Stability: mean adjusted Rand index between the clustering and clusterings of features recomputed on bootstrap
-    /// resamples of images (<paramref name="featuresForImages"/> maps an image sample, with repeats, to a feature matrix).
+    /// Stability: mean adjusted Rand index between the clustering and clusterings (best of <paramref name="restarts"/>) of
+    /// features recomputed on bootstrap resamples of images (<paramref name="featuresForImages"/> maps an image sample, with
+    /// repeats, to a feature matrix). It includes restart noise; <see cref="RestartAgreement"/> measures that alone.
     /// </summary>
     public static double Stability(RoleClustering clustering, IReadOnlyList<string> headNames, Func<int[], double[][]> featuresForImages, int imageCount,
-        int resamples = 50, int seed = 0, IReadOnlyList<bool>? crossAttention = null)
+        int resamples = 50, int seed = 0, IReadOnlyList<bool>? crossAttention = null, int restarts = 20)
     {
         var rng = new Random(StableSeed.Of(seed, 0x57AB));
         double total = 0;
         for (int r = 0; r < resamples; r++)
         {
             var sample = Enumerable.Range(0, imageCount).Select(_ => rng.Next(imageCount)).ToArray();
-            var again = Cluster(headNames, featuresForImages(sample), clustering.K, StableSeed.Of(seed, r), restarts: 3, crossAttention);
+            var again = Cluster(headNames, featuresForImages(sample), clustering.K, StableSeed.Of(seed, r), restarts, crossAttention);
             total += AdjustedRandIndex(clustering.Labels, again.Labels);
         }
         return total / resamples;
     }
+
+    /// <summary>
+    /// Restart noise alone: the mean adjusted Rand index between <paramref name="clustering"/> and the clusterings of the
+    /// same matrix, k and restarts with <paramref name="repeats"/> other seeds (1: the best of the restarts is reproducible).
+    /// </summary>
+    public static double RestartAgreement(RoleClustering clustering, IReadOnlyList<string> headNames, double[][] features, int seed = 0, int repeats = 5,
+        int restarts = DefaultRestarts, IReadOnlyList<bool>? crossAttention = null) =>
+        Enumerable.Range(1, repeats).Average(r =>
+            AdjustedRandIndex(clustering.Labels, Cluster(headNames, features, clustering.K, StableSeed.Of(seed, r, 0x5EED), restarts, crossAttention).Labels));
+
+    /// <summary>
+    /// How well the data support each number of roles k = 2 .. min(<paramref name="maxK"/>, heads - 1): the mean silhouette
+    /// of the clustering and its stability over <paramref name="resamples"/> bootstrap resamples of images, with the roles
+    /// of one head and of silhouette &lt;= 0 counted (METHOD.md 4).
+    /// </summary>
+    public static IReadOnlyList<RoleCountScore> RoleCountSelection(IReadOnlyList<string> headNames, double[][] features, Func<int[], double[][]> featuresForImages,
+        int imageCount, int seed = 0, IReadOnlyList<bool>? crossAttention = null, int maxK = 12, int restarts = 10, int resamples = 10)
+    {
+        var scores = new List<RoleCountScore>();
+        for (int k = 2; k <= Math.Min(maxK, headNames.Count - 1); k++)
+        {
+            var c = Cluster(headNames, features, k, StableSeed.Of(seed, k, 0xC0), restarts, crossAttention);
+            double stability = Stability(c, headNames, featuresForImages, imageCount, resamples, StableSeed.Of(seed, k, 0x5C), crossAttention, restarts);
+            scores.Add(new RoleCountScore(k, c.MeanSilhouette, stability, c.Roles.Count(r => r.Heads.Count == 1), c.Roles.Count(r => r.Silhouette <= 0)));
+        }
+        return scores;
+    }
+
+    /// <summary>The k the data favour: the largest mean silhouette (the smaller k on a tie), or null with fewer than three heads.</summary>
+    public static int? FavouredRoleCount(IReadOnlyList<RoleCountScore> scores) =>
+        scores.Count == 0 ? null : scores.OrderByDescending(s => Math.Round(s.MeanSilhouette, 9)).ThenBy(s => s.K).First().K;
 }

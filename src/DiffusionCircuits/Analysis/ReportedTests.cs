@@ -38,7 +38,7 @@ public static class ReportedTests
             Test = $"Permutation: complexity ratio ({r.Measure}) real / synthetic = 1",
             N1 = a.FeaturesOf(DataSetId.Real).ImageCount, N2 = a.FeaturesOf(DataSetId.Synthetic).ImageCount,
             StatisticName = "ratio", Statistic = r.Ratio, PValue = r.Permutation.PValue, Method = $"permutation of data-set labels ({r.Permutation.Permutations})",
-            Effect = new EffectSize("ratio", r.Ratio, r.Ci.Low, r.Ci.High),
+            Effect = new EffectSize("ratio", r.Ratio, double.IsFinite(r.Ci.Low) ? r.Ci.Low : null, double.IsFinite(r.Ci.High) ? r.Ci.High : null),
             Note = r.Permutation.AtResolution ? "no permutation reached the observed value; p is the resolution 1/(n+1)" : null,
-        }).ToList(), "complexity ratios", "Holm");
+        }.Checked(double.IsNaN(r.Ratio) ? $"the ratio {r.Real:G4} / {r.Synthetic:G4} is undefined" : null)).ToList(), "complexity ratios", "Holm");
 }

@@ -30,7 +30,15 @@ public enum RoleProbe
 }
 
 /// <summary>A functional role: a k-means cluster of heads, named by its centroid's dominant probe (centroid z-scores by probe; NaN for probes not measured on its kind of head).</summary>
-public sealed record HeadRole(string Name, IReadOnlyList<string> Heads, IReadOnlyList<double> CentroidZ, double Silhouette);
+public sealed record HeadRole(string Name, IReadOnlyList<string> Heads, IReadOnlyList<double> CentroidZ, double Silhouette)
+{
+    /// <summary>The probe the role is named after, or null for a "mixed" role (no probe leads by <see cref="HeadRoles.NamingMarginZ"/>).</summary>
+    public RoleProbe? NamedBy { get; init; }
+    /// <summary>+1 or -1: whether the role stands out by a high or a low value of <see cref="NamedBy"/>.</summary>
+    public int NamingSign { get; init; }
+    /// <summary>How far (z) the naming probe leads the best other probe of the centroid.</summary>
+    public double NamingMarginZ { get; init; }
+}
 
 /// <summary>The clustering of heads into roles (METHOD.md section 4).</summary>
 public sealed record RoleClustering(IReadOnlyList<HeadRole> Roles, int[] Labels, double Inertia, double MeanSilhouette, int K, string? Note)
@@ -38,3 +46,6 @@ public sealed record RoleClustering(IReadOnlyList<HeadRole> Roles, int[] Labels,
     /// <summary>The role name of head <paramref name="head"/> (index in layer order).</summary>
     public string RoleOf(int head) => Roles[Labels[head]].Name;
 }
+
+/// <summary>How well the data support k roles (METHOD.md 4): mean silhouette, bootstrap stability, and the roles of one head or silhouette &lt;= 0.</summary>
+public sealed record RoleCountScore(int K, double MeanSilhouette, double StabilityAri, int OneHeadRoles, int NonPositiveSilhouetteRoles);

@@ -11,6 +11,12 @@ namespace DiffusionCircuits.Analysis;
 public sealed record RoleSummary(string Name, IReadOnlyList<string> Heads, double EntropyMeanNats, double EntropySdNats, double ImportancePercent,
     double Silhouette, IReadOnlyDictionary<string, double> CentroidZ, double[] ProjectionX, double[] ProjectionY)
 {
+    /// <summary>What the name rests on: "+EdgeAlignment leads by 0.84 z", or why the role is "mixed".</summary>
+    public string Naming { get; init; } = "";
+
+    /// <summary>What the reader should doubt about this role: one head, silhouette &lt;= 0 (empty when nothing).</summary>
+    public string Flags { get; init; } = "";
+
     /// <summary>Every role of an analysis.</summary>
     public static List<RoleSummary> Of(CircuitAnalysisResult a)
     {
@@ -25,9 +31,17 @@ public sealed record RoleSummary(string Name, IReadOnlyList<string> Heads, doubl
         {
             var idx = r.Heads.Select(h => index.TryGetValue(h, out var i) ? i : throw new ArgumentException($"Unknown head '{h}'.")).ToList();
             var e = idx.Select(h => headEntropy[h]).ToArray();
+            var flags = new List<string>();
+            if (r.Heads.Count == 1) flags.Add("one head");
+            if (r.Silhouette <= 0) flags.Add("silhouette <= 0");
+            string margin = r.NamingMarginZ.ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
             return new RoleSummary(r.Name, r.Heads, e.Average(), e.Length > 1 ? Descriptive.StandardDeviation(e) : 0, idx.Average(h => a.ImportancePercent[h]), r.Silhouette,
                 new SortedDictionary<string, double>(HeadRoles.Probes.Zip(r.CentroidZ).Where(p => double.IsFinite(p.Second)).ToDictionary(p => p.First, p => Math.Round(p.Second, 12)), StringComparer.Ordinal),
-                idx.Select(h => projection[h].X).ToArray(), idx.Select(h => projection[h].Y).ToArray());
+                idx.Select(h => projection[h].X).ToArray(), idx.Select(h => projection[h].Y).ToArray())
+            {
+                Naming = r.NamedBy is RoleProbe probe ? $"{(r.NamingSign > 0 ? "+" : "-")}{probe} leads by {margin} z" : $"no probe leads by {HeadRoles.NamingMarginZ} z (lead {margin} z)",
+                Flags = string.Join(", ", flags),
+            };
         }).ToList();
     }
 

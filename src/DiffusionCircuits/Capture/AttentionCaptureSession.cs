@@ -165,7 +165,7 @@ public sealed class AttentionCaptureSession : IDisposable
     /// head, 0 ablates it); <paramref name="means"/> optionally replaces ablated heads' outputs (mean ablation), in
     /// the layer's head-output layout for the whole batch. <paramref name="imageIds"/> names each row's image, for
     /// conditioning with one row per image (<see cref="ModelConditioning.AssignRows"/>; row 0 otherwise).
-    /// <paramref name="parts"/> gives, per layer that takes one (<see cref="HasPartsInput"/>), each row's one-hot part
+    /// <paramref name="parts"/> gives, per layer that takes one (<see cref="HasPartsInput"/>), each row's soft part
     /// grid [B, S, parts] (zeros when null). Dispose the result to release ONNX Runtime's buffers.
     /// </summary>
     public CaptureBatch Run(float[] noisy, int[] timesteps, IReadOnlyList<float[]>? masks = null, IReadOnlyList<float[]?>? means = null,

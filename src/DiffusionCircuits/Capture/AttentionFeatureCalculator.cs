@@ -53,7 +53,8 @@ public sealed class AttentionFeatureCalculator
             var row = map.Slice(i * s, s);
             foreach (int j in geometry.MirrorWindows[i]) symmetry += row[j];
         }
-        f.Symmetry = (float)(symmetry / s);
+        // Above chance: uniform attention already puts a window's share of its mass there, more on a small grid.
+        f.Symmetry = (float)(symmetry / s - geometry.UniformMirrorMass);
 
         if (image == null)
         {
@@ -66,19 +67,8 @@ public sealed class AttentionFeatureCalculator
         TensorPrimitives.Multiply(_received, 1f / s, _received);
         (f.EdgeAlignment, f.TextureAlignment) = Alignment(_received, image);
 
-        if (image.Parts == null)
-        {
-            f.SemanticAffinity = float.NaN;
-            return f;
-        }
-        double affinity = 0;
-        var parts = image.Parts;
-        for (int i = 0; i < s; i++)
-        {
-            byte part = parts[i];
-            affinity += TensorPrimitives.Dot(map.Slice(i * s, s), image.PartIndicators![part]!) - image.PartShare![part];
-        }
-        f.SemanticAffinity = (float)(affinity / s);
+        // Same-part mass with soft part labels, above its chance level (uniform attention): (1/S) sum_ij p_ij F_i.F_j - sum_c share_c^2.
+        f.SemanticAffinity = image.SamePartWeights is { } weights ? TensorPrimitives.Dot(map[..(s * s)], weights) / s - image.PartShareTerm : float.NaN;
         return f;
     }
 

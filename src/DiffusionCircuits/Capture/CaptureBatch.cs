@@ -60,7 +60,7 @@ public sealed class CaptureBatch : IDisposable
     /// <summary>Each head's mean query-key distance (image sides) of one row of a self-attention layer, [H], computed in the graph.</summary>
     public ReadOnlySpan<float> DistanceImageUnits(int layer, int row) => PerHead(AttentionCaptureSession.DistanceOutput(_owner.Layers[layer]), layer, row);
 
-    /// <summary>Each head's mirror mass of one row of a self-attention layer, [H], computed in the graph.</summary>
+    /// <summary>Each head's raw mirror mass of one row of a self-attention layer, [H], computed in the graph (the symmetry feature is this less <see cref="TokenGeometry.UniformMirrorMass"/>).</summary>
     public ReadOnlySpan<float> Symmetry(int layer, int row) => PerHead(AttentionCaptureSession.SymmetryOutput(_owner.Layers[layer]), layer, row);
 
     /// <summary>The attention each key receives (mean over queries) of one row of a layer, [H, S_k], computed in the graph (on a cross-attention layer, the mass on each token).</summary>

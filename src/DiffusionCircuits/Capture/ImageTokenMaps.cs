@@ -2,53 +2,48 @@ using DiffusionCircuits.Data;
 
 namespace DiffusionCircuits.Capture;
 
-/// <summary>What one clean image x0 looks like on a layer's token grid: edge and texture energy and facial parts.</summary>
+/// <summary>
+/// What one clean image x0 looks like on a layer's token grid: edge and texture energy, and facial parts as soft labels
+/// (the area fraction of each part inside each token, so parts smaller than a token still count).
+/// </summary>
 public sealed class ImageTokenMaps
 {
-    private ImageTokenMaps(float[] edge, float[] texture, byte[]? parts, float[]? partShare)
+    private ImageTokenMaps(float[] edge, float[] texture, float[]? partFractions, int tokens)
     {
         Edge = edge;
         Texture = texture;
-        Parts = parts;
-        PartShare = partShare;
-        if (parts != null)
+        PartFractions = partFractions;
+        if (partFractions == null) return;
+        // Same-part weight of a query-key pair: the chance that both lie in the same part, F_i . F_j.
+        SamePartWeights = new float[tokens * tokens];
+        var share = new double[FaceImage.PartCount];
+        for (int i = 0; i < tokens; i++)
         {
-            // One 0/1 vector per part present: a query's same-part mass is then one dot product.
-            PartIndicators = new float[FaceImage.PartCount][];
-            foreach (var p in parts.Distinct())
-            {
-                var v = new float[parts.Length];
-                for (int j = 0; j < parts.Length; j++) v[j] = parts[j] == p ? 1f : 0f;
-                PartIndicators[p] = v;
-            }
-            PartsOneHot = new float[parts.Length * FaceImage.PartCount];
-            double chance = 0;
-            for (int j = 0; j < parts.Length; j++)
-            {
-                PartsOneHot[j * FaceImage.PartCount + parts[j]] = 1f;
-                chance += partShare![parts[j]];
-            }
-            PartShareTerm = (float)(chance / parts.Length);
+            var fi = partFractions.AsSpan(i * FaceImage.PartCount, FaceImage.PartCount);
+            for (int c = 0; c < fi.Length; c++) share[c] += fi[c] / tokens;
+            for (int j = 0; j < tokens; j++)
+                SamePartWeights[i * tokens + j] = System.Numerics.Tensors.TensorPrimitives.Dot(fi, partFractions.AsSpan(j * FaceImage.PartCount, FaceImage.PartCount));
         }
+        PartShare = share.Select(v => (float)v).ToArray();
+        PartShareTerm = (float)share.Sum(v => v * v);
     }
 
-    /// <summary>The part grid as the graph takes it: one-hot [tokens, parts] of <see cref="Parts"/>, or null without a part mask.</summary>
-    public float[]? PartsOneHot { get; }
+    /// <summary>Each token's part distribution, [tokens, parts] row-major (sums to 1 per token), or null without a part mask; the graph's parts input.</summary>
+    public float[]? PartFractions { get; }
 
-    /// <summary>(1/S) sum over tokens of its part's share = sum over parts of share^2: the chance level subtracted from the same-part mass.</summary>
+    /// <summary>F_i . F_j for query i and key j, [S, S]: the same-part weight semantic affinity sums the attention with.</summary>
+    public float[]? SamePartWeights { get; }
+
+    /// <summary>Sum over parts of share^2, with share the part's mean fraction over tokens: the same-part mass of uniform attention, subtracted as chance.</summary>
     public float PartShareTerm { get; }
 
-    /// <summary>For each part present, 1 on its tokens and 0 elsewhere.</summary>
-    public float[]?[]? PartIndicators { get; }
+    /// <summary>Each part's share of the tokens (mean fraction), or null without a part mask.</summary>
+    public float[]? PartShare { get; }
 
     /// <summary>Sobel gradient magnitude of the luma, area-pooled to tokens.</summary>
     public float[] Edge { get; }
     /// <summary>Laplacian magnitude of the luma, area-pooled to tokens.</summary>
     public float[] Texture { get; }
-    /// <summary>The majority part label of each token, or null when the image has no part mask.</summary>
-    public byte[]? Parts { get; }
-    /// <summary>Fraction of tokens of each part.</summary>
-    public float[]? PartShare { get; }
 
     /// <summary>Edge, texture and part maps of <paramref name="image"/> on <paramref name="grid"/>.</summary>
     public static ImageTokenMaps Create(FaceImage image, TokenGeometry grid)
@@ -70,33 +65,22 @@ public sealed class ImageTokenMaps
             }
         var edge = ImageResampler.AreaResample(sobel, 1, w, h, 0, 0, w, h, grid.GridWidth, grid.GridHeight);
         var texture = ImageResampler.AreaResample(laplace, 1, w, h, 0, 0, w, h, grid.GridWidth, grid.GridHeight);
-        byte[]? parts = null;
-        float[]? share = null;
-        if (image.PartMask != null)
-        {
-            parts = MajorityLabels(image.PartMask, w, h, grid.GridWidth, grid.GridHeight);
-            share = new float[FaceImage.PartCount];
-            foreach (var p in parts) share[p] += 1f / parts.Length;
-        }
-        return new ImageTokenMaps(edge, texture, parts, share);
+        var fractions = image.PartMask == null ? null : PartFractionsOf(image.PartMask, w, h, grid.GridWidth, grid.GridHeight);
+        return new ImageTokenMaps(edge, texture, fractions, grid.Tokens);
     }
 
-    private static byte[] MajorityLabels(byte[] mask, int w, int h, int gw, int gh)
+    /// <summary>The area fraction of each part in each token: the mask's one-hot planes area-pooled to the grid, as edges and texture are.</summary>
+    private static float[] PartFractionsOf(byte[] mask, int w, int h, int gw, int gh)
     {
-        var result = new byte[gw * gh];
-        var counts = new int[256];
-        for (int ty = 0; ty < gh; ty++)
-            for (int tx = 0; tx < gw; tx++)
-            {
-                Array.Clear(counts);
-                for (int y = ty * h / gh; y < (ty + 1) * h / gh; y++)
-                    for (int x = tx * w / gw; x < (tx + 1) * w / gw; x++) counts[mask[y * w + x]]++;
-                // Pixel centre when the token is smaller than a pixel.
-                if (counts.All(c => c == 0)) counts[mask[Math.Min(h - 1, (int)((ty + 0.5) * h / gh)) * w + Math.Min(w - 1, (int)((tx + 0.5) * w / gw))]]++;
-                int best = 0;
-                for (int k = 1; k < counts.Length; k++) if (counts[k] > counts[best]) best = k;
-                result[ty * gw + tx] = (byte)best;
-            }
-        return result;
+        int tokens = gw * gh, parts = FaceImage.PartCount;
+        var fractions = new float[tokens * parts];
+        var plane = new float[w * h];
+        for (int c = 0; c < parts; c++)
+        {
+            for (int i = 0; i < plane.Length; i++) plane[i] = mask[i] == c ? 1f : 0f;
+            var pooled = ImageResampler.AreaResample(plane, 1, w, h, 0, 0, w, h, gw, gh);
+            for (int t = 0; t < tokens; t++) fractions[t * parts + c] = pooled[t];
+        }
+        return fractions;
     }
 }

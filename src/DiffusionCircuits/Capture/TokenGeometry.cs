@@ -45,7 +45,11 @@ public sealed class TokenGeometry
                 }
             MirrorWindows[i] = window.ToArray();
         }
+        UniformMirrorMass = MirrorWindows.Average(w => (double)w.Length) / s;
     }
+
+    /// <summary>The mirror-window mass of uniform attention, mean over queries of |window| / S: symmetry's chance level on this grid.</summary>
+    public double UniformMirrorMass { get; }
 
     /// <summary>Token rows.</summary>
     public int GridHeight { get; }

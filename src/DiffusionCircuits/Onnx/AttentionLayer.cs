@@ -67,7 +67,7 @@ public sealed record AttentionLayer
     /// <summary>Graph output with the attention each key receives [B, H, S_k] (<see cref="InstrumentOptions.ExposeReceived"/>).</summary>
     public string ReceivedOutput => $"received.{Name}";
 
-    /// <summary>Graph input with each token's facial part, one-hot [B, S_q, parts] (<see cref="InstrumentOptions.ExposeSamePartMass"/>).</summary>
+    /// <summary>Graph input with each token's facial-part distribution (area fractions; one-hot for hard labels) [B, S_q, parts] (<see cref="InstrumentOptions.ExposeSamePartMass"/>).</summary>
     public string PartsInput => $"parts.{Name}";
 
     /// <summary>Graph output with each head's same-part mass [B, H] (<see cref="InstrumentOptions.ExposeSamePartMass"/>).</summary>

@@ -35,7 +35,9 @@ internal static class FlopCounter
     private static List<(string Node, string Op, double Flops)> Profile(OnnxModel model, IReadOnlyCollection<string> names, IReadOnlyCollection<OrtValue> values)
     {
         string prefix = Path.Combine(Path.GetTempPath(), $"dc-flops-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, EnableProfiling = true, ProfileOutputPathPrefix = prefix };
+        // The prefix before EnableProfiling: enabling passes ONNX Runtime the prefix of that moment (else the default, in the
+        // current folder, where two sessions profiled in the same millisecond share one file).
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, ProfileOutputPathPrefix = prefix, EnableProfiling = true };
         string profile;
         using (var session = OrtSessions.Create(model, options))
         {

@@ -31,9 +31,9 @@ public sealed record InstrumentOptions
     public bool ExposeReceived { get; init; }
 
     /// <summary>
-    /// Add, on self-attention layers, an input <c>parts.&lt;layer&gt;</c> [B, S_q, parts] (one-hot facial part of each
-    /// token) and an output <c>samepart.&lt;layer&gt;</c> [B, H]: the attention mass from a query to keys of its own part,
-    /// averaged over queries.
+    /// Add, on self-attention layers, an input <c>parts.&lt;layer&gt;</c> [B, S_q, parts] (each token's facial-part
+    /// distribution F, one-hot for hard labels) and an output <c>samepart.&lt;layer&gt;</c> [B, H]: (1/S) sum_ij p_ij F_i.F_j,
+    /// the attention mass from a query to keys of its own part, averaged over queries.
     /// </summary>
     public bool ExposeSamePartMass { get; init; }
 

@@ -40,19 +40,20 @@ internal static class ReportAssembler
             .ToList();
 
         var roles = RoleSummary.Of(a);
-        var ratios = a.Ratios.Select(r => new RatioRow(r.Measure, r.Real, r.Synthetic, r.Ratio, r.Ci.Low, r.Ci.High, r.Permutation.PValue,
-            r.Permutation.Permutations, r.Permutation.AtResolution, r.Note) { Kind = r.Kind }).ToList();
+        var ratios = a.Ratios.Select(RatioRow.Of).ToList();
         var tests = ReportedTests.All(a);
 
         var cross = CrossAttentionSummary.Of(a, session.Layers, conditioning);
         var metrics = Metrics(a, session.Discovery, entropy, divergence, roles, ratios, cross);
-        var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o, cross);
+        var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o, cross, HeadRoles.FavouredRoleCount(a.RoleCountSelection));
         var cost = new CostInfo(a.ForwardPasses, a.RunCalls, a.NaiveRunCalls, Math.Round(a.ForwardGflop, 3), Math.Round(a.NaiveForwardGflop, 3));
         return new ReportResults
         {
             ToolVersion = ToolVersion, Model = model, Data = data, Timesteps = o.Analysis.Timesteps, Options = o.Describe(), Notices = notices, Findings = findings,
             Metrics = metrics, HeadNames = heads, Entropy = entropy, Divergence = divergence, RoleStabilityAri = a.RoleStabilityAri,
-            RoleMeanSilhouette = a.Roles.MeanSilhouette, Roles = roles, Degradations = a.Degradations, Circuits = a.Circuits, ComplexityRatios = ratios,
+            RoleMeanSilhouette = a.Roles.MeanSilhouette, RoleRestartAgreementAri = a.RoleRestartAgreementAri, RoleCountSelection = a.RoleCountSelection,
+            FavouredRoleCount = HeadRoles.FavouredRoleCount(a.RoleCountSelection), Roles = roles, Degradations = a.Degradations, Circuits = a.Circuits, ComplexityRatios = ratios,
+            CircuitsByTimestep = a.CircuitsByTimestep, ComplexityRatiosByTimestep = a.RatiosByTimestep.Select(RatioRow.Of).ToList(),
             Tests = tests, Cost = cost, CrossAttention = cross,
         };
     }
@@ -70,7 +71,7 @@ internal static class ReportAssembler
         {
             string key = r.Kind == ComplexityMeasure.EffectiveHeads ? "effective_heads" : "circuit_size";
             m.Add(new Metric($"complexity_ratio.{key}", r.Ratio, "ratio real/synthetic", "METHOD.md 6", r.CiLow, r.CiHigh));
-            m.Add(new Metric($"complexity_ratio.{key}.p", r.PermutationP, "p (permutation)", "METHOD.md 6"));
+            m.Add(new Metric($"complexity_ratio.{key}.p", r.PermutationP ?? double.NaN, "p (permutation)", "METHOD.md 6"));
         }
         foreach (var c in a.Circuits)
         {
@@ -102,6 +103,7 @@ internal static class ReportAssembler
         }
         m.Add(new Metric("roles.stability_ari", a.RoleStabilityAri, "adjusted Rand index", "METHOD.md 4"));
         m.Add(new Metric("roles.mean_silhouette", a.Roles.MeanSilhouette, "silhouette", "METHOD.md 4"));
+        m.Add(new Metric("roles.restart_agreement_ari", a.RoleRestartAgreementAri, "adjusted Rand index", "METHOD.md 4"));
         foreach (var r in roles)
             m.Add(new Metric($"role.{r.Name}.entropy", r.EntropyMeanNats, "nats", "METHOD.md 4"));
         if (cross != null)
@@ -112,6 +114,16 @@ internal static class ReportAssembler
                 m.Add(new Metric($"cross_mass.{id.Name}.padding", cross.MeanPaddingMass(id), "share of attention", "METHOD.md 5c"));
             }
         return m;
+    }
+
+    /// <summary>Whether the data support the number of roles asked for, and which roles to doubt.</summary>
+    private static string RoleCountSentence(IReadOnlyList<RoleSummary> roles, int? favoured)
+    {
+        var doubtful = roles.Where(r => r.Flags.Length > 0).ToList();
+        string text = favoured is int k && k != roles.Count ? $" The data favour {k} roles by silhouette, not {roles.Count}" : favoured is int ? " The data favour this number of roles by silhouette" : "";
+        if (doubtful.Count > 0)
+            text += (text.Length > 0 ? "; " : " ") + $"{doubtful.Count} role{(doubtful.Count == 1 ? " has" : "s have")} one head or a silhouette <= 0 ({string.Join(", ", doubtful.Select(r => r.Name))})";
+        return text.Length > 0 ? text + "." : "";
     }
 
     /// <summary>Where the cross-attention heads look on the conditioning tokens, for both data sets, from the measured masses.</summary>
@@ -132,27 +144,74 @@ internal static class ReportAssembler
                $"the most attended was \"{c.Tokens[top]}\" ({Pct(real[top])} and {Pct(synthetic[top])}).";
     }
 
-    private static string F(double v, int digits = 3) => v.ToString("F" + digits, CultureInfo.InvariantCulture);
+    /// <summary>The ratio's interval in words: a 95% CI, or why there is none.</summary>
+    private static string Interval(RatioRow r) => double.IsFinite(r.CiLow) && double.IsFinite(r.CiHigh)
+        ? $"95% CI {F(r.CiLow)} to {F(r.CiHigh)}"
+        : double.IsNaN(r.Ratio) ? "no CI: the ratio is undefined" : "no CI: a point value (see the note in the circuits section)";
 
-    private static string P(double p, bool atResolution, int permutations) =>
-        atResolution ? $"p < {(1.0 / (permutations + 1)).ToString("G2", CultureInfo.InvariantCulture)}" : $"p = {p.ToString("G2", CultureInfo.InvariantCulture)}";
+    private static string PText(RatioRow r) => r.PermutationP == null ? "no p-value" : r.PAtResolution ? $"p {r.PValueText}" : $"p = {r.PValueText}";
+
+    /// <summary>What a ratio says: higher or lower than 1 and whether measurably so (95% CI excluding 1 and p &lt;= 0.05), or undefined.</summary>
+    internal enum RatioVerdict { Undefined, Higher, Lower, NotMeasurablyHigher, NotMeasurablyLower, Equal }
+
+    internal static RatioVerdict Verdict(RatioRow r)
+    {
+        if (!double.IsFinite(r.Ratio)) return RatioVerdict.Undefined;
+        bool significant = r.PermutationP is double p && p <= 0.05;
+        if (r.Ratio > 1) return significant && r.CiLow > 1 ? RatioVerdict.Higher : RatioVerdict.NotMeasurablyHigher;
+        if (r.Ratio < 1) return significant && r.CiHigh < 1 ? RatioVerdict.Lower : RatioVerdict.NotMeasurablyLower;
+        return RatioVerdict.Equal;
+    }
+
+    /// <summary>
+    /// The complexity conclusion, from both measures: "measurably" only when the 95% CI excludes 1 and p &lt;= 0.05 (a point
+    /// value without an interval never is); opposite directions and undefined ratios are said plainly.
+    /// </summary>
+    internal static string ComplexityConclusion(RatioRow effective, RatioRow size, string realWords)
+    {
+        var (e, c) = (Verdict(effective), Verdict(size));
+        string Words(RatioVerdict v) => v switch
+        {
+            RatioVerdict.Higher => "measurably higher",
+            RatioVerdict.Lower => "measurably lower",
+            RatioVerdict.NotMeasurablyHigher => "higher, but not measurably (the CI includes 1 or p > 0.05)",
+            RatioVerdict.NotMeasurablyLower => "lower, but not measurably (the CI includes 1 or p > 0.05)",
+            RatioVerdict.Equal => "equal",
+            _ => "undefined (a 0/0 ratio)",
+        };
+        bool up(RatioVerdict v) => v is RatioVerdict.Higher or RatioVerdict.NotMeasurablyHigher;
+        bool down(RatioVerdict v) => v is RatioVerdict.Lower or RatioVerdict.NotMeasurablyLower;
+        string both = $"By effective heads, the complexity {realWords} faces needed was {Words(e)}; by circuit size, {Words(c)}.";
+        if ((up(e) && down(c)) || (down(e) && up(c)))
+            return both + " The two measures point in opposite directions, so these data do not show which data set needs the more complex circuit.";
+        if (e == RatioVerdict.Higher && c == RatioVerdict.Higher) return $"{both} Both measures agree: {realWords} faces required circuits of measurably higher computational complexity.";
+        if (e == RatioVerdict.Lower && c == RatioVerdict.Lower) return $"{both} Both measures agree: {realWords} faces required circuits of measurably lower computational complexity.";
+        if (e is RatioVerdict.Higher or RatioVerdict.Lower || c is RatioVerdict.Higher or RatioVerdict.Lower)
+            return both + " Only one measure shows a measurable difference.";
+        return both + " Neither measure shows a measurable difference in complexity.";
+    }
+
+    private static string F(double v, int digits = 3) => v.ToString("F" + digits, CultureInfo.InvariantCulture);
 
     /// <summary>The findings in one paragraph, in the paper's style, from the measured numbers only.</summary>
     public static string Findings(IReadOnlyList<DataSetInfo> data, IReadOnlyList<RatioRow> ratios, IReadOnlyList<DivergenceRow> divergence,
-        IReadOnlyList<RoleSummary> roles, IReadOnlyList<Degradation> degradations, IReadOnlyList<Circuit> circuits, ReportOptions o, CrossAttentionSummary? cross = null)
+        IReadOnlyList<RoleSummary> roles, IReadOnlyList<Degradation> degradations, IReadOnlyList<Circuit> circuits, ReportOptions o, CrossAttentionSummary? cross = null,
+        int? favouredRoles = null)
     {
         var real = data.First(d => d.Name == DataSetId.Real.Name);
         var synth = data.First(d => d.Name == DataSetId.Synthetic.Name);
         string realWords = real.Kind.StartsWith("naturalistic", StringComparison.Ordinal) ? "naturalistic stand-in (not real)" : real.Kind.StartsWith("CelebA", StringComparison.Ordinal) ? "CelebA" : "real";
         var eff = ratios.First(r => r.Kind == ComplexityMeasure.EffectiveHeads);
         var size = ratios.First(r => r.Kind == ComplexityMeasure.CircuitSize);
-        string direction = eff.CiLow > 1 ? "measurably higher" : eff.CiHigh < 1 ? "measurably lower" : "no measurably different";
+        var circuitReal = circuits.First(c => c.DataSet == DataSetId.Real);
+        var circuitSynthetic = circuits.First(c => c.DataSet == DataSetId.Synthetic);
         var s = new List<string>
         {
             $"Across {synth.Images} synthetic and {real.Images} {realWords} face images at {o.Analysis.Timesteps.Count} denoising timesteps ({string.Join(", ", o.Analysis.Timesteps)}), " +
-            $"{realWords} faces required circuits with {direction} computational complexity (complexity ratio of effective heads = {F(eff.Ratio)}, " +
-            $"95% CI {F(eff.CiLow)} to {F(eff.CiHigh)}, {P(eff.PermutationP, eff.PAtResolution, eff.Permutations)}; circuit size at tau = {F(o.Analysis.TolerancePercent, 0)}%: " +
-            $"{circuits.First(c => c.DataSet == DataSetId.Real).Size} vs {circuits.First(c => c.DataSet == DataSetId.Synthetic).Size} heads, ratio {F(size.Ratio)}, 95% CI {F(size.CiLow)} to {F(size.CiHigh)}).",
+            $"the effective number of heads was {F(circuitReal.EffectiveHeads, 2)} on {realWords} faces and {F(circuitSynthetic.EffectiveHeads, 2)} on synthetic faces " +
+            $"(complexity ratio {F(eff.Ratio)}, {Interval(eff)}, {PText(eff)}), and the circuit at tau = {F(o.Analysis.TolerancePercent, 0)}% had " +
+            $"{circuitReal.Size} and {circuitSynthetic.Size} heads (ratio {F(size.Ratio)}, {Interval(size)}, {PText(size)}).",
+            ComplexityConclusion(eff, size, realWords),
         };
         var lo = divergence.MinBy(d => d.MeanJsdNats)!;
         var hi = divergence.MaxBy(d => d.MeanJsdNats)!;
@@ -160,12 +219,13 @@ internal static class ReportAssembler
               $"to {F(hi.MeanJsdNats, 4)} nats (t = {hi.Timestep}) across timesteps.");
         var top = roles.OrderBy(r => r.EntropyMeanNats).ToList();
         s.Add($"Clustering grouped the heads into {roles.Count} roles: " +
-              string.Join(", ", top.Select(r => $"{r.Name} (entropy = {F(r.EntropyMeanNats, 2)} +/- {F(r.EntropySdNats, 2)} nats, {r.Heads.Count} head{(r.Heads.Count == 1 ? "" : "s")})")) + ".");
+              string.Join(", ", top.Select(r => $"{r.Name} (entropy = {F(r.EntropyMeanNats, 2)} +/- {F(r.EntropySdNats, 2)} nats, {r.Heads.Count} head{(r.Heads.Count == 1 ? "" : "s")})")) + "." +
+              RoleCountSentence(roles, favouredRoles));
         var single = degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
         var max = single.MaxBy(d => d.DegradationPercent)!;
         s.Add($"Single-head ablation degraded denoising by {F(single.Min(d => d.DegradationPercent), 1)}% to {F(max.DegradationPercent, 1)}%; the largest bottleneck was " +
               $"{max.Condition} on {max.DataSet} faces ({F(max.DegradationPercent, 1)}%, 95% CI {F(max.CiLowPercent, 1)} to {F(max.CiHighPercent, 1)}, " +
-              $"BH-adjusted p = {(max.Test.AdjustedPValue ?? max.Test.PValue).ToString("G2", CultureInfo.InvariantCulture)}).");
+              (max.Test.AdjustedPValue is double adjusted ? $"BH-adjusted p = {adjusted.ToString("G2", CultureInfo.InvariantCulture)})." : "no p-value: the test is undefined)."));
         if (cross != null) s.Add(CrossAttentionSentence(cross, realWords));
         return string.Join(" ", s);
     }

@@ -58,11 +58,36 @@ internal static class ReportCharts
         charts.Add(EntropyByTimestep(r, layers));
         charts.Add(JsdByTimestep(r));
         charts.Add(RoleMap(r));
+        if (r.RoleCountSelection.Count > 0) charts.Add(RoleCount(r));
         foreach (var set in sets) charts.Add(HeadDegradation(r, set));
         foreach (var set in sets) charts.Add(RoleDegradation(r, set));
         charts.Add(CircuitCurves(r));
         if (r.CrossAttention != null) charts.Add(TokenMass(r.CrossAttention));
         return charts;
+    }
+
+    /// <summary>Mean silhouette and bootstrap stability of k roles for each k: how many distinct roles the data support (METHOD.md 4).</summary>
+    public static ReportChart RoleCount(ReportResults r)
+    {
+        var plot = NewPlot("How many roles do the data support?", "roles k", "mean silhouette / stability (ARI)");
+        var ks = r.RoleCountSelection.Select(x => (double)x.K).ToArray();
+        var silhouette = plot.Add.Scatter(ks, r.RoleCountSelection.Select(x => x.MeanSilhouette).ToArray(), ColorOf(0));
+        silhouette.LegendText = "mean silhouette";
+        silhouette.LineWidth = 2;
+        var stability = plot.Add.Scatter(ks, r.RoleCountSelection.Select(x => x.StabilityAri).ToArray(), ColorOf(1));
+        stability.LegendText = "stability (ARI)";
+        stability.LineWidth = 2;
+        stability.MarkerShape = MarkerShape.FilledSquare;
+        if (r.FavouredRoleCount is int favoured)
+        {
+            var line = plot.Add.VerticalLine(favoured, 1.5f, ColorOf(2));
+            line.LegendText = $"favoured: k = {favoured}";
+        }
+        var used = plot.Add.VerticalLine(r.Roles.Count, 1.5f, Colors.Gray);
+        used.LegendText = $"used: k = {r.Roles.Count}";
+        plot.ShowLegend(Edge.Right);
+        return new ReportChart("role-count", "Mean silhouette of k roles and their stability over bootstrap resamples of images (adjusted Rand index), for each k; " +
+                                             "the favoured k has the largest silhouette.", plot, 495, 220);
     }
 
     /// <summary>Mean mass on each prompt token over every cross-attention head and timestep, one bar per data set (METHOD.md 5c).</summary>

@@ -70,7 +70,7 @@ internal static class ReportPdf
         pdf.Heading("Key figures", 2);
         var key = new List<IReadOnlyList<string>>();
         foreach (var q in r.ComplexityRatios)
-            key.Add(new[] { $"complexity ratio ({q.Measure})", F(q.Ratio), $"{F(q.CiLow)} .. {F(q.CiHigh)}", q.PAtResolution ? $"< {G(1.0 / (q.Permutations + 1))}" : G(q.PermutationP) });
+            key.Add(new[] { $"complexity ratio ({q.Measure})", F(q.Ratio), q.CiText, q.PValueText });
         foreach (var c in r.Circuits)
             key.Add(new[] { $"circuit size, {c.DataSet.Name} (tau {G(c.TolerancePercent)}%)", c.Size.ToString(CultureInfo.InvariantCulture), "", "" });
         foreach (var c in r.Circuits)
@@ -110,9 +110,12 @@ internal static class ReportPdf
                       "Probes: mean attention distance (image units), edge and texture alignment (Pearson / partial correlation of received attention with Sobel / Laplacian energy), " +
                       "semantic affinity (attention mass within the query's facial part minus chance), symmetry (mass at the mirror position). " +
                       "Roles: k-means (ML.NET) on z-scored probes and causal importance, named by the centroid's dominant probe; stability is the adjusted Rand index over bootstrap resamples of images. " +
-                      $"Ablation: head output z = p V set to {r.Options["ablation"]} before the output projection; degradation % = 100 (L_ablated - L_base) / L_base with L the eps-MSE, " +
-                      "Wilcoxon signed-rank on per-image paired differences, bootstrap CIs over images. Circuits: heads zeroed in ascending importance while the measured joint degradation stays <= tau; " +
-                      "effective heads = exp(entropy of normalised importances). Complexity ratio = C(real) / C(synthetic), bootstrap CI within data sets, permutation p over data-set labels. " +
+                      $"Ablation: head output z = p V set to {r.Options["ablation"]} before the output projection. Degradation % is the mean over timesteps of " +
+                      "D_t = 100 (L_ablated - L_base) / L_base at each timestep (L the eps-MSE summed over images), so every timestep weighs the same; the pooled value " +
+                      "(losses summed over timesteps first, dominated by the smallest t) is in results.json for comparison. Wilcoxon signed-rank on the per-image mean over " +
+                      "timesteps of the relative loss change, bootstrap CIs over images. Circuits: heads ablated in ascending importance while the measured joint degradation " +
+                      "stays <= tau; effective heads = exp(entropy of normalised importances). Complexity ratio = C(real) / C(synthetic), bootstrap CI within data sets " +
+                      "(circuit size: a point value), permutation p over data-set labels; also per timestep. An undefined statistic (NaN, infinite, 0/0) has no p-value. " +
                       "Multiple comparisons: Benjamini-Hochberg within each stated family (Holm for the complexity ratios).", 9);
     }
 
@@ -179,14 +182,24 @@ internal static class ReportPdf
         var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[5]);
         page.Draw("role-map");
-        pdf.Paragraph($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {F(r.RoleStabilityAri)}; mean silhouette {F(r.RoleMeanSilhouette)}.", 9);
-        pdf.Table(new[] { "role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette" },
+        pdf.Paragraph($"Role stability (mean adjusted Rand index over bootstrap resamples of images): {F(r.RoleStabilityAri)}; the same with only the k-means restarts " +
+                      $"changed (restart noise): {F(r.RoleRestartAgreementAri)}; mean silhouette {F(r.RoleMeanSilhouette)}. Roles are named by the probe their centroid " +
+                      $"stands out on most, importance included, when it leads the next probe by {HeadRoles.NamingMarginZ} z, else \"mixed\".", 9);
+        if (r.RoleCountSelection.Count > 0)
+        {
+            page.Draw("role-count");
+            var chosen = r.RoleCountSelection.FirstOrDefault(x => x.K == r.Roles.Count);
+            pdf.Paragraph($"The data favour k = {r.FavouredRoleCount} roles (largest mean silhouette, " +
+                          $"{F(r.RoleCountSelection.First(x => x.K == r.FavouredRoleCount).MeanSilhouette)}); this report uses k = {r.Options["roles"]} (--roles)" +
+                          (chosen != null ? $", silhouette {F(chosen.MeanSilhouette)}, with {chosen.OneHeadRoles} role(s) of one head and {chosen.NonPositiveSilhouetteRoles} of silhouette <= 0." : "."), 9);
+        }
+        pdf.Table(new[] { "role", "heads", "entropy nats (mean +/- SD)", "importance %", "named by", "probe profile (z)", "silhouette" },
             r.Roles.Select(x => (IReadOnlyList<string>)new[]
             {
-                x.Name, string.Join(" ", x.Heads), $"{F(x.EntropyMeanNats)} +/- {F(x.EntropySdNats)}", F(x.ImportancePercent, 2),
+                x.Name, string.Join(" ", x.Heads), $"{F(x.EntropyMeanNats)} +/- {F(x.EntropySdNats)}", F(x.ImportancePercent, 2), x.Naming,
                 ReportAssembler.ProbeProfile(x),
-                F(x.Silhouette, 2),
-            }).ToList(), new[] { 1.1f, 2.4f, 1.4f, 0.9f, 2.6f, 0.8f });
+                F(x.Silhouette, 2) + (x.Flags.Length > 0 ? $" ({x.Flags})" : ""),
+            }).ToList(), new[] { 1.0f, 2.1f, 1.2f, 0.8f, 1.5f, 2.0f, 1.0f });
     }
 
     /// <summary>Section 7: ablation.</summary>
@@ -218,9 +231,23 @@ internal static class ReportPdf
         pdf.Table(new[] { "complexity ratio real / synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p" },
             r.ComplexityRatios.Select(q => (IReadOnlyList<string>)new[]
             {
-                q.Measure, F(q.Real), F(q.Synthetic), F(q.Ratio), $"{F(q.CiLow)} .. {F(q.CiHigh)}",
-                q.PAtResolution ? $"< {G(1.0 / (q.Permutations + 1))} ({q.Permutations} perm.)" : $"{G(q.PermutationP)} ({q.Permutations} perm.)",
+                q.Measure, F(q.Real), F(q.Synthetic), F(q.Ratio), q.CiText, $"{q.PValueText} ({q.Permutations} perm.)",
             }).ToList(), new[] { 2.2f, 0.8f, 0.8f, 0.8f, 1.2f, 1.4f });
+        foreach (var note in r.ComplexityRatios.Select(q => q.Note).Distinct()) pdf.Paragraph($"Note: {note}.", 8);
+        pdf.Paragraph("Each timestep alone (degradations at that timestep; the circuits keep the overall ablation orders):", 9);
+        pdf.Table(new[] { "t", "circuit real / synthetic", "effective heads real / synthetic", "ratio (effective heads)", "95% CI", "p", "ratio (circuit size)" },
+            r.Timesteps.Select(t =>
+            {
+                var c = r.CircuitsByTimestep.Where(x => x.Timestep == t).ToList();
+                var eff = r.ComplexityRatiosByTimestep.First(x => x.Timestep == t && x.Kind == ComplexityMeasure.EffectiveHeads);
+                var size = r.ComplexityRatiosByTimestep.First(x => x.Timestep == t && x.Kind == ComplexityMeasure.CircuitSize);
+                return (IReadOnlyList<string>)new[]
+                {
+                    t.ToString(CultureInfo.InvariantCulture), $"{c.First(x => x.DataSet == DataSetId.Real).Size} / {c.First(x => x.DataSet == DataSetId.Synthetic).Size}",
+                    $"{F(c.First(x => x.DataSet == DataSetId.Real).EffectiveHeads, 2)} / {F(c.First(x => x.DataSet == DataSetId.Synthetic).EffectiveHeads, 2)}",
+                    F(eff.Ratio), eff.CiText, eff.PValueText, $"{F(size.Ratio)} (p {size.PValueText})",
+                };
+            }).ToList(), new[] { 0.5f, 1.3f, 1.6f, 1f, 1.2f, 0.8f, 1.4f }, 8);
         pdf.Paragraph($"Ablation cost: {r.Cost.ForwardPasses:N0} forward passes in {r.Cost.RunCalls:N0} ONNX Runtime Run calls, {r.Cost.ForwardGflop:N0} GFLOP " +
                       $"(a condition runs only the model from its first ablated layer on); one full pass per condition, image and timestep would be " +
                       $"{r.Cost.NaiveForwardGflop:N0} GFLOP, and one Run per single-head ablation, image and timestep alone {r.Cost.NaiveRunCallsSingleHeads:N0} Run calls.", 9);
@@ -236,7 +263,7 @@ internal static class ReportPdf
             r.Tests.Select(t => (IReadOnlyList<string>)new[]
             {
                 t.Test, $"{t.Family} ({t.Correction})", t.N2 is int n2 ? $"{t.N1}/{n2}" : t.N1.ToString(CultureInfo.InvariantCulture),
-                $"{t.StatisticName} = {G(t.Statistic)}", Pv(t.PValue), Pv(t.AdjustedPValue),
+                $"{t.StatisticName} = {G(t.Statistic)}", t.PValue is null ? "none" : Pv(t.PValue), Pv(t.AdjustedPValue),
                 t.Effect == null ? "" : $"{t.Effect.Name} {G(t.Effect.Value)}" + (t.Effect.CiLow is double lo && t.Effect.CiHigh is double hi ? $" [{G(lo)}, {G(hi)}]" : ""),
             }).ToList(), new[] { 3f, 2.2f, 0.6f, 1.1f, 0.8f, 0.8f, 1.6f }, 6.5f);
     }

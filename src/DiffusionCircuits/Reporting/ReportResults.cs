@@ -100,15 +100,32 @@ public sealed record DivergenceRow(int Timestep, double MeanJsdNats, double MinJ
 /// <param name="Ratio">C(real) / C(synthetic).</param>
 /// <param name="CiLow">Lower end of the 95% bootstrap CI of the ratio.</param>
 /// <param name="CiHigh">Upper end of that CI.</param>
-/// <param name="PermutationP">Permutation p-value of ratio = 1.</param>
+/// <param name="PermutationP">Permutation p-value of ratio = 1; null when the ratio is undefined (0/0).</param>
 /// <param name="Permutations">Permutations run.</param>
 /// <param name="PAtResolution">No permutation reached the observed value: p is the resolution 1/(n+1).</param>
 /// <param name="Note">How the measure was computed.</param>
-public sealed record RatioRow(string Measure, double Real, double Synthetic, double Ratio, double CiLow, double CiHigh, double PermutationP,
+public sealed record RatioRow(string Measure, double Real, double Synthetic, double Ratio, double CiLow, double CiHigh, double? PermutationP,
     int Permutations, bool PAtResolution, string Note)
 {
     /// <summary>Which measure this is.</summary>
     public ComplexityMeasure Kind { get; init; }
+
+    /// <summary>The timestep whose degradations alone give this ratio, or null for the mean over timesteps.</summary>
+    public int? Timestep { get; init; }
+
+    /// <summary>The p-value as the report writes it: "&lt; resolution" when no permutation reached the observed value, "undefined" without one.</summary>
+    public string PValueText => PermutationP is not double p ? "undefined"
+        : PAtResolution ? $"< {(1.0 / (Permutations + 1)).ToString("G2", System.Globalization.CultureInfo.InvariantCulture)}"
+        : p.ToString("G2", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The 95% CI as the report writes it, or "point value" / "undefined" when there is none (never a zero-width interval printed as a CI).</summary>
+    public string CiText => double.IsFinite(CiLow) && double.IsFinite(CiHigh)
+        ? $"{CiLow.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)} .. {CiHigh.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)}"
+        : double.IsNaN(Ratio) ? "undefined" : "point value";
+
+    /// <summary>The row of a <see cref="ComplexityRatio"/>.</summary>
+    public static RatioRow Of(ComplexityRatio r) => new(r.Measure, r.Real, r.Synthetic, r.Ratio, r.Ci.Low, r.Ci.High, r.Permutation.Defined ? r.Permutation.PValue : null,
+        r.Permutation.Permutations, r.Permutation.AtResolution, r.Note) { Kind = r.Kind, Timestep = r.Timestep };
 }
 
 /// <summary>What the ablation sweeps cost.</summary>
@@ -128,7 +145,7 @@ public sealed record ReportResults
     /// <summary>The format name in every results.json.</summary>
     public const string FormatName = "diffcircuits-results/1";
     /// <summary>The definitions the numbers follow.</summary>
-    public const string DefinitionsVersion = "METHOD.md 2026-11 (sections 1-8)";
+    public const string DefinitionsVersion = "METHOD.md 2026-12 (sections 1-8, 5c), without resample ablation (5) and activation patching (5b)";
 
     /// <summary>The format (<see cref="FormatName"/>).</summary>
     public string Format { get; init; } = FormatName;
@@ -160,6 +177,12 @@ public sealed record ReportResults
     public required double RoleStabilityAri { get; init; }
     /// <summary>Mean silhouette of the role clustering.</summary>
     public required double RoleMeanSilhouette { get; init; }
+    /// <summary>Restart noise alone: mean adjusted Rand index between the roles and those found with other seeds on the same probes.</summary>
+    public required double RoleRestartAgreementAri { get; init; }
+    /// <summary>For k = 2 .. min(12, heads - 1): mean silhouette and stability of k roles (METHOD.md 4).</summary>
+    public required IReadOnlyList<RoleCountScore> RoleCountSelection { get; init; }
+    /// <summary>The number of roles the data favour (largest mean silhouette), or null with too few heads.</summary>
+    public required int? FavouredRoleCount { get; init; }
     /// <summary>Every role.</summary>
     public required IReadOnlyList<RoleSummary> Roles { get; init; }
     /// <summary>Degradation of every head and role condition on both data sets.</summary>
@@ -168,6 +191,10 @@ public sealed record ReportResults
     public required IReadOnlyList<Circuit> Circuits { get; init; }
     /// <summary>The complexity ratios real / synthetic.</summary>
     public required IReadOnlyList<RatioRow> ComplexityRatios { get; init; }
+    /// <summary>Each data set's circuit from each timestep's degradations alone.</summary>
+    public required IReadOnlyList<Circuit> CircuitsByTimestep { get; init; }
+    /// <summary>The complexity ratios of each timestep's degradations alone.</summary>
+    public required IReadOnlyList<RatioRow> ComplexityRatiosByTimestep { get; init; }
     /// <summary>Every hypothesis test of the report, with its family and adjusted p.</summary>
     public required IReadOnlyList<HypothesisTest> Tests { get; init; }
     /// <summary>What the sweeps cost.</summary>

@@ -11,7 +11,7 @@ internal static class ReportTables
         Write(path, "dataset,condition,degradation_percent,ci_low,ci_high," + string.Join(",", a.Ablations[0].Timesteps.Select(t => $"t{t}_percent")) + ",wilcoxon_w,p,p_bh",
             a.Degradations.Select(x => $"{x.DataSet},{x.Condition},{Number(x.DegradationPercent)},{Number(x.CiLowPercent)},{Number(x.CiHighPercent)}," +
                                        string.Join(",", x.PerTimestepPercent.Select(Number)) +
-                                       $",{Number(x.Test.Statistic)},{Number(x.Test.PValue)},{Number(x.Test.AdjustedPValue ?? double.NaN)}"));
+                                       $",{Number(x.Test.Statistic)},{Number(x.Test.PValue ?? double.NaN)},{Number(x.Test.AdjustedPValue ?? double.NaN)}"));
 
     /// <summary>roles.csv: each head's role, importance and the probe values the clustering saw.</summary>
     public static void WriteRolesCsv(string path, CircuitAnalysisResult a) =>
@@ -21,7 +21,7 @@ internal static class ReportTables
     public static void WriteTestsCsv(string path, ReportResults r) =>
         Write(path, "test,family,n1,n2,statistic_name,statistic,df,p,p_adjusted,correction,effect,effect_value,effect_ci_low,effect_ci_high,method,note",
             r.Tests.Select(t => $"{Text(t.Test)},{Text(t.Family ?? "")},{t.N1},{t.N2},{t.StatisticName},{Number(t.Statistic)},{Number(t.DegreesOfFreedom ?? double.NaN)}," +
-                                $"{Number(t.PValue)},{Number(t.AdjustedPValue ?? double.NaN)},{Text(t.Correction ?? "")},{Text(t.Effect?.Name ?? "")},{Number(t.Effect?.Value ?? double.NaN)}," +
+                                $"{Number(t.PValue ?? double.NaN)},{Number(t.AdjustedPValue ?? double.NaN)},{Text(t.Correction ?? "")},{Text(t.Effect?.Name ?? "")},{Number(t.Effect?.Value ?? double.NaN)}," +
                                 $"{Number(t.Effect?.CiLow ?? double.NaN)},{Number(t.Effect?.CiHigh ?? double.NaN)},{Text(t.Method)},{Text(t.Note ?? "")}"));
 
     /// <summary>

@@ -22,9 +22,9 @@ public sealed record HypothesisTest
     public required double Statistic { get; init; }
     /// <summary>Degrees of freedom, where they apply.</summary>
     public double? DegreesOfFreedom { get; init; }
-    /// <summary>Two-sided p-value.</summary>
-    public required double PValue { get; init; }
-    /// <summary>The p-value adjusted within its family.</summary>
+    /// <summary>Two-sided p-value; null when the statistic is undefined (NaN or infinite: a 0/0 ratio, no variance), with the reason in <see cref="Note"/>.</summary>
+    public required double? PValue { get; init; }
+    /// <summary>The p-value adjusted within its family; null when <see cref="PValue"/> is.</summary>
     public double? AdjustedPValue { get; init; }
     /// <summary>The family the test was corrected in.</summary>
     public string? Family { get; init; }
@@ -36,6 +36,21 @@ public sealed record HypothesisTest
     public required string Method { get; init; }
     /// <summary>Anything the reader must know about this result.</summary>
     public string? Note { get; init; }
+
+    /// <summary>Whether the test has a p-value: its statistic and p are defined (METHOD.md 7).</summary>
+    public bool Defined => PValue is double p && double.IsFinite(p) && double.IsFinite(Statistic);
+
+    /// <summary>
+    /// The test as it is reported: a statistic that is NaN or infinite (or a p-value that is not a number) is undefined,
+    /// and so is its p-value, which becomes null with the reason; never "significant at resolution".
+    /// </summary>
+    public HypothesisTest Checked(string? reason = null)
+    {
+        if (Defined) return this;
+        string why = reason ?? (double.IsNaN(Statistic) ? $"the statistic {StatisticName} is undefined (0/0 or too few values)"
+            : double.IsInfinity(Statistic) ? $"the statistic {StatisticName} is infinite (no variance)" : "the p-value is undefined");
+        return this with { PValue = null, AdjustedPValue = null, Note = $"no p-value: {why}" + (Note != null ? $"; {Note}" : "") };
+    }
 }
 
 /// <summary>Input checks shared by the tests: NaN and infinities are rejected with the sample and index.</summary>

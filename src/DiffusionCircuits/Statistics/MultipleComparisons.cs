@@ -41,9 +41,10 @@ public static class MultipleComparisons
     }
 
     /// <summary>Adjusts a family of test results (BH by default) and records the family and method on each.</summary>
+    /// <remarks>Undefined tests (no p-value) are left out of the family and keep no adjusted p.</remarks>
     public static IReadOnlyList<HypothesisTest> Adjust(IReadOnlyList<HypothesisTest> tests, string family, string method = "Benjamini-Hochberg")
     {
-        var p = tests.Select(t => t.PValue).ToArray();
+        var p = tests.Select(t => t.PValue ?? double.NaN).ToArray();
         var valid = Enumerable.Range(0, p.Length).Where(i => !double.IsNaN(p[i])).ToArray();
         var adjusted = method switch
         {
@@ -52,7 +53,7 @@ public static class MultipleComparisons
             "Bonferroni" => Bonferroni(valid.Select(i => p[i]).ToArray()),
             _ => throw new ArgumentException($"Unknown correction '{method}' (Benjamini-Hochberg, Holm, Bonferroni)."),
         };
-        var result = tests.Select(t => t with { Family = family, Correction = method, AdjustedPValue = double.NaN }).ToArray();
+        var result = tests.Select(t => t with { Family = family, Correction = method, AdjustedPValue = null }).ToArray();
         for (int k = 0; k < valid.Length; k++) result[valid[k]] = result[valid[k]] with { AdjustedPValue = adjusted[k] };
         return result;
     }

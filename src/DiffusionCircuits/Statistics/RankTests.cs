@@ -51,7 +51,7 @@ public static class RankTests
             Effect = new EffectSize("rank-biserial r", 2 * u1 / (n1 * (double)n2) - 1),
             Method = exact ? "exact" : "asymptotic (tie and continuity corrected)",
             Note = tieTerm > 0 && (n1 <= 8 || n2 <= 8) ? "ties: normal approximation instead of the exact distribution" : null,
-        };
+        }.Checked();
     }
 
     /// <summary>P(U >= u) under H0, from the generating function prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i).</summary>
@@ -153,7 +153,7 @@ public static class RankTests
             Effect = new EffectSize("matched-pairs rank-biserial r", rPlus + rMinus > 0 ? (rPlus - rMinus) / (rPlus + rMinus) : 0),
             Method = exact ? "exact" : "asymptotic (tie corrected)",
             Note = nZero > 0 ? $"{nZero} zero difference(s) {(zeros == WilcoxonZeros.Wilcox ? "dropped" : "ranked then dropped (Pratt)")}" : null,
-        };
+        }.Checked();
     }
 
     /// <summary>Number of subsets of {1..n} with each rank sum 0..n(n+1)/2.</summary>

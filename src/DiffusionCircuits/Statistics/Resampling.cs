@@ -3,9 +3,15 @@ namespace DiffusionCircuits.Statistics;
 /// <summary>A statistic with its percentile bootstrap confidence interval.</summary>
 public sealed record BootstrapInterval(double Estimate, double Low, double High, int Resamples, double Confidence);
 
-/// <summary>A permutation test: observed statistic, p-value, and the smallest p-value the permutations can show.</summary>
+/// <summary>
+/// A permutation test: observed statistic, p-value (NaN when the observed statistic is undefined: no permutation can be
+/// compared with it), and the smallest p-value the permutations can show.
+/// </summary>
 public sealed record PermutationResult(double Observed, double PValue, int Permutations, bool AtResolution)
 {
+    /// <summary>Whether the observed statistic, and so the p-value, is defined.</summary>
+    public bool Defined => !double.IsNaN(PValue);
+
     /// <summary>1 / (permutations + 1): report "p &lt; resolution" when <see cref="AtResolution"/>.</summary>
     public double Resolution => 1.0 / (Permutations + 1);
 }
@@ -80,6 +86,8 @@ public static class Resampling
 
     private static BootstrapInterval Interval(double estimate, double[] stats, int resamples, double confidence)
     {
+        // An undefined estimate has no interval (the finite resamples alone would describe another statistic).
+        if (!double.IsFinite(estimate)) return new BootstrapInterval(estimate, double.NaN, double.NaN, resamples, confidence);
         var finite = stats.Where(double.IsFinite).ToArray();
         Array.Sort(finite);
         double alpha = (1 - confidence) / 2;
@@ -89,7 +97,8 @@ public static class Resampling
     /// <summary>
     /// Two-sided permutation test of a two-sample statistic by shuffling the pooled labels. Deviation from the null
     /// is |T - null| (differences) or |ln T| (ratios, <paramref name="ratio"/> = true). p = (1 + #{perm >= observed}) / (n + 1),
-    /// so p is never 0; when no permutation reaches the observed value, p equals the resolution 1 / (n + 1).
+    /// so p is never 0; when no permutation reaches the observed value, p equals the resolution 1 / (n + 1). An undefined
+    /// observed statistic gives p = NaN (no p-value).
     /// </summary>
     public static PermutationResult PermutationTest(IReadOnlyList<double> x, IReadOnlyList<double> y, Func<double[], double[], double> statistic,
         int permutations = 2000, int seed = 0, bool ratio = false)
@@ -119,6 +128,8 @@ public static class Resampling
         double observed = statistic(labels[..countX], labels[countX..]);
         double Deviation(double t) => ratio ? Math.Abs(Math.Log(t)) : Math.Abs(t);
         double obsDev = Deviation(observed);
+        // An undefined observed statistic (a 0/0 ratio) has no p: every comparison with it would be false.
+        if (!double.IsFinite(obsDev)) return new PermutationResult(observed, double.NaN, permutations, false);
         var rng = new Random(generatorSeed);
         var ix = new int[countX];
         var iy = new int[countY];

@@ -21,7 +21,7 @@ public static class TTests
             Test = "Welch t", N1 = n1, N2 = n2, StatisticName = "t", Statistic = t, DegreesOfFreedom = df,
             PValue = Distributions.StudentTwoSided(t, df), Effect = EffectSizes.HedgesG(x, y), Method = "t distribution",
             Note = se == 0 ? "both samples have zero variance" : null,
-        };
+        }.Checked();
     }
 
     /// <summary>Student's t-test with pooled variance.</summary>
@@ -38,7 +38,7 @@ public static class TTests
         {
             Test = "Student t", N1 = n1, N2 = n2, StatisticName = "t", Statistic = t, DegreesOfFreedom = df,
             PValue = Distributions.StudentTwoSided(t, df), Effect = EffectSizes.HedgesG(x, y), Method = "t distribution",
-        };
+        }.Checked();
     }
 
     /// <summary>Paired t-test on x - y, with Cohen's d_z (mean difference / SD of differences).</summary>
@@ -58,15 +58,15 @@ public static class TTests
             Test = "paired t", N1 = n, StatisticName = "t", Statistic = t, DegreesOfFreedom = n - 1,
             PValue = Distributions.StudentTwoSided(t, n - 1), Effect = new EffectSize("Cohen's d_z", Ratio(mean, sd)),
             Method = "t distribution", Note = sd == 0 ? "all differences are equal" : null,
-        };
+        }.Checked();
     }
 
     /// <summary>a / b with SciPy's conventions at b = 0: +-infinity when a != 0, NaN when a = 0.</summary>
     internal static double Ratio(double a, double b) => b != 0 ? a / b : a == 0 ? double.NaN : a > 0 ? double.PositiveInfinity : double.NegativeInfinity;
 
-    private static HypothesisTest TooSmall(string test, int n1, int? n2) => new()
+    private static HypothesisTest TooSmall(string test, int n1, int? n2) => new HypothesisTest
     {
         Test = test, N1 = n1, N2 = n2, StatisticName = "t", Statistic = double.NaN, PValue = double.NaN,
         Method = "t distribution", Note = "needs at least 2 values in each sample",
-    };
+    }.Checked("needs at least 2 values in each sample");
 }

@@ -76,15 +76,16 @@ public class EstimatorTests
         var ml = new MLContext(1);
         var rows = new[]
         {
-            new HeadRow { Head = "l.h0", Probes = new[] { 0.9f, 0.20f, 0.80f, 0, 0, 0.1f, 5 } },
-            new HeadRow { Head = "l.h1", Probes = new[] { 0.9f, 0.21f, 0.78f, 0, 0, 0.1f, 5 } },
-            new HeadRow { Head = "l.h2", Probes = new[] { 0.9f, 0.60f, 0.00f, 0, 0, 0.1f, 5 } },
-            new HeadRow { Head = "l.h3", Probes = new[] { 0.9f, 0.62f, 0.01f, 0, 0, 0.1f, 5 } },
+            // Edge-aligned and diffuse heads against sharp heads that are not: each pair leads on one probe by far.
+            new HeadRow { Head = "l.h0", Probes = new[] { 0.90f, 0.4f, 0.80f, 0, 0, 0.1f, 5 } },
+            new HeadRow { Head = "l.h1", Probes = new[] { 0.91f, 0.4f, 0.78f, 0, 0, 0.1f, 5 } },
+            new HeadRow { Head = "l.h2", Probes = new[] { 0.30f, 0.4f, 0.00f, 0, 0, 0.1f, 5 } },
+            new HeadRow { Head = "l.h3", Probes = new[] { 0.31f, 0.4f, 0.01f, 0, 0, 0.1f, 5 } },
         };
         var data = ml.Data.LoadFromEnumerable(rows);
         var fitted = ml.Analysis().ClusterHeadRoles(roles: 2, seed: 3).Fit(data);
         var roles = fitted.Transform(data).GetColumn<ReadOnlyMemory<char>>("Role").Select(r => r.ToString()).ToArray();
-        Assert.Equal(new[] { "edge", "edge", "global", "global" }, roles);
+        Assert.Equal(new[] { "edge", "edge", "positional", "positional" }, roles);
         var library = HeadRoles.Cluster(rows.Select(r => r.Head).ToList(), rows.Select(r => r.Probes.Select(v => (double)v).ToArray()).ToArray(), 2, 3);
         Assert.Equal(library.Labels, fitted.Clustering.Labels);
     }

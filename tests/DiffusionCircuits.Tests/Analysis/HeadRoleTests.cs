@@ -51,27 +51,71 @@ public class HeadRoleTests
     public void Cross_attention_heads_are_clustered_apart_and_named_by_their_token_masses()
     {
         double N = double.NaN;
-        var names = new[] { "s.h0", "s.h1", "s.h2", "s.h3", "c.h0", "c.h1", "c.h2", "c.h3" };
+        var names = new[] { "s.h0", "s.h1", "s.h2", "s.h3", "s.h4", "s.h5", "c.h0", "c.h1", "c.h2", "c.h3" };
         //                         entropy distance edge texture semantic symmetry importance start prompt padding
         var features = new[]
         {
-            new[] { 0.9, 0.20, 0.80, 0, 0, 0.1, 5, N, N, N },
-            new[] { 0.9, 0.21, 0.79, 0, 0, 0.1, 5, N, N, N },
-            new[] { 0.9, 0.60, 0.00, 0, 0, 0.1, 5, N, N, N },
-            new[] { 0.9, 0.62, 0.01, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.9, 0.40, 0.80, 0, 0, 0.1, 5, N, N, N },        // edge-aligned
+            new[] { 0.9, 0.41, 0.79, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.9, 0.80, 0.10, 0, 0, 0.1, 5, N, N, N },        // far-reaching
+            new[] { 0.9, 0.81, 0.11, 0, 0, 0.1, 5, N, N, N },
+            new[] { 0.9, 0.40, 0.10, 0, 0, 0.1, 5, N, N, N },        // near, not edge-aligned
+            new[] { 0.9, 0.39, 0.11, 0, 0, 0.1, 5, N, N, N },
             new[] { 0.5, N, N, N, N, N, 2, 0.90, 0.05, 0.05 },       // parks attention on the start token
             new[] { 0.5, N, N, N, N, N, 2, 0.89, 0.06, 0.05 },
             new[] { 0.5, N, N, N, N, N, 2, 0.15, 0.80, 0.05 },       // reads the prompt's words
             new[] { 0.5, N, N, N, N, N, 2, 0.14, 0.81, 0.05 },
         };
         var cross = names.Select(n => n.StartsWith('c')).ToArray();
-        var roles = HeadRoles.Cluster(names, features, k: 4, seed: 1, crossAttention: cross);
-        Assert.Equal(4, roles.K);
-        Assert.Equal(new[] { "edge", "edge", "global", "global", "cross-sink", "cross-sink", "cross-prompt", "cross-prompt" }, names.Select((_, h) => roles.RoleOf(h)));
+        var roles = HeadRoles.Cluster(names, features, k: 5, seed: 1, crossAttention: cross);
+        Assert.Equal(5, roles.K);     // 3 for 6 self-attention heads, 2 for 4 cross-attention heads
+        Assert.Equal(new[] { "edge", "edge", "global", "global", "local", "local", "cross-sink", "cross-sink", "cross-prompt", "cross-prompt" }, names.Select((_, h) => roles.RoleOf(h)));
+        Assert.All(roles.Roles, r => Assert.True(r.NamingMarginZ >= HeadRoles.NamingMarginZ));
         // A self-attention role is never named after a probe it has no values of, and the other way round.
         Assert.All(roles.Roles.Where(r => !r.Name.StartsWith("cross-")), r => Assert.True(double.IsNaN(r.CentroidZ[(int)RoleProbe.StartTokenMass])));
         Assert.All(roles.Roles.Where(r => r.Name.StartsWith("cross-")), r => Assert.True(double.IsNaN(r.CentroidZ[(int)RoleProbe.EdgeAlignment])));
         Assert.Contains("clustered apart", roles.Note);
+    }
+
+    [Fact]
+    public void A_centroid_that_no_probe_leads_is_mixed_and_a_repeated_name_is_explained()
+    {
+        double N = double.NaN;
+        var names = new[] { "a.h0", "a.h1", "a.h2", "a.h3" };
+        // h0, h1 stand out on edge and texture alignment alike; h2, h3 are below on both and equal elsewhere: no probe leads either centroid.
+        var features = new[]
+        {
+            new[] { 0.5, 0.5, 0.9, 0.9, 0, 0, 1, N, N, N },
+            new[] { 0.5, 0.5, 0.9, 0.9, 0, 0, 1, N, N, N },
+            new[] { 0.5, 0.5, 0.0, 0.0, 0, 0, 1, N, N, N },
+            new[] { 0.5, 0.5, 0.0, 0.0, 0, 0, 1, N, N, N },
+        };
+        var roles = HeadRoles.Cluster(names, features, k: 2, seed: 2);
+        Assert.Equal(new[] { "mixed", "mixed-2" }, roles.Roles.Select(r => r.Name));
+        Assert.All(roles.Roles, r => Assert.Null(r.NamedBy));
+        Assert.All(roles.Roles, r => Assert.True(r.NamingMarginZ < HeadRoles.NamingMarginZ));
+        Assert.Contains("2 roles are 'mixed'", roles.Note);
+    }
+
+    [Fact]
+    public void Three_planted_groups_make_the_data_favour_three_roles_reproducibly()
+    {
+        // 12 heads in three tight groups (edge, far-reaching, near), each head a little apart from its group.
+        var rng = new Random(5);
+        var centres = new[] { new[] { 0.5, 0.4, 0.8 }, new[] { 0.5, 0.9, 0.1 }, new[] { 0.5, 0.1, 0.1 } };
+        var features = Enumerable.Range(0, 12).Select(h => centres[h % 3].Select((v, j) => j == 0 ? v : v + 0.02 * rng.NextDouble()).Concat(new[] { 0.0, 0, 0, 1 }).ToArray()).ToArray();
+        var names = Enumerable.Range(0, 12).Select(h => $"a.h{h}").ToList();
+        // Resampling images barely moves these probes: each resample adds a little noise.
+        var resample = new Random(6);
+        double[][] Resampled(int[] _) => features.Select(f => f.Select((v, j) => j is 1 or 2 ? v + 0.01 * resample.NextDouble() : v).ToArray()).ToArray();
+        var scores = HeadRoles.RoleCountSelection(names, features, Resampled, imageCount: 10, seed: 1);
+        Assert.Equal(Enumerable.Range(2, 10), scores.Select(x => x.K));         // k = 2 .. min(12, heads - 1)
+        Assert.Equal(3, HeadRoles.FavouredRoleCount(scores));
+        var three = scores.Single(x => x.K == 3);
+        Assert.True(three.MeanSilhouette > 0.8 && three.StabilityAri > 0.99, $"{three}");
+        Assert.True(scores.Single(x => x.K == 8).OneHeadRoles > 0);
+        var roles = HeadRoles.Cluster(names, features, k: 3, seed: 1);
+        Assert.Equal(1.0, HeadRoles.RestartAgreement(roles, names, features, seed: 1, repeats: 3), 9);
     }
 
     [Fact]

@@ -58,7 +58,8 @@ public class GraphFeatureTests
                 {
                     var map = batch.Map(l, r, h);
                     var f = calc.Compute(map, layer, geometry, image: null);
-                    worst = Math.Max(worst, Math.Max(Math.Abs(distance[h] - f.DistanceImageUnits), Math.Abs(symmetry[h] - f.Symmetry)));
+                    // The graph gives the raw mirror mass; the feature is that above uniform attention's (its chance level on this grid).
+                    worst = Math.Max(worst, Math.Max(Math.Abs(distance[h] - f.DistanceImageUnits), Math.Abs(symmetry[h] - geometry.UniformMirrorMass - f.Symmetry)));
                     for (int k = 0; k < layer.KeyTokens; k++)
                     {
                         double mean = 0;

@@ -57,8 +57,8 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         var r = report.Outcome.Results;
         var first = report.Pages[0];
         var eff = r.ComplexityRatios[0];
-        Assert.Contains($"complexity ratio of effective heads = {F(eff.Ratio)}", first);
-        Assert.Contains($"{F(eff.CiLow)} to {F(eff.CiHigh)}", first);
+        Assert.Contains($"(complexity ratio {F(eff.Ratio)}, 95% CI {F(eff.CiLow)} to {F(eff.CiHigh)}", first);
+        Assert.Contains("By effective heads, the complexity", first);
         Assert.Contains(F(r.Divergence.Min(d => d.MeanJsdNats), 4), first);
         Assert.Contains(F(r.Divergence.Max(d => d.MeanJsdNats), 4), first);
         foreach (var role in r.Roles) Assert.Contains($"{role.Name} (entropy = {F(role.EntropyMeanNats, 2)} +/- {F(role.EntropySdNats, 2)} nats", first);

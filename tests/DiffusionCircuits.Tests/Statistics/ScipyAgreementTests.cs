@@ -44,10 +44,10 @@ public class ScipyAgreementTests
         var welch = TTests.Welch(x, y);
         Close(c.GetProperty("welch_t").GetDouble(), welch.Statistic, "Welch t");
         Close(c.GetProperty("welch_df").GetDouble(), welch.DegreesOfFreedom!.Value, "Welch df");
-        Close(c.GetProperty("welch_p").GetDouble(), welch.PValue, "Welch p");
+        Close(c.GetProperty("welch_p").GetDouble(), welch.PValue!.Value, "Welch p");
         var student = TTests.Student(x, y);
         Close(c.GetProperty("student_t").GetDouble(), student.Statistic, "Student t");
-        Close(c.GetProperty("student_p").GetDouble(), student.PValue, "Student p");
+        Close(c.GetProperty("student_p").GetDouble(), student.PValue!.Value, "Student p");
     }
 
     [Theory]
@@ -57,7 +57,7 @@ public class ScipyAgreementTests
         var c = Case(name);
         var r = RankTests.MannWhitneyU(Values(c, "x"), Values(c, "y"));
         Close(c.GetProperty("mwu_u").GetDouble(), r.Statistic, "U");
-        Close(c.GetProperty("mwu_p").GetDouble(), r.PValue, $"p ({r.Method})");
+        Close(c.GetProperty("mwu_p").GetDouble(), r.PValue!.Value, $"p ({r.Method})");
         Close(c.GetProperty("rank_biserial").GetDouble(), r.Effect!.Value, "rank-biserial");
     }
 
@@ -83,14 +83,14 @@ public class ScipyAgreementTests
         var (x, y) = (Values(c, "x"), Values(c, "y"));
         var t = TTests.Paired(x, y);
         Close(c.GetProperty("paired_t").GetDouble(), t.Statistic, "paired t");
-        Close(c.GetProperty("paired_p").GetDouble(), t.PValue, "paired p");
+        Close(c.GetProperty("paired_p").GetDouble(), t.PValue!.Value, "paired p");
         var w = RankTests.Wilcoxon(x, y);
         Close(c.GetProperty("wilcoxon_w").GetDouble(), w.Statistic, "W");
-        Close(c.GetProperty("wilcoxon_p").GetDouble(), w.PValue, $"Wilcoxon p ({w.Method})");
+        Close(c.GetProperty("wilcoxon_p").GetDouble(), w.PValue!.Value, $"Wilcoxon p ({w.Method})");
         Close(c.GetProperty("matched_rank_biserial").GetDouble(), w.Effect!.Value, "matched rank-biserial");
         var pratt = RankTests.Wilcoxon(x, y, WilcoxonZeros.Pratt);
         Close(c.GetProperty("wilcoxon_pratt_w").GetDouble(), pratt.Statistic, "Pratt W");
-        Close(c.GetProperty("wilcoxon_pratt_p").GetDouble(), pratt.PValue, "Pratt p");
+        Close(c.GetProperty("wilcoxon_pratt_p").GetDouble(), pratt.PValue!.Value, "Pratt p");
     }
 
     [Fact]

@@ -15,21 +15,47 @@ public class StatisticsEdgeCaseTests
     }
 
     [Fact]
-    public void Fewer_than_two_values_give_nan_with_a_note_not_a_crash()
+    public void Fewer_than_two_values_give_no_p_value_with_a_note_not_a_crash()
     {
         var r = TTests.Welch(new[] { 1.0 }, new[] { 1.0, 2, 3 });
-        Assert.True(double.IsNaN(r.PValue));
+        Assert.Null(r.PValue);
         Assert.Contains("at least 2", r.Note);
-        Assert.True(double.IsNaN(TTests.Paired(new[] { 1.0 }, new[] { 2.0 }).PValue));
+        Assert.Null(TTests.Paired(new[] { 1.0 }, new[] { 2.0 }).PValue);
     }
 
     [Fact]
-    public void Zero_variance_samples_follow_scipy_infinite_t_or_nan()
+    public void Zero_variance_samples_give_an_infinite_or_undefined_t_and_no_p_value()
     {
+        // SciPy gives t = -inf with p = 0 here; an infinite statistic is undefined for the report (METHOD.md 7), never "significant".
         var differ = TTests.Welch(new[] { 1.0, 1, 1 }, new[] { 2.0, 2, 2 });
         Assert.Equal(double.NegativeInfinity, differ.Statistic);
-        Assert.Equal(0, differ.PValue);
-        Assert.True(double.IsNaN(TTests.Welch(new[] { 1.0, 1, 1 }, new[] { 1.0, 1, 1 }).PValue));
+        Assert.Null(differ.PValue);
+        Assert.StartsWith("no p-value: the statistic t is infinite", differ.Note);
+        var same = TTests.Welch(new[] { 1.0, 1, 1 }, new[] { 1.0, 1, 1 });
+        Assert.True(double.IsNaN(same.Statistic));
+        Assert.Null(same.PValue);
+        Assert.False(same.Defined);
+    }
+
+    [Fact]
+    public void A_permutation_test_of_an_undefined_ratio_has_no_p_value_and_no_interval()
+    {
+        // 0 / 0: both "circuits" empty. Every comparison with NaN is false, so the old rule reported the smallest p.
+        var zeros = new double[6];
+        var perm = Resampling.PermutationTest(zeros, zeros, (x, y) => x.Sum() / y.Sum(), permutations: 200, ratio: true);
+        Assert.False(perm.Defined);
+        Assert.True(double.IsNaN(perm.PValue));
+        Assert.False(perm.AtResolution);
+        var ci = Resampling.Bootstrap(zeros, zeros, (x, y) => x.Sum() / y.Sum(), resamples: 200);
+        Assert.True(double.IsNaN(ci.Low) && double.IsNaN(ci.High));
+        var adjusted = MultipleComparisons.Adjust(new[]
+        {
+            new HypothesisTest { Test = "a", N1 = 6, StatisticName = "ratio", Statistic = double.NaN, PValue = perm.PValue, Method = "permutation" }.Checked(),
+            new HypothesisTest { Test = "b", N1 = 6, StatisticName = "ratio", Statistic = 1.2, PValue = 0.01, Method = "permutation" },
+        }, "family", "Holm");
+        Assert.Null(adjusted[0].PValue);
+        Assert.Null(adjusted[0].AdjustedPValue);
+        Assert.Equal(0.01, adjusted[1].AdjustedPValue);       // a family of one defined test
     }
 
     [Fact]
@@ -48,7 +74,7 @@ public class StatisticsEdgeCaseTests
         var x = Enumerable.Range(0, 200_000).Select(_ => rng.NextDouble()).ToArray();
         var y = Enumerable.Range(0, 200_000).Select(_ => rng.NextDouble() + 0.01).ToArray();
         var r = RankTests.MannWhitneyU(x, y);   // an O(n^2) implementation would take minutes here
-        Assert.InRange(r.PValue, 0, 1e-6);
+        Assert.InRange(r.PValue!.Value, 0, 1e-6);
         Assert.Equal("asymptotic (tie and continuity corrected)", r.Method);
     }
 
@@ -60,7 +86,7 @@ public class StatisticsEdgeCaseTests
             Test = "t", N1 = 5, StatisticName = "t", Statistic = 1, PValue = p, Method = "t distribution",
         }).ToList();
         var adjusted = MultipleComparisons.Adjust(tests, "entropy by data set");
-        Assert.Equal(new[] { 0.03, double.NaN, 0.04, 0.04 }, adjusted.Select(t => Math.Round(t.AdjustedPValue!.Value, 12)));
+        Assert.Equal(new double?[] { 0.03, null, 0.04, 0.04 }, adjusted.Select(t => t.AdjustedPValue is double a ? Math.Round(a, 12) : (double?)null));
         Assert.All(adjusted, t => Assert.Equal("entropy by data set", t.Family));
         Assert.Throws<ArgumentException>(() => MultipleComparisons.Holm(new[] { 0.5, 1.5 }));
     }
