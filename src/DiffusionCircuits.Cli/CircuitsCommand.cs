@@ -23,12 +23,14 @@ internal static class CircuitsCommand
         var seed = CommonOptions.Seed();
         var bootstrap = CommonOptions.Bootstrap();
         var ablation = CommonOptions.Ablation();
-        var output = CommonOptions.Out("reports/circuits", "degradation.csv, roles.csv and circuits.json");
+        var draws = CommonOptions.ResampleDraws();
+        var patchPairs = CommonOptions.PatchPairs();
+        var output = CommonOptions.Out("reports/circuits", "degradation.csv, roles.csv, patching.csv and circuits.json");
         var cmd = new Command("circuits",
-            "Zero-ablate every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
+            "Ablate (zero, mean or resample) every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
             "complexity ratio real/synthetic with bootstrap CI and permutation p (METHOD.md sections 4-6).")
         {
-            roles, tau, seed, bootstrap, ablation, output,
+            roles, tau, seed, bootstrap, ablation, draws, patchPairs, output,
         };
         denoiser.AddTo(cmd);
         inputs.AddTo(cmd);
@@ -39,6 +41,7 @@ internal static class CircuitsCommand
             {
                 Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!), Seed = parse.GetValue(seed), Roles = parse.GetValue(roles),
                 TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
+                    ResampleDraws = parse.GetValue(draws), PatchingPairs = parse.GetValue(patchPairs),
             };
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); options.Validate(); });
             var setup = denoiser.Resolve(parse);
@@ -48,7 +51,7 @@ internal static class CircuitsCommand
             var maps = opened.Session;
             using var noMaps = new AttentionCaptureSession(setup.ModelPath, new CaptureOptions
             {
-                ExposeMaps = false, ExposeHeadOutputs = options.Ablation == AblationKind.Mean, Conditioning = opened.Conditioning, Schedule = maps.Schedule, SampleSize = maps.Height,
+                ExposeMaps = false, ExposeHeadOutputs = CircuitAnalysis.NeedsHeadOutputs(options), Conditioning = opened.Conditioning, Schedule = maps.Schedule, SampleSize = maps.Height,
             });
             var (loaded, _) = CommonOptions.LoadReal(parse.GetValue(real)!, parse.GetValue(heldout), opened.ImageSize, n);
             if (loaded.Count < 2) throw new UserFacingException($"Only {loaded.Count} readable real image(s) in '{parse.GetValue(real)}'.");
@@ -68,14 +71,15 @@ internal static class CircuitsCommand
                     result = new CircuitAnalysis(maps, noMaps, options).Run(realImages, synthetic, progress);
                     foreach (var t in tasks.Values) t.Value = 1;
                 });
-            Write(result, outDir);
-            Print(result);
+            var patching = result.Patching == null ? null : PatchingSummary.Of(result.Patching, options.Bootstrap, options.Seed);
+            Write(result, patching, outDir);
+            Print(result, patching);
             return CliApp.Ok;
         });
         return cmd;
     }
 
-    private static void Print(CircuitAnalysisResult r)
+    private static void Print(CircuitAnalysisResult r, PatchingSummary? patching)
     {
         var roles = new Table().AddColumns("role", "heads", "entropy nats (mean +/- SD)", "importance %", "probe profile (z)", "silhouette");
         foreach (var role in RoleSummary.Of(r))
@@ -95,19 +99,22 @@ internal static class CircuitsCommand
         foreach (var q in r.Ratios)
             ratios.AddRow(q.Measure, $"{q.Real:F3}", $"{q.Synthetic:F3}", $"{q.Ratio:F3}", RatioRow.Of(q).CiText, RatioRow.Of(q).PValueText);
         AnsiConsole.Write(ratios);
+        if (patching != null) Console.Out.WriteLine(ReportAssembler.PatchingSentence(patching, "real"));
         Console.Out.WriteLine($"Ablation cost: {r.ForwardPasses} forward passes in {r.RunCalls} Run calls, {r.ForwardGflop:N0} GFLOP, {r.AblationSeconds:F1} s " +
                               $"(naive: {r.NaiveForwardGflop:N0} GFLOP at one full pass per condition; {r.NaiveRunCalls} Run calls for single heads alone); {r.SweepSharing}.");
     }
 
-    private static void Write(CircuitAnalysisResult r, string dir)
+    private static void Write(CircuitAnalysisResult r, PatchingSummary? patching, string dir)
     {
         ReportTables.WriteDegradationCsv(Path.Combine(dir, "degradation.csv"), r);
         ReportTables.WriteRolesCsv(Path.Combine(dir, "roles.csv"), r);
+        if (patching != null) ReportTables.WritePatchingCsv(Path.Combine(dir, "patching.csv"), patching, r.Patching!.Timesteps);
         var json = new
         {
             roles = r.Roles.Roles.Select(x => new { x.Name, x.Heads, centroidZ = HeadRoles.Probes.Zip(x.CentroidZ).Where(p => double.IsFinite(p.Second)).ToDictionary(p => p.First, p => p.Second), x.Silhouette }),
             roleStabilityAri = r.RoleStabilityAri,
             circuits = r.Circuits,
+            patching,
             ratios = r.Ratios.Select(q => new { q.Measure, q.Real, q.Synthetic, q.Ratio, ciLow = q.Ci.Low, ciHigh = q.Ci.High, p = q.Permutation.Defined ? q.Permutation.PValue : (double?)null, q.Permutation.Permutations, q.Permutation.AtResolution, q.Note }),
             cost = new { r.ForwardPasses, r.RunCalls, naiveRunCallsSingleHeads = r.NaiveRunCalls, r.ForwardGflop, r.NaiveForwardGflop, seconds = r.AblationSeconds },
         };

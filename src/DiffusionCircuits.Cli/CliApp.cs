@@ -132,7 +132,7 @@ internal static partial class UsageErrors
         "System.Int32" or "System.Int64" or "System.Nullable`1[System.Int32]" => "a whole number",
         "System.Double" or "System.Single" => "a number",
         "System.Boolean" => "true or false",
-        _ when dotnetType.EndsWith("AblationKind", StringComparison.Ordinal) => "zero or mean",
+        _ when dotnetType.EndsWith("AblationKind", StringComparison.Ordinal) => "zero, mean or resample",
         _ => $"a value of type {dotnetType.Split('.').Last()}",
     };
 

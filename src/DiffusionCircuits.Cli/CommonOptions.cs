@@ -168,7 +168,21 @@ internal static class CommonOptions
 
     public static Option<AblationKind> Ablation() => new("--ablation")
     {
-        Description = "zero (z = 0) or mean (z = its mean over the data set at the same timestep and position).", DefaultValueFactory = _ => Defaults.Analysis.Ablation,
+        Description = "zero (z = 0), mean (z = its mean over the data set at the same timestep and position) or resample (z = its value on another image " +
+                      "of the same data set at the same timestep and position, seeded, --resample-draws draws averaged).", DefaultValueFactory = _ => Defaults.Analysis.Ablation,
+    };
+
+    public static Option<int> ResampleDraws() => new("--resample-draws")
+    {
+        Description = $"Donor images per image and timestep for --ablation resample, losses averaged ({AnalysisLimits.MinResampleDraws}..{AnalysisLimits.MaxResampleDraws}).",
+        DefaultValueFactory = _ => Defaults.Analysis.ResampleDraws,
+    };
+
+    public static Option<int> PatchPairs() => new("--patch-pairs")
+    {
+        Description = "Activation patching between the data sets (METHOD.md 5b): at most this many seeded synthetic/real pairs, " +
+                      $"each head's output swapped in both directions (0 = off, up to {AnalysisLimits.MaxImages}).",
+        DefaultValueFactory = _ => Defaults.Analysis.PatchingPairs,
     };
 
     public static Option<int> Batch(int defaultRows) =>

@@ -11,6 +11,19 @@ public enum AblationKind
 
     /// <summary>z[l,h] = its mean over the data set at the same timestep and position.</summary>
     Mean,
+
+    /// <summary>
+    /// z[l,h] = its value on another image of the same data set at the same timestep and position (seeded donors,
+    /// several draws averaged): the ablated model stays on its input distribution (ACDC, causal scrubbing).
+    /// </summary>
+    Resample,
+}
+
+/// <summary>What each ablation kind needs from the capture session.</summary>
+public static class AblationKinds
+{
+    /// <summary>Whether the kind feeds head outputs z back in (mean, resample): the session must expose them.</summary>
+    public static bool ReadsHeadOutputs(this AblationKind kind) => kind != AblationKind.Zero;
 }
 
 /// <summary>What an ablation condition stands for.</summary>

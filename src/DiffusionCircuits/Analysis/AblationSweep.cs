@@ -1,15 +1,17 @@
 using System.Diagnostics;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Capture;
+using DiffusionCircuits.Diffusion;
 
 namespace DiffusionCircuits.Analysis;
 
 /// <summary>
-/// Zero or mean ablation of heads (z[l,h] before the output projection) through the instrumented model's per-sample
-/// masks: each batch row carries its own condition, so a sweep over C conditions costs
+/// Zero, mean or resample ablation of heads (z[l,h] before the output projection) through the instrumented model's
+/// per-sample masks: each batch row carries its own condition, so a sweep over C conditions costs
 /// images x timesteps x (C + 1) / batch Run calls instead of one Run per condition, image and timestep.
-/// Mean ablation needs a session created with <see cref="CaptureOptions.ExposeHeadOutputs"/>: one extra pass over the
-/// data set computes the means per timestep and position (the data set is its own reference).
+/// Mean and resample ablation need a session created with <see cref="CaptureOptions.ExposeHeadOutputs"/>: for mean, one
+/// extra pass over the data set computes the means per timestep and position (the data set is its own reference); for
+/// resample, each draw runs the donors once and every condition of those rows takes their z.
 /// </summary>
 public sealed class AblationSweep : IDisposable
 {
@@ -28,12 +30,15 @@ public sealed class AblationSweep : IDisposable
     /// With <paramref name="sharePrefix"/> (the default) a condition runs only the part of the model from its first
     /// ablated layer on, fed the intact model's tensors at that cut (the same losses to float rounding, fewer FLOPs).
     /// </summary>
+    /// <param name="resampleDraws">Resample ablation: donors per image and timestep, whose losses are averaged.</param>
     public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero,
-        bool sharePrefix = true)
+        bool sharePrefix = true, int resampleDraws = 3)
     {
         (_session, _timesteps, _seed, _batchSize, Kind, _sharePrefix) = (session, timesteps, seed, batchSize, kind, sharePrefix);
-        if (kind == AblationKind.Mean && !session.ExposesHeadOutputs)
-            throw new ArgumentException("Mean ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
+        if (kind.ReadsHeadOutputs() && !session.ExposesHeadOutputs)
+            throw new ArgumentException($"{kind} ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
+        AnalysisLimits.CheckResampleDraws(resampleDraws);
+        ResampleDraws = resampleDraws;
         _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
         _headInLayer = session.Layers.SelectMany(l => Enumerable.Range(0, l.Heads)).ToArray();
     }
@@ -41,10 +46,30 @@ public sealed class AblationSweep : IDisposable
     /// <summary>What an ablated head's output becomes.</summary>
     public AblationKind Kind { get; }
 
+    /// <summary>Resample ablation: donor images per image and timestep (R of METHOD.md 5); their losses are averaged.</summary>
+    public int ResampleDraws { get; }
+
+    /// <summary>
+    /// The index in <paramref name="pool"/> of the image whose head outputs replace those of <paramref name="imageId"/>
+    /// at timestep <paramref name="t"/> in draw <paramref name="draw"/>: uniform over the pool's other images, seeded by
+    /// (seed, image id, t, draw) only, so a checkpoint chunk or another process draws the same donor.
+    /// </summary>
+    public static int Donor(int seed, string imageId, int t, int draw, IReadOnlyList<FaceImage> pool)
+    {
+        int self = -1;
+        for (int i = 0; i < pool.Count && self < 0; i++)
+            if (pool[i].Id == imageId) self = i;
+        int others = pool.Count - (self >= 0 ? 1 : 0);
+        if (others < 1) throw new ArgumentException($"Resample ablation needs another image of the data set to draw from; image '{imageId}' is alone.", nameof(pool));
+        int j = new Random(StableSeed.Of(seed, PairedNoise.StableHash(imageId), t, draw, 0xD0)).Next(others);
+        return self >= 0 && j >= self ? j + 1 : j;
+    }
+
     /// <summary>How the sweep shares computation between conditions (which suffixes it runs), or why it does not.</summary>
     public string SharingNote { get; private set; } = "not started";
 
-    private AblationSuffixes? Suffixes()
+    /// <summary>The sweep's model parts (made once, on first use), for other interventions on the same session.</summary>
+    internal AblationSuffixes? Suffixes()
     {
         if (_suffixesTried) return _suffixes;
         _suffixesTried = true;
@@ -140,15 +165,17 @@ public sealed class AblationSweep : IDisposable
     /// means from <see cref="MeanHeadOutputs"/>; computed from <paramref name="images"/> when null.</param>
     /// <param name="measured">An earlier sweep of this sweep's kind over (at least) these images and the same timesteps,
     /// e.g. the single heads before the joint sweep; its intact and ablated losses are reused.</param>
+    /// <param name="donors">For resample ablation over a subset of a data set (a checkpointed chunk): the whole data set,
+    /// which donors are drawn from; <paramref name="images"/> when null.</param>
     public AblationResult Run(DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions, IProgress<double>? progress = null,
-        float[][][]? meanHeadOutputs = null, AblationResult? measured = null)
+        float[][][]? meanHeadOutputs = null, AblationResult? measured = null, IReadOnlyList<FaceImage>? donors = null)
     {
         foreach (var c in conditions)
             foreach (var h in c.Heads)
                 if (h < 0 || h >= _layerOfHead.Length) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_layerOfHead.Length} heads.");
         var result = new AblationResult(dataSet, _timesteps, images.Select(i => i.Id).ToList(), conditions);
         var meanZ = Kind == AblationKind.Mean ? meanHeadOutputs ?? MeanHeadOutputs(images) : null;
-        var means = meanZ == null ? null : _session.Layers.Select(l => new float[_batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray();
+        var means = !Kind.ReadsHeadOutputs() ? null : _session.Layers.Select(l => new float[_batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray();
         var masks = NewMasks();
         var inputs = new NoisedRows(_session, _batchSize, _seed);
         var plan = new ReusePlan(conditions, images, _timesteps, measured);
@@ -170,16 +197,15 @@ public sealed class AblationSweep : IDisposable
             return means!.Select((m, l) => inputs.Slice(m, meanZ[0][l].Length)).ToArray();
         }
 
-        void Store(int i, int k, int c, float loss)
-        {
-            if (!float.IsFinite(loss))
-                throw new InvalidDataException($"The model produced NaN or infinite noise for image '{images[i].Id}' at t = {_timesteps[k]}" +
-                                               (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));
-            if (c < 0) result.BaseLoss[k][i] = loss;
-            else result.AblatedLoss[c][k][i] = loss;
-        }
+        void Store(int i, int k, int c, float loss) => StoreLoss(result, images, conditions, i, k, c, loss);
 
-        if (suffixes == null)
+        if (Kind == AblationKind.Resample)
+        {
+            var (passes, flops) = RunResampled(images, donors ?? images, conditions, plan, suffixes, inputs, masks, means!, result, () => progress?.Report((double)(done += 1) / total));
+            result.ForwardPasses = passes;
+            result.ForwardFlops = flops;
+        }
+        else if (suffixes == null)
         {
             var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
                 .SelectMany(k => plan.Run.Select(c => (Image: i, K: k, Condition: c))));
@@ -236,6 +262,87 @@ public sealed class AblationSweep : IDisposable
         result.RunCalls = _session.RunCalls - callsBefore;
         result.Seconds = watch.Elapsed.TotalSeconds;
         return result;
+    }
+
+    /// <summary>
+    /// Resample ablation: per batch of (image, timestep) rows, the intact model once, then per draw the donors' intact
+    /// head outputs (one full pass each) fed as every ablated head's replacement to each condition's rows. A condition's
+    /// loss is the mean over draws. Returns the forward passes and FLOPs run.
+    /// </summary>
+    private (long Passes, double Flops) RunResampled(IReadOnlyList<FaceImage> images, IReadOnlyList<FaceImage> pool, IReadOnlyList<AblationCondition> conditions,
+        ReusePlan plan, AblationSuffixes? suffixes, NoisedRows inputs, float[][] masks, float[][] donorZ, AblationResult result, Action rowDone)
+    {
+        int pairsPerBatch = suffixes == null ? _batchSize
+            : (int)Math.Clamp(AblationSuffixes.CutBudgetBytes / Math.Max(1, suffixes.CutBytesPerRow), 1, _batchSize);
+        var donorRows = new NoisedRows(_session, _batchSize, _seed);
+        var ablated = plan.Run.Where(c => c >= 0).Select(c => (Condition: c, FirstLayer: FirstAblatedLayer(conditions[c]))).ToList();
+        var pairs = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count).Select(k => (Image: i, K: k)));
+        double flops = 0, full = FlopsPerFullPass();
+        long passes = 0;
+        foreach (var pairBatch in NoisedRows.Batches(_session, pairs, pairsPerBatch, p => p.K))
+        {
+            inputs.Clear();
+            foreach (var (i, k) in pairBatch) inputs.Add(images[i], _timesteps[k]);
+            using var intact = suffixes?.RunIntact(inputs);
+            if (intact != null) (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
+            if (plan.Run.Contains(-1))
+            {
+                using var batch = intact == null ? inputs.Run() : null;
+                if (batch != null) (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
+                for (int r = 0; r < pairBatch.Length; r++)
+                    StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, -1, batch == null ? inputs.LossMse(intact!.Noise, r) : inputs.LossMse(batch, r));
+                for (int r = 0; r < pairBatch.Length; r++) rowDone();
+            }
+            for (int draw = 0; draw < ResampleDraws; draw++)
+            {
+                donorRows.Clear();
+                foreach (var (i, k) in pairBatch) donorRows.Add(pool[Donor(_seed, images[i].Id, _timesteps[k], draw, pool)], _timesteps[k]);
+                float[]?[] replacement;
+                using (var donorBatch = donorRows.Run())
+                {
+                    for (int r = 0; r < pairBatch.Length; r++)
+                        for (int l = 0; l < _session.Layers.Count; l++)
+                        {
+                            var z = donorBatch.HeadOutputs(l, r);
+                            z.CopyTo(donorZ[l].AsSpan(r * z.Length, z.Length));
+                        }
+                    replacement = donorZ.Select((m, l) => (float[]?)inputs.Slice(m, m.Length / _batchSize)).ToArray();
+                }
+                (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
+                foreach (var (c, first) in ablated)
+                {
+                    var rowMasks = Masks(masks, Enumerable.Repeat(c, pairBatch.Length).ToArray(), conditions, inputs);
+                    if (suffixes != null)
+                    {
+                        using var noise = suffixes.RunAblated(first, intact!, inputs, rowMasks, replacement);
+                        var predicted = noise[0].GetTensorDataAsSpan<float>();
+                        for (int r = 0; r < pairBatch.Length; r++)
+                            StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r) / ResampleDraws, add: draw > 0);
+                        (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FlopsPerSample(first));
+                    }
+                    else
+                    {
+                        using var batch = inputs.Run(rowMasks, replacement);
+                        for (int r = 0; r < pairBatch.Length; r++)
+                            StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(batch, r) / ResampleDraws, add: draw > 0);
+                        (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
+                    }
+                    if (draw == ResampleDraws - 1)
+                        for (int r = 0; r < pairBatch.Length; r++) rowDone();
+                }
+            }
+        }
+        return (passes, flops);
+    }
+
+    /// <summary>Stores (or, with <paramref name="add"/>, adds to) a loss: image i, timestep index k, condition c (-1: intact).</summary>
+    private void StoreLoss(AblationResult result, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions, int i, int k, int c, float loss, bool add = false)
+    {
+        if (!float.IsFinite(loss))
+            throw new InvalidDataException($"The model produced NaN or infinite noise for image '{images[i].Id}' at t = {_timesteps[k]}" +
+                                           (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));
+        ref float slot = ref (c < 0 ? ref result.BaseLoss[k][i] : ref result.AblatedLoss[c][k][i]);
+        slot = add ? slot + loss : loss;
     }
 
     /// <summary>

@@ -15,6 +15,10 @@ public interface IAnalysisCheckpoint
     /// <param name="stage">Names the sweep (its conditions are part of what the stored work is valid for).</param>
     AblationResult Ablation(string stage, DataSetId dataSet, IReadOnlyList<FaceImage> images, IReadOnlyList<AblationCondition> conditions,
         Func<IReadOnlyList<FaceImage>, IProgress<double>, AblationResult> compute, IProgress<double>? progress);
+
+    /// <summary>Activation patching of the pairs: loaded where finished, computed (in chunks of pairs) where not. By default, all at once.</summary>
+    PatchingResult Patching(IReadOnlyList<PatchPair> pairs, Func<IReadOnlyList<PatchPair>, IProgress<double>, PatchingResult> compute, IProgress<double>? progress) =>
+        compute(pairs, progress ?? SynchronousProgress<double>.None);
 }
 
 /// <summary>Keeps nothing: every stage runs on the whole data set at once.</summary>

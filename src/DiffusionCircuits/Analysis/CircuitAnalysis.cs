@@ -5,7 +5,7 @@ using DiffusionCircuits.Capture;
 namespace DiffusionCircuits.Analysis;
 
 /// <summary>
-/// Runs the causal analysis on two data sets: features (for roles), zero ablation of every head, importance, roles,
+/// Runs the causal analysis on two data sets: features (for roles), ablation (zero, mean or resample) of every head, importance, roles,
 /// ablation of every role and of each data set's ascending-importance prefixes (on both data sets), circuits and the
 /// complexity ratio of the first data set (real) to the second (synthetic).
 /// </summary>
@@ -15,10 +15,18 @@ public sealed class CircuitAnalysis
     private readonly CircuitAnalysisOptions _options;
 
     /// <summary>The analysis on a session that exposes maps (features) and one that does not (ablation); they may be the same.</summary>
+    /// <exception cref="ArgumentException">Mean or resample ablation, or activation patching, on an ablation session without head outputs.</exception>
     public CircuitAnalysis(AttentionCaptureSession withMaps, AttentionCaptureSession withoutMaps, CircuitAnalysisOptions options)
     {
         (_maps, _ablation, _options) = (withMaps, withoutMaps, options);
+        if (!withoutMaps.ExposesHeadOutputs && NeedsHeadOutputs(options))
+            throw new ArgumentException(options.Ablation.ReadsHeadOutputs()
+                ? $"{options.Ablation} ablation needs the ablation session created with ExposeHeadOutputs = true."
+                : "Activation patching (PatchingPairs > 0) needs the ablation session created with ExposeHeadOutputs = true (or PatchingPairs = 0).", nameof(withoutMaps));
     }
+
+    /// <summary>Whether the ablation session of an analysis with <paramref name="options"/> must expose head outputs z.</summary>
+    public static bool NeedsHeadOutputs(CircuitAnalysisOptions options) => options.Ablation.ReadsHeadOutputs() || options.PatchingPairs > 0;
 
     /// <summary>The whole analysis of <paramref name="real"/> against <paramref name="synthetic"/>, keeping finished work in <paramref name="checkpoint"/>.</summary>
     public CircuitAnalysisResult Run(IReadOnlyList<FaceImage> real, IReadOnlyList<FaceImage> synthetic, IProgress<(string Stage, double Fraction)>? progress = null,
@@ -62,7 +70,12 @@ public sealed class CircuitAnalysis
             progress?.Report(("roles", 1));
             var orders = DataSetId.Compared.ToDictionary(d => d, d => Circuits.AscendingOrder(Circuits.Importance(_singles[d], _names)));
             Dictionary<DataSetId, AblationResult> ablations;
-            try { ablations = SweepJointly(roles, orders); }
+            PatchingResult? patching;
+            try
+            {
+                ablations = SweepJointly(roles, orders);
+                patching = Patch();
+            }
             finally { _sweep.Dispose(); }
             var degradations = Degradations(ablations);
             var circuits = DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent)).ToList();
@@ -79,7 +92,7 @@ public sealed class CircuitAnalysis
             {
                 ForwardGflop = all.Sum(a => a.ForwardFlops) / 1e9, NaiveForwardGflop = all.Sum(a => a.NaiveRunCalls * a.FullPassFlops) / 1e9,
                 SweepSharing = _sweep.SharingNote, CircuitsByTimestep = circuitsByT, RatiosByTimestep = ratiosByT,
-                RoleRestartAgreementAri = restartAgreement, RoleCountSelection = roleCounts,
+                RoleRestartAgreementAri = restartAgreement, RoleCountSelection = roleCounts, Patching = patching,
             };
         }
 
@@ -95,12 +108,12 @@ public sealed class CircuitAnalysis
 
         /// <summary>A sweep of one data set, kept by the checkpoint; losses of <paramref name="measured"/> are reused, not run again.</summary>
         private AblationResult Sweep(string stage, DataSetId set, IReadOnlyList<AblationCondition> conditions, string label, AblationResult? measured = null) =>
-            checkpoint.Ablation(stage, set, images[set], conditions, (chunk, p) => _sweep.Run(set, chunk, conditions, p, _means[set], measured), Stage($"{label} {set}"));
+            checkpoint.Ablation(stage, set, images[set], conditions, (chunk, p) => _sweep.Run(set, chunk, conditions, p, _means[set], measured, donors: images[set]), Stage($"{label} {set}"));
 
         /// <summary>Every head alone on both data sets, and importance for roles: the mean of the two data sets' single-head degradations.</summary>
         private void SweepSingleHeads()
         {
-            _sweep = new AblationSweep(owner._ablation, _o.Timesteps, _o.Seed, _o.BatchSize, _o.Ablation);
+            _sweep = new AblationSweep(owner._ablation, _o.Timesteps, _o.Seed, _o.BatchSize, _o.Ablation, resampleDraws: _o.ResampleDraws);
             // Mean ablation uses the whole data set's means, also when a checkpoint runs it in chunks.
             _means = DataSetId.Compared.ToDictionary(d => d, d => _o.Ablation == AblationKind.Mean ? _sweep.MeanHeadOutputs(images[d]) : null);
             var conditions = AblationSweep.SingleHeads(owner._ablation);
@@ -150,6 +163,15 @@ public sealed class CircuitAnalysis
                 .Concat(DataSetId.Compared.SelectMany(d => Circuits.PrefixConditions(orders[d], d))).ToList();
             // The single heads and the intact model were measured in the single-head sweep: only new head sets run.
             return DataSetId.Compared.ToDictionary(d => d, d => Sweep("joint", d, joint, "role and circuit ablation", _singles[d]));
+        }
+
+        /// <summary>Activation patching between seeded synthetic/real pairs (METHOD.md 5b), on the sweep's model parts.</summary>
+        private PatchingResult? Patch()
+        {
+            if (_o.PatchingPairs == 0) return null;
+            var pairs = ActivationPatching.Pairs(images[DataSetId.Synthetic], images[DataSetId.Real], _o.PatchingPairs, _o.Seed);
+            using var patching = new ActivationPatching(owner._ablation, _o.Timesteps, _o.Seed, _o.BatchSize, _sweep);
+            return checkpoint.Patching(pairs, (chunk, p) => patching.Run(chunk, p), Stage("activation patching"));
         }
 
         /// <summary>Degradations of heads and roles (not prefixes) of both data sets, BH-adjusted as one family.</summary>

@@ -27,8 +27,17 @@ public sealed record CircuitAnalysisOptions
     /// <summary>Rows per ONNX Runtime run in the ablation sweeps.</summary>
     public int BatchSize { get; init; } = 64;
 
-    /// <summary>Zero or mean ablation; mean needs the ablation session to expose head outputs.</summary>
+    /// <summary>Zero, mean or resample ablation; mean and resample need the ablation session to expose head outputs.</summary>
     public AblationKind Ablation { get; init; } = AblationKind.Zero;
+
+    /// <summary>Resample ablation: donor images per image and timestep, losses averaged over them (METHOD.md 5, R).</summary>
+    public int ResampleDraws { get; init; } = 3;
+
+    /// <summary>
+    /// Activation patching between the data sets (METHOD.md 5b): synthetic/real pairs, at most this many (0: none).
+    /// Needs the ablation session to expose head outputs.
+    /// </summary>
+    public int PatchingPairs { get; init; } = 32;
 
     /// <summary>The permutations the tests use.</summary>
     public int PermutationCount => Permutations ?? Bootstrap;
@@ -42,6 +51,9 @@ public sealed record CircuitAnalysisOptions
         AnalysisLimits.CheckBootstrap(Bootstrap);
         if (Permutations is int p) AnalysisLimits.CheckBootstrap(p, "permutations");
         AnalysisLimits.CheckBatch(BatchSize);
+        AnalysisLimits.CheckResampleDraws(ResampleDraws);
+        if (PatchingPairs < 0 || PatchingPairs > AnalysisLimits.MaxImages)
+            throw new ArgumentException($"--patch-pairs must be between 0 (no activation patching) and {AnalysisLimits.MaxImages} (got {PatchingPairs}).");
     }
 }
 
@@ -94,6 +106,16 @@ public static class AnalysisLimits
     public static void CheckBootstrap(int resamples, string option = "bootstrap")
     {
         if (resamples < MinResamples || resamples > MaxResamples) throw new ArgumentException($"--{option} must be between {MinResamples} and {MaxResamples} (got {resamples}).");
+    }
+
+    /// <summary>Donor draws of resample ablation.</summary>
+    public const int MinResampleDraws = 1, MaxResampleDraws = 64;
+
+    /// <summary>Draws in MinResampleDraws..MaxResampleDraws.</summary>
+    public static void CheckResampleDraws(int draws)
+    {
+        if (draws < MinResampleDraws || draws > MaxResampleDraws)
+            throw new ArgumentException($"--resample-draws must be between {MinResampleDraws} and {MaxResampleDraws} (got {draws}).");
     }
 
     /// <summary>Rows per run in 1..MaxBatch.</summary>

@@ -37,6 +37,9 @@ public sealed record CircuitAnalysisResult(
     /// <summary>How well the data support each number of roles (<see cref="HeadRoles.RoleCountSelection"/>).</summary>
     public IReadOnlyList<RoleCountScore> RoleCountSelection { get; init; } = Array.Empty<RoleCountScore>();
 
+    /// <summary>Activation patching between the data sets (METHOD.md 5b), or null when <see cref="CircuitAnalysisOptions.PatchingPairs"/> is 0.</summary>
+    public PatchingResult? Patching { get; init; }
+
     /// <summary>How the sweeps shared computation between conditions (<see cref="AblationSweep.SharingNote"/>).</summary>
     public string SweepSharing { get; init; } = "";
 

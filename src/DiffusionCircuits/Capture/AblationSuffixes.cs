@@ -121,12 +121,14 @@ internal sealed class AblationSuffixes : IDisposable
     /// Runs the intact model on <paramref name="rows"/> (all heads kept): its predicted noise and the cut tensors,
     /// held until disposed for the conditions of these rows.
     /// </summary>
-    public IntactRun RunIntact(NoisedRows rows, bool counted = true)
+    /// <param name="alsoOutputs">Further outputs of the instrumented model to return (head outputs z, say).</param>
+    public IntactRun RunIntact(NoisedRows rows, bool counted = true, IReadOnlyList<string>? alsoOutputs = null)
     {
         var (names, values) = _session.BatchInputs(rows.Noisy, rows.Timesteps[..rows.Count], imageIds: rows.ImageIds);
+        var outputs = alsoOutputs == null ? _intactOutputs : _intactOutputs.Concat(alsoOutputs).ToArray();
         try
         {
-            return new IntactRun(_session.RunModel(_intact, names, values, _intactOutputs, rows.Count, counted), _intactOutputs);
+            return new IntactRun(_session.RunModel(_intact, names, values, outputs, rows.Count, counted), outputs);
         }
         finally
         {
@@ -230,7 +232,7 @@ internal sealed class AblationSuffixes : IDisposable
         /// <summary>Predicted noise [B, C, H, W].</summary>
         public ReadOnlySpan<float> Noise => results[0].GetTensorDataAsSpan<float>();
 
-        /// <summary>The cut tensor <paramref name="name"/>, owned by this run.</summary>
+        /// <summary>The cut tensor (or other output) <paramref name="name"/>, owned by this run.</summary>
         public OrtValue Value(string name) => results[Array.IndexOf(outputs, name)];
 
         /// <inheritdoc/>

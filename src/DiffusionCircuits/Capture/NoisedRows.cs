@@ -64,6 +64,19 @@ internal sealed class NoisedRows
         return row;
     }
 
+    /// <summary>Adds a row: <paramref name="image"/> noised to timestep <paramref name="t"/> with the caller's noise <paramref name="eps"/>.</summary>
+    public int Add(FaceImage image, ReadOnlySpan<float> eps, int t)
+    {
+        DenoiserEvaluation.CheckSize(image, _session.Channels, _session.Height, _session.Width, _session.Discovery.Signature.Sample.Name);
+        int row = Count++;
+        Timesteps[row] = t;
+        _imageIds[row] = image.Id;
+        eps.CopyTo(_eps.AsSpan(row * Length, Length));
+        if (image.Latent is { } latent) ForwardNoising.ApplyToClean(latent, eps, _session.Schedule, t, _noisy.AsSpan(row * Length, Length));
+        else ForwardNoising.Apply(image.RgbPlanes, eps, _session.Schedule, t, _noisy.AsSpan(row * Length, Length));
+        return row;
+    }
+
     /// <summary>Adds a row whose x_t and eps the caller brings.</summary>
     public int Add(ReadOnlySpan<float> noisy, ReadOnlySpan<float> eps, int t)
     {
@@ -93,6 +106,15 @@ internal sealed class NoisedRows
 
     /// <summary>Mean squared error of row <paramref name="row"/> of a batch's predicted noise [B, C, H, W] against its eps.</summary>
     public float LossMse(ReadOnlySpan<float> noise, int row) => NoiseLoss.MeanSquaredError(NoiseOf(noise.Slice(row * Length, Length), row), Eps(row));
+
+    /// <summary>
+    /// The noise eps_hat that row <paramref name="row"/> of a batch's model output [B, C, H, W] stands for (converted for
+    /// v or x0 models), valid until the next call.
+    /// </summary>
+    public ReadOnlySpan<float> PredictedEps(ReadOnlySpan<float> output, int row) => NoiseOf(output.Slice(row * Length, Length), row);
+
+    /// <summary>The noise eps_hat that row <paramref name="row"/> of a batch stands for, valid until the next call.</summary>
+    public ReadOnlySpan<float> PredictedEps(CaptureBatch batch, int row) => NoiseOf(batch.PredictedNoise(row), row);
 
     private float[]? _converted;
 

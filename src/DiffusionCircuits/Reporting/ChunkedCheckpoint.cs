@@ -140,16 +140,24 @@ internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
         return AblationResult.Concat(Chunks($"ablation.{stage}.{dataSet}.{tag}", images, compute, WriteAblation, r => ReadAblation(r, conditions), progress));
     }
 
+    public PatchingResult Patching(IReadOnlyList<PatchPair> pairs, Func<IReadOnlyList<PatchPair>, IProgress<double>, PatchingResult> compute, IProgress<double>? progress) =>
+        PatchingResult.Concat(Chunks("patching", pairs, p => p.Id, compute, WritePatching, ReadPatching, progress));
+
     private List<T> Chunks<T>(string name, IReadOnlyList<FaceImage> images, Func<IReadOnlyList<FaceImage>, IProgress<double>, T> compute,
+        Action<BinaryWriter, T> write, Func<BinaryReader, T> read, IProgress<double>? progress) =>
+        Chunks(name, images, i => i.Id, compute, write, read, progress);
+
+    /// <summary>The items cut into chunks, each loaded when a file holds it (same item ids) or computed and written atomically.</summary>
+    private List<T> Chunks<TItem, T>(string name, IReadOnlyList<TItem> items, Func<TItem, string> idOf, Func<IReadOnlyList<TItem>, IProgress<double>, T> compute,
         Action<BinaryWriter, T> write, Func<BinaryReader, T> read, IProgress<double>? progress)
     {
-        int size = ChunkSize(images.Count), chunks = (images.Count + size - 1) / size;
+        int size = ChunkSize(items.Count), chunks = (items.Count + size - 1) / size;
         var parts = new List<T>(chunks);
         for (int c = 0; c < chunks; c++)
         {
-            var chunk = images.Skip(c * size).Take(size).ToList();
+            var chunk = items.Skip(c * size).Take(size).ToList();
             string path = Path.Combine(_dir, $"{name}.{c:D4}.bin");
-            string ids = string.Join("\n", chunk.Select(i => i.Id));
+            string ids = string.Join("\n", chunk.Select(idOf));
             T? part = default;
             if (File.Exists(path) && TryRead(path, ids, read, out part)) ChunksLoaded++;
             else
@@ -269,6 +277,38 @@ internal sealed class ChunkedCheckpoint : IAnalysisCheckpoint
             for (int k = 0; k < timesteps.Count; k++)
                 for (int i = 0; i < ids.Count; i++) a.AblatedLoss[c][k][i] = r.ReadSingle();
         return a;
+    }
+
+    private static void WritePatching(BinaryWriter w, PatchingResult p)
+    {
+        WriteStrings(w, p.HeadNames);
+        WriteInts(w, p.Timesteps);
+        WriteStrings(w, p.SyntheticIds);
+        WriteStrings(w, p.RealIds);
+        w.Write(p.ForwardPasses);
+        w.Write(p.ForwardFlops);
+        w.Write(p.Seconds);
+        foreach (var perT in p.OutputGap)
+            foreach (var v in perT) w.Write(v);
+        foreach (var set in new[] { p.SyntheticPatched, p.RealPatched })
+            foreach (var head in set)
+                foreach (var perT in head)
+                    foreach (var v in perT) w.Write(v);
+    }
+
+    private static PatchingResult ReadPatching(BinaryReader r)
+    {
+        var p = new PatchingResult(ReadStrings(r), ReadInts(r), ReadStrings(r), ReadStrings(r))
+        {
+            ForwardPasses = r.ReadInt64(), ForwardFlops = r.ReadDouble(), Seconds = r.ReadDouble(),
+        };
+        foreach (var perT in p.OutputGap)
+            for (int i = 0; i < perT.Length; i++) perT[i] = r.ReadSingle();
+        foreach (var set in new[] { p.SyntheticPatched, p.RealPatched })
+            foreach (var head in set)
+                foreach (var perT in head)
+                    for (int i = 0; i < perT.Length; i++) perT[i] = r.ReadSingle();
+        return p;
     }
 
     // Lists are written as a count and their items.

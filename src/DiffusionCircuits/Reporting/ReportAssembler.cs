@@ -44,8 +44,9 @@ internal static class ReportAssembler
         var tests = ReportedTests.All(a);
 
         var cross = CrossAttentionSummary.Of(a, session.Layers, conditioning);
-        var metrics = Metrics(a, session.Discovery, entropy, divergence, roles, ratios, cross);
-        var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o, cross, HeadRoles.FavouredRoleCount(a.RoleCountSelection));
+        var patching = a.Patching == null ? null : PatchingSummary.Of(a.Patching, o.Analysis.Bootstrap, o.Analysis.Seed);
+        var metrics = Metrics(a, session.Discovery, entropy, divergence, roles, ratios, cross, patching);
+        var findings = Findings(data, ratios, divergence, roles, a.Degradations, a.Circuits, o, cross, HeadRoles.FavouredRoleCount(a.RoleCountSelection), patching);
         var cost = new CostInfo(a.ForwardPasses, a.RunCalls, a.NaiveRunCalls, Math.Round(a.ForwardGflop, 3), Math.Round(a.NaiveForwardGflop, 3));
         return new ReportResults
         {
@@ -54,7 +55,7 @@ internal static class ReportAssembler
             RoleMeanSilhouette = a.Roles.MeanSilhouette, RoleRestartAgreementAri = a.RoleRestartAgreementAri, RoleCountSelection = a.RoleCountSelection,
             FavouredRoleCount = HeadRoles.FavouredRoleCount(a.RoleCountSelection), Roles = roles, Degradations = a.Degradations, Circuits = a.Circuits, ComplexityRatios = ratios,
             CircuitsByTimestep = a.CircuitsByTimestep, ComplexityRatiosByTimestep = a.RatiosByTimestep.Select(RatioRow.Of).ToList(),
-            Tests = tests, Cost = cost, CrossAttention = cross,
+            Tests = tests, Cost = cost, CrossAttention = cross, Patching = patching,
         };
     }
 
@@ -64,7 +65,7 @@ internal static class ReportAssembler
             .Select(p => $"{p.Key} {p.Value.ToString("+0.0;-0.0", CultureInfo.InvariantCulture)}"));
 
     private static List<Metric> Metrics(CircuitAnalysisResult a, AttentionDiscoveryResult discovery, List<EntropyRow> entropy, List<DivergenceRow> divergence,
-        List<RoleSummary> roles, List<RatioRow> ratios, CrossAttentionSummary? cross)
+        List<RoleSummary> roles, List<RatioRow> ratios, CrossAttentionSummary? cross, PatchingSummary? patching)
     {
         var m = new List<Metric>();
         foreach (var r in ratios)
@@ -113,6 +114,12 @@ internal static class ReportAssembler
                 for (int t = 0; t < mass.Length; t++) m.Add(new Metric($"cross_mass.{id.Name}.token{t}", mass[t], "share of attention", "METHOD.md 5c"));
                 m.Add(new Metric($"cross_mass.{id.Name}.padding", cross.MeanPaddingMass(id), "share of attention", "METHOD.md 5c"));
             }
+        if (patching != null)
+            foreach (var h in patching.Heads)
+            {
+                m.Add(new Metric($"patching.real_into_synthetic.{h.Head}", h.RealIntoSynthetic.Share, "share of the output difference", "METHOD.md 5b", h.RealIntoSynthetic.CiLow, h.RealIntoSynthetic.CiHigh));
+                m.Add(new Metric($"patching.synthetic_into_real.{h.Head}", h.SyntheticIntoReal.Share, "share of the output difference", "METHOD.md 5b", h.SyntheticIntoReal.CiLow, h.SyntheticIntoReal.CiHigh));
+            }
         return m;
     }
 
@@ -124,6 +131,18 @@ internal static class ReportAssembler
         if (doubtful.Count > 0)
             text += (text.Length > 0 ? "; " : " ") + $"{doubtful.Count} role{(doubtful.Count == 1 ? " has" : "s have")} one head or a silhouette <= 0 ({string.Join(", ", doubtful.Select(r => r.Name))})";
         return text.Length > 0 ? text + "." : "";
+    }
+
+    /// <summary>Which head carries the most of the output difference between paired images, from the measured shares.</summary>
+    internal static string PatchingSentence(PatchingSummary p, string realWords)
+    {
+        string Pct(double v) => double.IsFinite(v) ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%" : "undefined";
+        var top = p.ByShare()[0];
+        if (!double.IsFinite(top.RealIntoSynthetic.Share) && !double.IsFinite(top.SyntheticIntoReal.Share))
+            return $"Activation patching of {p.Pairs} synthetic/{realWords} pairs is undefined: the paired images' outputs did not differ.";
+        return $"Activation patching of {p.Pairs} synthetic/{realWords} pairs: the head carrying the largest share of the output difference was {top.Head} " +
+               $"({Pct(top.RealIntoSynthetic.Share)} of it, 95% CI {Pct(top.RealIntoSynthetic.CiLow)} to {Pct(top.RealIntoSynthetic.CiHigh)}, with its output taken from the {realWords} image; " +
+               $"{Pct(top.SyntheticIntoReal.Share)} the other way); the shares of all heads add up to {Pct(p.SumOfSharesRealIntoSynthetic)} and {Pct(p.SumOfSharesSyntheticIntoReal)}.";
     }
 
     /// <summary>Where the cross-attention heads look on the conditioning tokens, for both data sets, from the measured masses.</summary>
@@ -196,7 +215,7 @@ internal static class ReportAssembler
     /// <summary>The findings in one paragraph, in the paper's style, from the measured numbers only.</summary>
     public static string Findings(IReadOnlyList<DataSetInfo> data, IReadOnlyList<RatioRow> ratios, IReadOnlyList<DivergenceRow> divergence,
         IReadOnlyList<RoleSummary> roles, IReadOnlyList<Degradation> degradations, IReadOnlyList<Circuit> circuits, ReportOptions o, CrossAttentionSummary? cross = null,
-        int? favouredRoles = null)
+        int? favouredRoles = null, PatchingSummary? patching = null)
     {
         var real = data.First(d => d.Name == DataSetId.Real.Name);
         var synth = data.First(d => d.Name == DataSetId.Synthetic.Name);
@@ -226,6 +245,7 @@ internal static class ReportAssembler
         s.Add($"Single-head ablation degraded denoising by {F(single.Min(d => d.DegradationPercent), 1)}% to {F(max.DegradationPercent, 1)}%; the largest bottleneck was " +
               $"{max.Condition} on {max.DataSet} faces ({F(max.DegradationPercent, 1)}%, 95% CI {F(max.CiLowPercent, 1)} to {F(max.CiHighPercent, 1)}, " +
               (max.Test.AdjustedPValue is double adjusted ? $"BH-adjusted p = {adjusted.ToString("G2", CultureInfo.InvariantCulture)})." : "no p-value: the test is undefined)."));
+        if (patching != null) s.Add(PatchingSentence(patching, realWords));
         if (cross != null) s.Add(CrossAttentionSentence(cross, realWords));
         return string.Join(" ", s);
     }

@@ -50,6 +50,17 @@ internal static class ReportCharts
         return plot;
     }
 
+    /// <summary>One bar per head along x, labelled with the head names written steeply so that 24 or more fit.</summary>
+    private static void HeadTicks(Plot plot, IReadOnlyList<string> names)
+    {
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, names.Count).Select(i => (double)i).ToArray(), names.ToArray());
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -60;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
+        plot.Axes.Bottom.TickLabelStyle.FontSize = 8;
+        plot.Axes.Bottom.MinimumSize = 70;
+        plot.Axes.Margins(bottom: 0);
+    }
+
     public static IReadOnlyList<ReportChart> All(ReportResults r, CircuitAnalysisResult a, IReadOnlyList<AttentionLayer> layers)
     {
         var charts = new List<ReportChart>();
@@ -63,7 +74,34 @@ internal static class ReportCharts
         foreach (var set in sets) charts.Add(RoleDegradation(r, set));
         charts.Add(CircuitCurves(r));
         if (r.CrossAttention != null) charts.Add(TokenMass(r.CrossAttention));
+        if (r.Patching != null) charts.Add(PatchingShares(r.Patching));
         return charts;
+    }
+
+    /// <summary>The heads with the largest activation-patching shares, both directions side by side with 95% CIs over pairs (METHOD.md 5b).</summary>
+    public static ReportChart PatchingShares(PatchingSummary p, int heads = 16)
+    {
+        var rows = p.ByShare().Take(heads).ToList();
+        var plot = NewPlot("Activation patching per head", "", "share of the output difference");
+        for (int i = 0; i < rows.Count; i++)
+            foreach (var (share, side, label) in new[] { (rows[i].RealIntoSynthetic, 0, "synthetic run, z from real"), (rows[i].SyntheticIntoReal, 1, "real run, z from synthetic") })
+            {
+                double x = i + (side - 0.5) * 0.38;
+                var bar = plot.Add.Bar(new Bar { Position = x, Value = double.IsFinite(share.Share) ? share.Share : 0, Size = 0.36, FillColor = ColorOf(side), LineColor = ColorOf(side) });
+                if (i == 0) bar.LegendText = label;
+                if (double.IsFinite(share.CiLow) && double.IsFinite(share.CiHigh))
+                {
+                    var ci = plot.Add.Line(x, share.CiLow, x, share.CiHigh);
+                    ci.Color = Colors.Black;
+                    ci.LineWidth = 1f;
+                }
+            }
+        HeadTicks(plot, rows.Select(h => h.Head).ToList());
+        // Bars fall off to the right, so the legend fits inside without hiding any.
+        plot.ShowLegend(Alignment.UpperRight);
+        return new ReportChart("patching", $"Share of the output difference between paired synthetic and real images ({p.Pairs} pairs, same noise) that flows through each head: " +
+                                           $"the run of one image with that head's output taken from the other, mean over pairs and timesteps; the {rows.Count} heads with the largest mean share, " +
+                                           "black lines 95% bootstrap CIs over pairs.", plot, 495, 280);
     }
 
     /// <summary>Mean silhouette and bootstrap stability of k roles for each k: how many distinct roles the data support (METHOD.md 4).</summary>
@@ -237,13 +275,8 @@ internal static class ReportCharts
             ci.Color = Colors.Black;
             ci.LineWidth = 1.2f;
         }
-        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, rows.Count).Select(i => (double)i).ToArray(), rows.Select(d => d.Condition).ToArray());
-        plot.Axes.Bottom.TickLabelStyle.Rotation = -60;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
-        plot.Axes.Bottom.TickLabelStyle.FontSize = 8;
-        plot.Axes.Bottom.MinimumSize = 70;
-        plot.Axes.Margins(bottom: 0);
-        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is zeroed, {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
+        HeadTicks(plot, rows.Select(d => d.Condition).ToList());
+        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is ablated ({r.Options["ablation"]}), {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
     }
 
     public static ReportChart RoleDegradation(ReportResults r, DataSetId set)

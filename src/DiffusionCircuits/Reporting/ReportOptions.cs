@@ -57,6 +57,8 @@ public sealed record ReportOptions
         ["tolerancePercent"] = Analysis.TolerancePercent.ToString("R", CultureInfo.InvariantCulture),
         ["bootstrap"] = Analysis.Bootstrap.ToString(CultureInfo.InvariantCulture),
         ["ablation"] = Analysis.Ablation.ToString().ToLowerInvariant(),
+        ["patchPairs"] = Analysis.PatchingPairs.ToString(CultureInfo.InvariantCulture),
+        ["resampleDraws"] = Analysis.Ablation == AblationKind.Resample ? Analysis.ResampleDraws.ToString(CultureInfo.InvariantCulture) : "-",
         ["device"] = GpuDeviceId is int g ? $"cuda:{g}" : "cpu",
         ["chunkImages"] = ChunkImages.ToString(CultureInfo.InvariantCulture),
         ["realFiles"] = RealFiles == null ? "all" : $"{RealFiles.Count} listed",

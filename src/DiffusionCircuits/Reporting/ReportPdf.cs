@@ -11,7 +11,7 @@ internal static class ReportPdf
     public static readonly string[] Sections =
     {
         "Findings", "Methods", "Attention entropy and divergence", "Attention examples", "Cross-attention", "Functional roles", "Ablation",
-        "Circuits and complexity", "Hypothesis tests", "Appendix: options, versions, timings",
+        "Circuits and complexity", "Activation patching", "Hypothesis tests", "Appendix: options, versions, timings",
     };
 
     private static string F(double v, int d = 3) => double.IsNaN(v) ? "n/a" : v.ToString("F" + d, CultureInfo.InvariantCulture);
@@ -44,6 +44,7 @@ internal static class ReportPdf
         Roles(page);
         Ablation(page);
         Circuits(page);
+        Patching(page);
         Tests(page);
         Appendix(page);
         return pdf;
@@ -110,7 +111,7 @@ internal static class ReportPdf
                       "Probes: mean attention distance (image units), edge and texture alignment (Pearson / partial correlation of received attention with Sobel / Laplacian energy), " +
                       "semantic affinity (attention mass within the query's facial part minus chance), symmetry (mass at the mirror position). " +
                       "Roles: k-means (ML.NET) on z-scored probes and causal importance, named by the centroid's dominant probe; stability is the adjusted Rand index over bootstrap resamples of images. " +
-                      $"Ablation: head output z = p V set to {r.Options["ablation"]} before the output projection. Degradation % is the mean over timesteps of " +
+                      $"Ablation: head output z = p V {AblationWords(r.Options)} before the output projection. Degradation % is the mean over timesteps of " +
                       "D_t = 100 (L_ablated - L_base) / L_base at each timestep (L the eps-MSE summed over images), so every timestep weighs the same; the pooled value " +
                       "(losses summed over timesteps first, dominated by the smallest t) is in results.json for comparison. Wilcoxon signed-rank on the per-image mean over " +
                       "timesteps of the relative loss change, bootstrap CIs over images. Circuits: heads ablated in ascending importance while the measured joint degradation " +
@@ -118,6 +119,15 @@ internal static class ReportPdf
                       "(circuit size: a point value), permutation p over data-set labels; also per timestep. An undefined statistic (NaN, infinite, 0/0) has no p-value. " +
                       "Multiple comparisons: Benjamini-Hochberg within each stated family (Holm for the complexity ratios).", 9);
     }
+
+    /// <summary>What ablation did to a head's output, in words, from the run's options.</summary>
+    private static string AblationWords(IReadOnlyDictionary<string, string> options) => options.GetValueOrDefault("ablation") switch
+    {
+        "mean" => "set to its mean over the data set at the same timestep and position",
+        "resample" => "replaced by its value on another image of the same data set at the same timestep and position " +
+                      $"(seeded donors, {options.GetValueOrDefault("resampleDraws", "3")} draws per image and timestep, losses averaged)",
+        _ => "set to 0",
+    };
 
     /// <summary>Section 3: entropy.</summary>
     private static void Entropy(Page page)
@@ -253,11 +263,37 @@ internal static class ReportPdf
                       $"{r.Cost.NaiveForwardGflop:N0} GFLOP, and one Run per single-head ablation, image and timestep alone {r.Cost.NaiveRunCallsSingleHeads:N0} Run calls.", 9);
     }
 
-    /// <summary>Section 9: tests.</summary>
-    private static void Tests(Page page)
+    /// <summary>Section 9: activation patching between the data sets.</summary>
+    private static void Patching(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[8]);
+        if (r.Patching is not { } p)
+        {
+            pdf.Paragraph("Not run (--patch-pairs 0).", 9);
+            return;
+        }
+        pdf.Paragraph($"{p.Pairs} seeded pairs of a synthetic and a real image, noised with the same eps at each timestep. For each head, the synthetic image's run " +
+                      "takes that head's output z from the real image's run (and the reverse); the head's share is ||eps(patched) - eps(own)||^2 / ||eps(real) - eps(synthetic)||^2, " +
+                      "mean over pairs at each timestep, then over timesteps (METHOD.md 5b). Shares of heads whose effects add sum to about 1.", 9);
+        page.Draw("patching");
+        pdf.Table(new[] { "head", "synthetic run, z from real", "95% CI", "real run, z from synthetic", "95% CI", "synthetic run at " + string.Join(" / ", r.Timesteps.Select(t => $"t{t}")) },
+            p.ByShare().Take(12).Select(h => (IReadOnlyList<string>)new[]
+            {
+                h.Head, F(h.RealIntoSynthetic.Share), $"{F(h.RealIntoSynthetic.CiLow)} .. {F(h.RealIntoSynthetic.CiHigh)}",
+                F(h.SyntheticIntoReal.Share), $"{F(h.SyntheticIntoReal.CiLow)} .. {F(h.SyntheticIntoReal.CiHigh)}",
+                string.Join(" / ", h.RealIntoSynthetic.PerTimestep.Select(v => F(v, 2))),
+            }).ToList(), new[] { 1.4f, 1.1f, 1.1f, 1.1f, 1.1f, 2f }, 8);
+        pdf.Paragraph($"Sum over all {p.Heads.Count} heads: {F(p.SumOfSharesRealIntoSynthetic)} (synthetic runs) and {F(p.SumOfSharesSyntheticIntoReal)} (real runs). " +
+                      $"Mean output gap per timestep: {string.Join(", ", r.Timesteps.Select((t, k) => $"t{t} {G(p.MeanOutputGapPerTimestep[k])}"))}. " +
+                      $"Cost: {p.ForwardPasses:N0} forward passes, {p.ForwardGflop:N0} GFLOP; every head's table row is in patching.csv.", 9);
+    }
+
+    /// <summary>Section 10: tests.</summary>
+    private static void Tests(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
+        pdf.Heading(Sections[9]);
         pdf.Paragraph("Every hypothesis test of this report. p (adj.) is adjusted within the family named in the second column; effect sizes with 95% CIs where defined.", 9);
         pdf.Table(new[] { "test", "family (correction)", "n", "statistic", "p", "p (adj.)", "effect" },
             r.Tests.Select(t => (IReadOnlyList<string>)new[]
@@ -268,11 +304,11 @@ internal static class ReportPdf
             }).ToList(), new[] { 3f, 2.2f, 0.6f, 1.1f, 0.8f, 0.8f, 1.6f }, 6.5f);
     }
 
-    /// <summary>Section 10: appendix.</summary>
+    /// <summary>Section 11: appendix.</summary>
     private static void Appendix(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
-        pdf.Heading(Sections[9]);
+        pdf.Heading(Sections[10]);
         pdf.Table(new[] { "option", "value" }, r.Options.Select(p => (IReadOnlyList<string>)new[] { p.Key, p.Value }).ToList(), new[] { 1f, 3f });
         pdf.Table(new[] { "component", "version / hash" }, new List<IReadOnlyList<string>>
         {

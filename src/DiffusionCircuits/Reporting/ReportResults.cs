@@ -145,7 +145,7 @@ public sealed record ReportResults
     /// <summary>The format name in every results.json.</summary>
     public const string FormatName = "diffcircuits-results/1";
     /// <summary>The definitions the numbers follow.</summary>
-    public const string DefinitionsVersion = "METHOD.md 2026-12 (sections 1-8, 5c), without resample ablation (5) and activation patching (5b)";
+    public const string DefinitionsVersion = "METHOD.md 2026-12 (sections 1-8, 5b, 5c)";
 
     /// <summary>The format (<see cref="FormatName"/>).</summary>
     public string Format { get; init; } = FormatName;
@@ -201,10 +201,39 @@ public sealed record ReportResults
     public required CostInfo Cost { get; init; }
     /// <summary>The cross-attention heads' mass on each conditioning token (METHOD.md 5c), or null for a model without cross-attention.</summary>
     public CrossAttentionSummary? CrossAttention { get; init; }
+    /// <summary>Activation patching between the data sets (METHOD.md 5b), or null when it was not run (--patch-pairs 0).</summary>
+    public PatchingSummary? Patching { get; init; }
 
     /// <summary>results.json's text.</summary>
     public string ToJson() => JsonFiles.Serialize(this);
 
     /// <summary>Reads the metrics of a results.json (or baseline), naming the file when it is not one.</summary>
     public static IReadOnlyList<Metric> ReadMetrics(string path) => MetricsFile.Read(path).Metrics;
+}
+
+/// <summary>
+/// Activation patching in results.json (METHOD.md 5b): every head's share of the output difference between paired
+/// synthetic and real images, in both directions, with CIs over pairs and per timestep.
+/// </summary>
+/// <param name="Pairs">Synthetic/real pairs (seeded; each image at most once).</param>
+/// <param name="MeanOutputGapPerTimestep">Mean over pairs of ||eps_hat(real) - eps_hat(synthetic)||^2 / values, per timestep: the difference the shares divide.</param>
+/// <param name="Heads">Each head's shares, in layer order.</param>
+/// <param name="SumOfSharesRealIntoSynthetic">The heads' shares added up: near 1 when the heads' effects add, far from it when they interact.</param>
+/// <param name="SumOfSharesSyntheticIntoReal">The same for the reverse direction.</param>
+/// <param name="ForwardPasses">Rows run through the model for patching.</param>
+/// <param name="ForwardGflop">GFLOPs of those runs.</param>
+public sealed record PatchingSummary(int Pairs, IReadOnlyList<double> MeanOutputGapPerTimestep, IReadOnlyList<PatchingRow> Heads,
+    double SumOfSharesRealIntoSynthetic, double SumOfSharesSyntheticIntoReal, long ForwardPasses, double ForwardGflop)
+{
+    /// <summary>The summary of a patching result, with bootstrap CIs over pairs.</summary>
+    public static PatchingSummary Of(PatchingResult p, int bootstrap, int seed)
+    {
+        var rows = p.Summary(bootstrap, seed);
+        return new PatchingSummary(p.Pairs, Enumerable.Range(0, p.Timesteps.Count).Select(k => p.OutputGap[k].Average(v => (double)v)).ToList(), rows,
+            rows.Sum(x => x.RealIntoSynthetic.Share), rows.Sum(x => x.SyntheticIntoReal.Share), p.ForwardPasses, Math.Round(p.ForwardFlops / 1e9, 3));
+    }
+
+    /// <summary>The heads in descending order of their mean share over both directions (ties by name).</summary>
+    public IReadOnlyList<PatchingRow> ByShare() =>
+        Heads.OrderByDescending(h => (h.RealIntoSynthetic.Share + h.SyntheticIntoReal.Share) / 2).ThenBy(h => h.Head, StringComparer.Ordinal).ToList();
 }

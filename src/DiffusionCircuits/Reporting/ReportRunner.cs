@@ -146,7 +146,7 @@ public sealed class ReportRunner
             maps = new AttentionCaptureSession(o.ModelPath, new CaptureOptions { GpuDeviceId = o.GpuDeviceId, Conditioning = conditioning, Schedule = schedule, SampleSize = sampleSize });
             ablation = new AttentionCaptureSession(o.ModelPath, new CaptureOptions
             {
-                GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = o.Analysis.Ablation == AblationKind.Mean, Conditioning = conditioning,
+                GpuDeviceId = o.GpuDeviceId, ExposeMaps = false, ExposeHeadOutputs = CircuitAnalysis.NeedsHeadOutputs(o.Analysis), Conditioning = conditioning,
                 Schedule = schedule, SampleSize = sampleSize,
             });
         }
@@ -215,6 +215,7 @@ public sealed class ReportRunner
         ReportTables.WriteTestsCsv(output("tests.csv"), results);
         FeatureAggregation.WriteDivergenceCsv(output("divergence.csv"), divergences, analysis.HeadNames);
         if (results.CrossAttention != null) ReportTables.WriteTokensCsv(output("tokens.csv"), results.CrossAttention);
+        if (results.Patching != null) ReportTables.WritePatchingCsv(output("patching.csv"), results.Patching, results.Timesteps);
     }
 
     /// <summary>The newest folder under <paramref name="root"/> whose kept work has this key and that has no results yet.</summary>

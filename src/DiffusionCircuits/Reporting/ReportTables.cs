@@ -32,4 +32,13 @@ internal static class ReportTables
         Write(path, "dataset,timestep,head,token_index,token,mass",
             c.TokenMass.SelectMany(r => r.Mass.Select((m, t) => $"{r.DataSet},{r.Timestep?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""},{r.Head},{t},{Text(c.Tokens[t])},{Number(m)}")
                 .Append($"{r.DataSet},{r.Timestep?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""},{r.Head},,(padding),{Number(r.PaddingMass)}")));
+
+    /// <summary>
+    /// patching.csv: each head's activation-patching share in both directions (METHOD.md 5b), over timesteps with the
+    /// 95% CI over pairs and at each timestep.
+    /// </summary>
+    public static void WritePatchingCsv(string path, PatchingSummary p, IReadOnlyList<int> timesteps) =>
+        Write(path, "head,direction,share,ci_low,ci_high," + string.Join(",", timesteps.Select(t => $"t{t}_share")),
+            p.Heads.SelectMany(h => new[] { ("real_into_synthetic", h.RealIntoSynthetic), ("synthetic_into_real", h.SyntheticIntoReal) }
+                .Select(d => $"{h.Head},{d.Item1},{Number(d.Item2.Share)},{Number(d.Item2.CiLow)},{Number(d.Item2.CiHigh)}," + string.Join(",", d.Item2.PerTimestep.Select(Number)))));
 }

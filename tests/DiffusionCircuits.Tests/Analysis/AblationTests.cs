@@ -164,7 +164,7 @@ public class CircuitAnalysisTests
         var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
         PlantedCircuit.Build(AttentionLayout.Heads4D, heads, denoiser: true).Save(path);
         using var maps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
-        using var noMaps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false });
+        using var noMaps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false, ExposeHeadOutputs = true });
         List<FaceImage> Images(int seed) => Enumerable.Range(0, 8).Select(k =>
         {
             var rng = new Random(seed * 100 + k);
@@ -183,6 +183,53 @@ public class CircuitAnalysisTests
         Assert.Equal(2, r.Ratios.Count);
         Assert.Equal(1.0, r.Ratios.Single(q => q.Measure.StartsWith("circuit", StringComparison.Ordinal)).Ratio);
         Assert.True(r.RunCalls * 8 <= r.ForwardPasses, "one batch should carry many ablations");
+        // Activation patching of the 8 pairs: a self head with gain g carries (g / 1.0)^2 of the output difference.
+        Assert.Equal(8, r.Patching!.Pairs);
+        Assert.Equal(0.49, r.Patching.Share(0, PatchDirection.RealIntoSynthetic), 4);
+        Assert.Equal(0.09, r.Patching.Share(1, PatchDirection.SyntheticIntoReal), 4);
+        Assert.Equal(0, r.Patching.Share(3, PatchDirection.RealIntoSynthetic), 6);
+    }
+
+    [Fact]
+    public void Patching_or_mean_ablation_on_a_session_without_head_outputs_is_refused_naming_the_option()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, denoiser: true).Save(path);
+        using var maps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        using var noZ = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false });
+        var e = Assert.Throws<ArgumentException>(() => new CircuitAnalysis(maps, noZ, new CircuitAnalysisOptions()));
+        Assert.Contains("PatchingPairs = 0", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new CircuitAnalysis(maps, noZ, new CircuitAnalysisOptions { PatchingPairs = 0, Ablation = AblationKind.Mean }));
+        Assert.Contains("Mean ablation needs", e.Message);
+        _ = new CircuitAnalysis(maps, noZ, new CircuitAnalysisOptions { PatchingPairs = 0 });
+    }
+}
+
+public class ResampleCircuitAnalysisTests
+{
+    [Fact]
+    public void Under_resample_ablation_a_head_that_adds_the_same_output_for_every_image_is_not_in_the_circuit()
+    {
+        // h1 adds a constant offset of 0.2, which the dark images below need (eps_hat = 0.6 x_t alone is biased low by
+        // 0.6 sqrt(abar) 0.75): zero ablation removes it (it matters), resample ablation gives it back (it does not).
+        var heads = new[] { new PlantedHead(PlantedPattern.Self, 0.6f), new(PlantedPattern.Uniform, 0.4f, ConstantValue: true), new(PlantedPattern.Local3x3, 0f) };
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, heads, denoiser: true).Save(path);
+        using var maps = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        using var withZ = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false, ExposeHeadOutputs = true });
+        List<FaceImage> Images(int seed) => Enumerable.Range(0, 8).Select(k =>
+        {
+            var rng = new Random(seed * 100 + k);
+            return new FaceImage($"{seed}-{k}", 6, 6, Enumerable.Range(0, 108).Select(_ => (float)rng.NextDouble() / 4).ToArray(), null);
+        }).ToList();
+        var options = new CircuitAnalysisOptions { Timesteps = new[] { 200, 400 }, Roles = 2, TolerancePercent = 1, Bootstrap = 200, Permutations = 199, StabilityResamples = 5 };
+        var resample = new CircuitAnalysis(maps, withZ, options with { Ablation = AblationKind.Resample }).Run(Images(1), Images(2));
+        var zero = new CircuitAnalysis(maps, withZ, options).Run(Images(1), Images(2));
+        Assert.True(zero.ImportancePercent[1] > 5, $"zero ablation importance of the offset head: {zero.ImportancePercent[1]}%");
+        Assert.Equal(0, resample.ImportancePercent[1], 3);
+        Assert.True(resample.ImportancePercent[0] > 10);
+        Assert.All(resample.Circuits, c => Assert.Equal(new[] { "down.1.attn.h0" }, c.Heads));
+        Assert.All(zero.Circuits, c => Assert.Contains("down.1.attn.h1", c.Heads));
     }
 }
 
@@ -236,5 +283,102 @@ public class MeanAblationTests
         using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
         var e = Assert.Throws<ArgumentException>(() => new AblationSweep(session, new[] { 100 }, 1, kind: AblationKind.Mean));
         Assert.Contains("ExposeHeadOutputs", e.Message);
+    }
+}
+
+/// <summary>
+/// Resample ablation (METHOD.md 5) on a planted denoiser with an image-dependent head (h0: eps_hat gets 0.6 x_t) and a
+/// head whose output is 0.5 everywhere whatever the image (h1: a constant 0.2 offset).
+/// </summary>
+public class ResampleAblationTests
+{
+    private static List<FaceImage> Images(int count, int seed) => Enumerable.Range(0, count).Select(k =>
+    {
+        var rng = new Random(seed * 1000 + k);
+        return new FaceImage($"r{seed}-{k}", 6, 6, Enumerable.Range(0, 108).Select(_ => (float)rng.NextDouble()).ToArray(), null);
+    }).ToList();
+
+    private static AttentionCaptureSession Session(AttentionLayout layout = AttentionLayout.Heads4D)
+    {
+        var heads = new[] { new PlantedHead(PlantedPattern.Self, 0.6f), new(PlantedPattern.Uniform, 0.4f, ConstantValue: true) };
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "resample.onnx");
+        PlantedCircuit.Build(layout, heads, denoiser: true).Save(path);
+        return new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeMaps = false, ExposeHeadOutputs = true });
+    }
+
+    [Theory]
+    [InlineData(AttentionLayout.Heads4D)]
+    [InlineData(AttentionLayout.BatchHeads3D)]
+    public void Resampling_a_head_whose_output_does_not_depend_on_the_image_changes_nothing_while_zero_ablation_does(AttentionLayout layout)
+    {
+        using var session = Session(layout);
+        var images = Images(6, 1);
+        var resample = new AblationSweep(session, new[] { 500, 900 }, seed: 2, kind: AblationKind.Resample).Run(new DataSetId("r"), images, AblationSweep.SingleHeads(session));
+        var zero = new AblationSweep(session, new[] { 500, 900 }, seed: 2).Run(new DataSetId("r"), images, AblationSweep.SingleHeads(session));
+        Assert.True(Math.Abs(resample.DegradationPercent(1)) < 1e-4, $"the constant head's donor output is its own, yet the loss changed by {resample.DegradationPercent(1)}%");
+        Assert.True(Math.Abs(zero.DegradationPercent(1)) > 1, $"zero ablation removes a 0.2 offset; got {zero.DegradationPercent(1)}%");
+        // The image-dependent head takes another image's x_t: its prediction is wrong for this image.
+        Assert.True(resample.DegradationPercent(0) > 10, $"got {resample.DegradationPercent(0)}%");
+    }
+
+    [Fact]
+    public void Resample_losses_are_the_mean_over_draws_of_one_donor_each()
+    {
+        using var session = Session();
+        var images = Images(5, 2);
+        var heads = AblationSweep.SingleHeads(session);
+        var three = new AblationSweep(session, new[] { 800 }, seed: 4, kind: AblationKind.Resample, resampleDraws: 3).Run(new DataSetId("r"), images, heads);
+        var one = new AblationSweep(session, new[] { 800 }, seed: 4, kind: AblationKind.Resample, resampleDraws: 1).Run(new DataSetId("r"), images, heads);
+        Assert.Equal(one.BaseLoss[0], three.BaseLoss[0]);
+        // Draw 0 is the same donor in both; the three-draw loss differs (other donors) but stays in the range of single donors.
+        for (int i = 0; i < images.Count; i++)
+        {
+            var donors = Enumerable.Range(0, 3).Select(d => AblationSweep.Donor(4, images[i].Id, 800, d, images)).ToArray();
+            Assert.DoesNotContain(i, donors);
+            if (donors.Distinct().Count() > 1) Assert.NotEqual(one.AblatedLoss[0][0][i], three.AblatedLoss[0][0][i]);
+        }
+        Assert.Equal(3L * 5 * (1 + 2) + 5, three.ForwardPasses);      // 3 draws x (donors + 2 heads) per row, and the intact rows
+    }
+
+    [Fact]
+    public void A_checkpoint_chunk_draws_the_donors_of_the_whole_run_and_sharing_the_prefix_changes_no_loss()
+    {
+        using var session = Session();
+        var images = Images(7, 3);
+        var heads = AblationSweep.SingleHeads(session);
+        var ts = new[] { 300, 900 };
+        var whole = new AblationSweep(session, ts, seed: 5, kind: AblationKind.Resample).Run(new DataSetId("r"), images, heads);
+        var chunk = new AblationSweep(session, ts, seed: 5, kind: AblationKind.Resample, batchSize: 2)
+            .Run(new DataSetId("r"), images.Skip(4).ToList(), heads, donors: images);
+        var unshared = new AblationSweep(session, ts, seed: 5, kind: AblationKind.Resample, sharePrefix: false).Run(new DataSetId("r"), images, heads);
+        for (int k = 0; k < ts.Length; k++)
+            for (int c = 0; c < heads.Count; c++)
+            {
+                Assert.Equal(whole.AblatedLoss[c][k][4..], chunk.AblatedLoss[c][k]);
+                for (int i = 0; i < images.Count; i++) Assert.Equal(whole.AblatedLoss[c][k][i], unshared.AblatedLoss[c][k][i], 6);
+            }
+    }
+
+    [Fact]
+    public void Donors_are_seeded_other_images_spread_over_the_data_set()
+    {
+        var pool = Images(10, 4);
+        var drawn = Enumerable.Range(0, 400).Select(d => AblationSweep.Donor(9, pool[3].Id, 600, d, pool)).ToList();
+        Assert.DoesNotContain(3, drawn);
+        Assert.Equal(9, drawn.Distinct().Count());
+        Assert.Equal(drawn, Enumerable.Range(0, 400).Select(d => AblationSweep.Donor(9, pool[3].Id, 600, d, pool)));
+        Assert.NotEqual(drawn, Enumerable.Range(0, 400).Select(d => AblationSweep.Donor(10, pool[3].Id, 600, d, pool)));
+        var e = Assert.Throws<ArgumentException>(() => AblationSweep.Donor(1, pool[0].Id, 600, 0, pool.Take(1).ToList()));
+        Assert.Contains("another image", e.Message);
+    }
+
+    [Fact]
+    public void Resample_ablation_without_head_outputs_is_refused_clearly()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "m.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, denoiser: true).Save(path);
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6 });
+        var e = Assert.Throws<ArgumentException>(() => new AblationSweep(session, new[] { 100 }, 1, kind: AblationKind.Resample));
+        Assert.Contains("Resample ablation needs", e.Message);
     }
 }

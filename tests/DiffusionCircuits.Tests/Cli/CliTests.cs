@@ -103,7 +103,7 @@ public class CliValidationTests
     [InlineData(new[] { "reprot" }, "unknown command or option 'reprot'", "Did you mean 'report'?")]
     [InlineData(new[] { "report", "--imagse", "8" }, "unknown command or option '--imagse' for diffcircuits report", "Did you mean '--images'?")]
     [InlineData(new[] { "report", "--images", "many" }, "'--images': expected a whole number", null)]
-    [InlineData(new[] { "report", "--ablation", "maen" }, "'--ablation': expected zero or mean", null)]
+    [InlineData(new[] { "report", "--ablation", "maen" }, "'--ablation': expected zero, mean or resample", null)]
     [InlineData(new[] { "check" }, "Option '--baseline' is required", null)]
     public void Usage_errors_exit_2_with_one_error_line_a_guess_and_a_hint(string[] args, string says, string? guess)
     {

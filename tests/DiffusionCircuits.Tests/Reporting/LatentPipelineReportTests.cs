@@ -121,4 +121,23 @@ public class LatentPipelineReportTests(LatentPipelineReport report) : IClassFixt
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "results.json")));
         Assert.Equal("", json.RootElement.GetProperty("model").GetProperty("inputs").GetProperty("prompt").GetString());
     }
+
+    [Fact]
+    public void Resample_ablation_runs_on_the_text_conditioned_pipeline_and_measures_other_degradations_than_zero()
+    {
+        var dir = Directory.CreateTempSubdirectory("report-latent-resample-").FullName;
+        var resample = new ReportRunner(LatentPipelineReport.Options(dir) with
+        {
+            Analysis = LatentPipelineReport.Options(dir).Analysis with { Ablation = AblationKind.Resample, ResampleDraws = 2 },
+        }).Run().Results;
+        Assert.Equal("resample", resample.Options["ablation"]);
+        Assert.Equal("2", resample.Options["resampleDraws"]);
+        var zero = report.Outcome.Results;
+        Assert.Equal("-", zero.Options["resampleDraws"]);
+        // Each draw runs the donors once and every condition again.
+        Assert.True(resample.Cost.ForwardPasses > 1.5 * zero.Cost.ForwardPasses, $"{resample.Cost.ForwardPasses} vs {zero.Cost.ForwardPasses}");
+        var heads = resample.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
+        Assert.All(heads, d => Assert.True(double.IsFinite(d.DegradationPercent)));
+        Assert.Contains(heads, d => Math.Abs(d.DegradationPercent - zero.Degradations.Single(z => z.DataSet == d.DataSet && z.Condition == d.Condition).DegradationPercent) > 1e-6);
+    }
 }

@@ -142,6 +142,31 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
     }
 
     [Fact]
+    public void Activation_patching_is_in_results_json_the_csv_the_pdf_and_the_findings_with_the_same_numbers()
+    {
+        var p = report.Outcome.Results.Patching!;
+        Assert.Equal(8, p.Pairs);                                  // min(32, 8 + 8 images)
+        Assert.Equal(report.Outcome.Results.HeadNames, p.Heads.Select(h => h.Head));
+        Assert.All(p.Heads, h =>
+        {
+            Assert.InRange(h.RealIntoSynthetic.Share, 0, 10);
+            Assert.True(h.RealIntoSynthetic.CiLow <= h.RealIntoSynthetic.Share && h.RealIntoSynthetic.Share <= h.RealIntoSynthetic.CiHigh);
+            Assert.Equal(2, h.SyntheticIntoReal.PerTimestep.Count);
+        });
+        Assert.Equal(p.Heads.Sum(h => h.RealIntoSynthetic.Share), p.SumOfSharesRealIntoSynthetic, 12);
+        var top = p.ByShare()[0];
+        var csv = File.ReadLines(Path.Combine(report.Dir, "patching.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(2 * p.Heads.Count, csv.Count);
+        var row = csv.Single(c => c[0] == top.Head && c[1] == "real_into_synthetic");
+        Assert.Equal(top.RealIntoSynthetic.Share, double.Parse(row[2], CultureInfo.InvariantCulture));
+        Assert.Contains($"the head carrying the largest share of the output difference was {top.Head} ({F(100 * top.RealIntoSynthetic.Share, 1)}%", report.Outcome.Results.Findings);
+        Assert.Contains(report.Outcome.Results.Metrics, m => m.Name == $"patching.real_into_synthetic.{top.Head}" && m.Value == top.RealIntoSynthetic.Share);
+        var section = report.Pages.First(x => x.Contains("8 seeded pairs of a synthetic and a real image", StringComparison.Ordinal));
+        Assert.Contains(top.Head, section);
+        Assert.True(new FileInfo(Path.Combine(report.Dir, "charts", "patching.png")).Length > 100);
+    }
+
+    [Fact]
     public void The_same_inputs_and_seed_give_byte_identical_results_json_and_another_seed_does_not()
     {
         var again = Directory.CreateTempSubdirectory("report-").FullName;
@@ -186,6 +211,8 @@ public class ReportOptionTests
     [InlineData("--bootstrap", "10", "--bootstrap must be between 100 and 1000000")]
     [InlineData("--gpu", "-1", "--gpu must be a device id >= 0")]
     [InlineData("--chunk", "-3", "--chunk must be >= 0")]
+    [InlineData("--patch-pairs", "-1", "--patch-pairs must be between 0 (no activation patching) and 100000")]
+    [InlineData("--resample-draws", "0", "--resample-draws must be between 1 and 64")]
     [InlineData("--real", "/no/such/folder", "'/no/such/folder' does not exist")]
     [InlineData("--model", "/no/such/model.onnx", "'/no/such/model.onnx' does not exist")]
     [InlineData("--heldout", "/no/such/list.txt", "'/no/such/list.txt' (--heldout) does not exist")]

@@ -6,8 +6,12 @@ namespace DiffusionCircuits.Tests.Support;
 /// <summary>What a planted head attends to, whatever the input.</summary>
 public enum PlantedPattern { Uniform, OneHot, Local3x3, Self, EdgeColumns }
 
-/// <summary>A planted head: its attention pattern and how strongly its output reaches the prediction (0 = dead head).</summary>
-public sealed record PlantedHead(PlantedPattern Pattern, float OutputGain = 1f);
+/// <summary>
+/// A planted head: its attention pattern and how strongly its output reaches the prediction (0 = dead head). A head with
+/// <paramref name="ConstantValue"/> (denoiser only) has zero value weights and a value bias of 0.5, so its output z is
+/// 0.5 at every position whatever the image.
+/// </summary>
+public sealed record PlantedHead(PlantedPattern Pattern, float OutputGain = 1f, bool ConstantValue = false);
 
 /// <summary>
 /// A one-layer attention "denoiser" with known heads, built with <see cref="OnnxGraphBuilder"/>: sample [B, 3, 6, 6]
@@ -52,6 +56,7 @@ public static class PlantedCircuit
         var wk = Rand(Channels * hd);
         var wv = Rand(Channels * hd);
         var wo = new float[hd * Channels];
+        var valueBias = new float[hd];
         for (int head = 0; head < h; head++)
         {
             float gain = head == removedHead ? 0f : heads[head].OutputGain;   // draw anyway: other heads keep their weights
@@ -62,7 +67,8 @@ public static class PlantedCircuit
                 for (int c = 0; c < Channels; c++)
                     for (int dim = 0; dim < headDim; dim++)
                     {
-                        wv[c * hd + head * headDim + dim] = c == dim ? 1f : 0f;
+                        wv[c * hd + head * headDim + dim] = c == dim && !heads[head].ConstantValue ? 1f : 0f;
+                        if (heads[head].ConstantValue) valueBias[head * headDim + dim] = 0.5f;
                         wo[(head * headDim + dim) * Channels + c] = c == dim ? gain : 0f;
                     }
         }
@@ -74,6 +80,7 @@ public static class PlantedCircuit
         var q = b.Add("MatMul", new[] { xt, W(wq, Channels, hd) });
         var k = b.Add("MatMul", new[] { xt, W(wk, Channels, hd) });
         var v = b.Add("MatMul", new[] { xt, W(wv, Channels, hd) });
+        if (heads.Any(x => x.ConstantValue)) v = b.Add("Add", new[] { v, W(valueBias, hd) });
         var bias = W(Bias(heads), 1, h, Tokens, Tokens);
         var scale = W(new[] { 1f / MathF.Sqrt(headDim) }, 1);
         var split = b.ConstantInt64(0, Tokens, h, headDim);
