@@ -145,7 +145,7 @@ public sealed record ReportResults
     /// <summary>The format name in every results.json.</summary>
     public const string FormatName = "diffcircuits-results/1";
     /// <summary>The definitions the numbers follow.</summary>
-    public const string DefinitionsVersion = "METHOD.md 2026-12 (sections 1-8, 5b, 5c)";
+    public const string DefinitionsVersion = "docs/METHOD.md 2026-12 (sections 1-8, 5b, 5c)";
 
     /// <summary>The format (<see cref="FormatName"/>).</summary>
     public string Format { get; init; } = FormatName;

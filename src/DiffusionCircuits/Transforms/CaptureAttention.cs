@@ -21,10 +21,10 @@ public sealed class AttentionCaptureEstimator : IEstimator<ITransformer>
 
     /// <summary>Captures through the model at <paramref name="modelPath"/>, <paramref name="batchSize"/> rows per ONNX Runtime run, from the noisy and timestep columns named.</summary>
     public AttentionCaptureEstimator(string modelPath, CaptureOptions? options = null, int batchSize = 32,
-        string noisyColumn = "Noisy", string timestepColumn = DiffusionNoiseTransformer.TimestepColumn)
+        string noisyColumnName = "Noisy", string timestepColumnName = DiffusionNoiseTransformer.TimestepColumn)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Batch size must be at least 1.");
-        (_modelPath, _options, _batchSize, _noisyColumn, _timestepColumn) = (modelPath, options ?? new CaptureOptions(), batchSize, noisyColumn, timestepColumn);
+        (_modelPath, _options, _batchSize, _noisyColumn, _timestepColumn) = (modelPath, options ?? new CaptureOptions(), batchSize, noisyColumnName, timestepColumnName);
     }
 
     /// <summary>Loads, inspects and instruments the model (the data is only checked for the needed columns).</summary>
@@ -45,7 +45,10 @@ public sealed class AttentionCaptureEstimator : IEstimator<ITransformer>
     }
 }
 
-/// <summary>The fitted capture stage: holds the ONNX Runtime session. Dispose it when done.</summary>
+/// <summary>
+/// The fitted capture stage: holds the ONNX Runtime session. Dispose it when done. <see cref="ITransformer.Transform"/>
+/// runs rows in batches; as a row-to-row mapping (a prediction engine) it runs one row per ONNX Runtime run.
+/// </summary>
 public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
 {
     /// <summary>Predicted noise eps_hat, float [C, H, W].</summary>
@@ -63,18 +66,18 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
     private readonly string _noisyColumn, _timestepColumn;
 
     /// <summary>The fitted stage around an open session.</summary>
-    public AttentionCaptureTransformer(AttentionCaptureSession session, int batchSize = 32, string noisyColumn = "Noisy", string timestepColumn = DiffusionNoiseTransformer.TimestepColumn)
+    public AttentionCaptureTransformer(AttentionCaptureSession session, int batchSize = 32, string noisyColumnName = "Noisy", string timestepColumnName = DiffusionNoiseTransformer.TimestepColumn)
     {
         Session = session;
         // Rows reach the stage in any timestep order; a model with a scalar timestep can only run rows of one timestep
         // together, so it runs row by row here (the analysis' own extractor groups rows by timestep instead).
-        (_batchSize, _noisyColumn, _timestepColumn) = (session.ScalarTimestep ? 1 : batchSize, noisyColumn, timestepColumn);
+        (_batchSize, _noisyColumn, _timestepColumn) = (session.ScalarTimestep ? 1 : batchSize, noisyColumnName, timestepColumnName);
     }
 
     /// <summary>The ONNX Runtime session it runs.</summary>
     public AttentionCaptureSession Session { get; }
     /// <inheritdoc/>
-    public bool IsRowToRowMapper => false;
+    public bool IsRowToRowMapper => true;
 
     /// <summary>The column holding a layer's maps.</summary>
     public static string MapsColumn(AttentionLayer layer) => AttentionPrefix + layer.Name;
@@ -100,12 +103,58 @@ public sealed class AttentionCaptureTransformer : ITransformer, IDisposable
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new CaptureView(this, new EmptyView(inputSchema)).Schema;
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("CaptureAttention batches rows; use Transform.");
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep the model path and options instead.");
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
+    {
+        var schema = new CaptureView(this, new EmptyView(inputSchema)).Schema;   // checks the input columns
+        var outputs = OutputColumns(Session).Select(o => new MappedColumn(o.Name, o.Type, o.Annotations)).ToList();
+        var inputs = new List<string> { _noisyColumn, _timestepColumn };
+        if (inputSchema.GetColumnOrNull(DiffusionNoiseTransformer.NoiseColumn) != null) inputs.Add(DiffusionNoiseTransformer.NoiseColumn);
+        return new RowToRowMapping(inputSchema, outputs, inputs, _ => new RowMapper(this));
+    }
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelFormat.Refused("CaptureAttention", "the model path and capture options");
     /// <inheritdoc/>
     public IDataView Transform(IDataView input) => new CaptureView(this, input);
     /// <inheritdoc/>
     public void Dispose() => Session.Dispose();
+
+    /// <summary>One row per ONNX Runtime run, for prediction engines (Transform batches rows instead).</summary>
+    private sealed class RowMapper(AttentionCaptureTransformer t) : IRowMapper
+    {
+        private VBuffer<float> _noisy, _noise;
+        private float[] _predicted = Array.Empty<float>();
+        private float[][] _maps = Array.Empty<float[]>();
+        private float _loss;
+
+        public void Compute(DataViewRow input)
+        {
+            var session = t.Session;
+            int timestep = 0;
+            input.GetGetter<VBuffer<float>>(input.Schema[t._noisyColumn])(ref _noisy);
+            input.GetGetter<int>(input.Schema[t._timestepColumn])(ref timestep);
+            using var batch = session.Run(_noisy.DenseValues().ToArray(), new[] { timestep });
+            _predicted = batch.PredictedNoise(0).ToArray();
+            _maps = session.ExposesMaps ? session.Layers.Select((_, l) => batch.Maps(l, 0).ToArray()).ToArray() : Array.Empty<float[]>();
+            _loss = float.NaN;
+            if (input.Schema.GetColumnOrNull(DiffusionNoiseTransformer.NoiseColumn) is { } noise)
+            {
+                input.GetGetter<VBuffer<float>>(noise)(ref _noise);
+                _loss = NoiseLoss.MeanSquaredError(_predicted, _noise.DenseValues().ToArray());
+            }
+        }
+
+        public void Get<T>(int index, ref T value)
+        {
+            if (index == 1)
+            {
+                value = (T)(object)_loss;
+                return;
+            }
+            var v = (VBuffer<float>)(object)value!;
+            Buffers.CopyTo<float>(index == 0 ? _predicted : _maps[index - 2], ref v);
+            value = (T)(object)v;
+        }
+    }
 
     private sealed class CaptureView : IDataView
     {

@@ -1,6 +1,7 @@
 using System.Reflection;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 
 namespace DiffusionCircuits.Transforms;
 
@@ -26,12 +27,23 @@ public static class SchemaShapes
         return (SchemaShape.Column)ColumnConstructor.Invoke(new object?[] { name, kind, item, false, null });
     }
 
+    /// <summary>
+    /// A known-size vector column of <paramref name="item"/>s. A shape records only whether the size is known, not the
+    /// size: trainers and normalisers downstream need it known (variable-size vectors make them refuse the pipeline).
+    /// </summary>
+    internal static SchemaShape.Column Vector(string name, DataViewType item) =>
+        (SchemaShape.Column)ColumnConstructor.Invoke(new object?[] { name, SchemaShape.Column.VectorKind.Vector, item, false, null });
+
     /// <summary>The input shape with these columns added (replacing same-named ones).</summary>
-    internal static SchemaShape With(SchemaShape input, IEnumerable<(string Name, DataViewType Type)> added)
+    internal static SchemaShape With(SchemaShape input, IEnumerable<(string Name, DataViewType Type)> added) =>
+        With(input, added.Select(a => Column(a.Name, a.Type)));
+
+    /// <summary>The input shape with these columns added (replacing same-named ones).</summary>
+    internal static SchemaShape With(SchemaShape input, IEnumerable<SchemaShape.Column> added)
     {
         var list = added.ToList();
         var columns = input.Where(c => list.All(a => a.Name != c.Name)).ToList();
-        columns.AddRange(list.Select(a => Column(a.Name, a.Type)));
+        columns.AddRange(list);
         return new SchemaShape(columns);
     }
 
@@ -44,6 +56,34 @@ public static class SchemaShapes
     internal static DataViewSchema.Column Require(DataViewSchema schema, string column, string stage) =>
         schema.GetColumnOrNull(column) ?? throw new ArgumentOutOfRangeException(nameof(schema),
             $"{stage} needs an input column '{column}'; the data has {string.Join(", ", schema.Select(c => c.Name))}.");
+}
+
+/// <summary>
+/// Seeds drawn from an MLContext, so that <c>new MLContext(seed: 1)</c> makes a pipeline's stages deterministic when a
+/// stage is given no seed of its own (a context without a seed draws a new one each run, as ML.NET's own stages do).
+/// </summary>
+internal static class ContextSeeds
+{
+    // TransformsCatalog keeps its environment in a private field (its IInternalCatalog interface is internal): the one
+    // reflection on ML.NET's internals for seeds.
+    private static readonly FieldInfo EnvironmentField = typeof(TransformsCatalog).GetField("_env", BindingFlags.NonPublic | BindingFlags.Instance)
+        ?? throw new MissingFieldException("ML.NET's TransformsCatalog no longer has the _env field this version reads seeds from.");
+
+    /// <summary>The seed a stage named <paramref name="stage"/> gets from the context behind <paramref name="catalog"/>.</summary>
+    public static int Next(TransformsCatalog catalog, string stage) => Next((IHostEnvironment)EnvironmentField.GetValue(catalog)!, stage);
+
+    /// <summary>The seed a stage named <paramref name="stage"/> gets from <paramref name="environment"/> (an MLContext).</summary>
+    public static int Next(IHostEnvironment environment, string stage) => environment.Register(stage).Rand.Next();
+}
+
+/// <summary>Why <c>ml.Model.Save</c> refuses a DiffusionCircuits stage (tried against ML.NET 5.0.1, not assumed).</summary>
+internal static class ModelFormat
+{
+    /// <summary>The exception a stage's <see cref="ICanSaveModel.Save"/> throws, saying what to keep instead.</summary>
+    public static NotSupportedException Refused(string stage, string keep) => new(
+        $"ML.NET cannot save {stage} in its model format: ICanSaveModel is public, but ModelSaveContext exposes no public member a " +
+        "transformer outside ML.NET can write with, and loading needs ModelLoadContext, VersionInfo and LoadableClassAttribute, which are " +
+        $"internal to ML.NET 5. Keep {keep} and build the stage again.");
 }
 
 /// <summary>An output column of a row-mapping stage and how to fill it for one row.</summary>
@@ -98,6 +138,9 @@ internal sealed class MappedDataView : IDataView
     public bool CanShuffle => false;
     public DataViewSchema Schema { get; }
     public long? GetRowCount() => _input.GetRowCount();
+
+    /// <summary>The same mapping, one row at a time (for prediction engines).</summary>
+    public RowToRowMapping AsRowToRowMapper() => new(_input.Schema, _outputs, _inputsNeeded, _mapperFactory);
 
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
@@ -161,6 +204,67 @@ internal sealed class MappedDataView : IDataView
         {
             if (disposing) _input.Dispose();
             base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>
+/// A stage's row mapping as ML.NET's <see cref="IRowToRowMapper"/>: what <c>CreatePredictionEngine</c> maps one row at a
+/// time through. The same <see cref="IRowMapper"/> as the stage's data view computes the outputs.
+/// </summary>
+internal sealed class RowToRowMapping : IRowToRowMapper
+{
+    private readonly IReadOnlyList<MappedColumn> _outputs;
+    private readonly IReadOnlyList<string> _inputsNeeded;
+    private readonly Func<DataViewSchema, IRowMapper> _mapperFactory;
+
+    public RowToRowMapping(DataViewSchema input, IReadOnlyList<MappedColumn> outputs, IReadOnlyList<string> inputsNeeded, Func<DataViewSchema, IRowMapper> mapperFactory)
+    {
+        (InputSchema, _outputs, _inputsNeeded, _mapperFactory) = (input, outputs, inputsNeeded, mapperFactory);
+        var builder = new DataViewSchema.Builder();
+        foreach (var c in input.Where(c => !c.IsHidden && outputs.All(o => o.Name != c.Name))) builder.AddColumn(c.Name, c.Type, c.Annotations);
+        foreach (var o in outputs) builder.AddColumn(o.Name, o.Type, o.Annotations);
+        OutputSchema = builder.ToSchema();
+    }
+
+    public DataViewSchema InputSchema { get; }
+    public DataViewSchema OutputSchema { get; }
+
+    public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+    {
+        var names = dependingColumns.Select(c => c.Name).ToHashSet();
+        if (_outputs.Any(o => names.Contains(o.Name))) names.UnionWith(_inputsNeeded);
+        return InputSchema.Where(c => names.Contains(c.Name)).ToList();
+    }
+
+    public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns) =>
+        new Row(this, input, _mapperFactory(input.Schema), activeColumns.Select(c => c.Name).ToHashSet());
+
+    private sealed class Row(RowToRowMapping owner, DataViewRow input, IRowMapper mapper, HashSet<string> active) : DataViewRow
+    {
+        private long _computedFor = -1;
+
+        public override DataViewSchema Schema => owner.OutputSchema;
+        public override long Position => input.Position;
+        public override long Batch => input.Batch;
+        public override bool IsColumnActive(DataViewSchema.Column column) => active.Contains(column.Name);
+        public override ValueGetter<DataViewRowId> GetIdGetter() => input.GetIdGetter();
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            int output = -1;
+            for (int i = 0; i < owner._outputs.Count; i++) if (owner._outputs[i].Name == column.Name) output = i;
+            if (output < 0) return input.GetGetter<TValue>(input.Schema[column.Name]);
+            return (ref TValue value) =>
+            {
+                // A prediction engine moves the same input row on to each new example, advancing its position.
+                if (_computedFor != input.Position)
+                {
+                    mapper.Compute(input);
+                    _computedFor = input.Position;
+                }
+                mapper.Get(output, ref value);
+            };
         }
     }
 }

@@ -16,7 +16,8 @@ namespace DiffusionCircuits.Transforms;
 /// IDataView rows = pipe.Fit(data).Transform(data);                      // one row per (image, timestep)
 /// </code>
 /// Stages are lazy and stream: nothing is computed until a cursor reads a column, and memory does not grow with rows.
-/// Transformers cannot be saved in ML.NET's model format (its ICanSaveModel is internal); keep their options instead.
+/// ML.NET cannot save these transformers in its model format (its ModelSaveContext and loader registration are
+/// internal); keep their options instead. docs/STAGES.md shows a trainer on top.
 /// </summary>
 public static class DiffusionCircuitsCatalog
 {
@@ -34,27 +35,36 @@ public static class DiffusionCircuitsCatalog
         return new FaceImageDataView(() => generator.GenerateMany(count, start), size, count);
     }
 
-    /// <summary>One row per (image, timestep) with paired seeded noise: columns Timestep, Noise and <paramref name="outputColumn"/> (x_t).</summary>
-    public static DiffusionNoiseEstimator AddDiffusionNoise(this TransformsCatalog transforms, string outputColumn = "Noisy", string inputColumn = FaceImageDataView.ImageColumn,
-        IReadOnlyList<int>? timesteps = null, int seed = 1, NoiseSchedule? schedule = null) =>
-        new(outputColumn, inputColumn, timesteps, seed, schedule);
+    /// <summary>
+    /// One row per (image, timestep) with paired seeded noise: columns Timestep, Noise and <paramref name="outputColumnName"/>
+    /// (x_t). Without <paramref name="seed"/>, the seed comes from the MLContext (<c>new MLContext(seed: 1)</c>).
+    /// </summary>
+    public static DiffusionNoiseEstimator AddDiffusionNoise(this TransformsCatalog transforms, string outputColumnName = "Noisy", string inputColumnName = FaceImageDataView.ImageColumn,
+        IReadOnlyList<int>? timesteps = null, int? seed = null, NoiseSchedule? schedule = null) =>
+        new(outputColumnName, inputColumnName, timesteps, seed ?? ContextSeeds.Next(transforms, "AddDiffusionNoise"), schedule);
 
     /// <summary>Instruments the model and runs it in batches: PredictedNoise, LossMse and Attention.&lt;layer&gt; columns.</summary>
     public static AttentionCaptureEstimator CaptureAttention(this TransformsCatalog transforms, string modelPath, int batchSize = 32, CaptureOptions? options = null,
-        string noisyColumn = "Noisy") =>
-        new(modelPath, options, batchSize, noisyColumn);
+        string noisyColumnName = "Noisy") =>
+        new(modelPath, options, batchSize, noisyColumnName);
 
     /// <summary>
     /// Per row, the loss with and without each condition's heads zero-ablated (default: every head alone), in one
     /// batch per row: BaseLossMse, AblatedLossMse and DegradationPercent columns.
     /// </summary>
     public static HeadAblationEstimator ScoreHeadAblation(this TransformsCatalog transforms, string modelPath,
-        IReadOnlyList<Analysis.AblationCondition>? conditions = null, CaptureOptions? options = null) =>
-        new(modelPath, conditions, options);
+        IReadOnlyList<Analysis.AblationCondition>? conditions = null, CaptureOptions? options = null, string noisyColumnName = "Noisy") =>
+        new(modelPath, conditions, options, noisyColumnName);
 
-    /// <summary>EntropyNats and NormalizedEntropy per head.</summary>
-    public static HeadFeatureEstimator AttentionEntropy(this TransformsCatalog transforms) => HeadFeatureEstimator.Entropy();
+    /// <summary>Entropy per head (<paramref name="outputColumnName"/>, nats) and normalised entropy, from the Attention.* columns.</summary>
+    public static HeadFeatureEstimator AttentionEntropy(this TransformsCatalog transforms, string outputColumnName = "EntropyNats",
+        string normalizedEntropyColumnName = "NormalizedEntropy") =>
+        HeadFeatureEstimator.Entropy(outputColumnName, normalizedEntropyColumnName);
 
-    /// <summary>DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity and Symmetry per head.</summary>
-    public static HeadFeatureEstimator AttentionProbes(this TransformsCatalog transforms) => HeadFeatureEstimator.Probes();
+    /// <summary>
+    /// DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity and Symmetry per head (column names
+    /// prefixed with <paramref name="outputColumnNamePrefix"/>), from the Attention.* columns and the clean image.
+    /// </summary>
+    public static HeadFeatureEstimator AttentionProbes(this TransformsCatalog transforms, string outputColumnNamePrefix = "", string imageColumnName = "Image") =>
+        HeadFeatureEstimator.Probes(outputColumnNamePrefix, imageColumnName);
 }

@@ -13,10 +13,10 @@ public sealed class DiffusionNoiseEstimator : IEstimator<ITransformer>
 {
     private readonly DiffusionNoiseTransformer _transformer;
 
-    /// <summary>Noises <paramref name="inputColumn"/> into <paramref name="outputColumn"/> at each timestep with paired noise of <paramref name="seed"/>.</summary>
-    public DiffusionNoiseEstimator(string outputColumn = "Noisy", string inputColumn = FaceImageDataView.ImageColumn,
+    /// <summary>Noises <paramref name="inputColumnName"/> into <paramref name="outputColumnName"/> at each timestep with paired noise of <paramref name="seed"/>.</summary>
+    public DiffusionNoiseEstimator(string outputColumnName = "Noisy", string inputColumnName = FaceImageDataView.ImageColumn,
         IReadOnlyList<int>? timesteps = null, int seed = 1, NoiseSchedule? schedule = null) =>
-        _transformer = new DiffusionNoiseTransformer(outputColumn, inputColumn, timesteps ?? new[] { 50, 200, 400, 600, 800 }, seed, schedule ?? NoiseSchedule.Linear());
+        _transformer = new DiffusionNoiseTransformer(outputColumnName, inputColumnName, timesteps ?? new[] { 50, 200, 400, 600, 800 }, seed, schedule ?? NoiseSchedule.Linear());
 
     /// <inheritdoc/>
     public ITransformer Fit(IDataView input)
@@ -29,15 +29,17 @@ public sealed class DiffusionNoiseEstimator : IEstimator<ITransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         SchemaShapes.Require(inputSchema, _transformer.InputColumn, "AddDiffusionNoise");
-        var vector = new VectorDataViewType(NumberDataViewType.Single, 0);
-        return SchemaShapes.With(inputSchema, new (string, DataViewType)[]
+        // Noise and x_t have the clean image's size.
+        return SchemaShapes.With(inputSchema, new[]
         {
-            (DiffusionNoiseTransformer.TimestepColumn, NumberDataViewType.Int32), (DiffusionNoiseTransformer.NoiseColumn, vector), (_transformer.OutputColumn, vector),
+            SchemaShapes.Column(DiffusionNoiseTransformer.TimestepColumn, NumberDataViewType.Int32),
+            SchemaShapes.Vector(DiffusionNoiseTransformer.NoiseColumn, NumberDataViewType.Single),
+            SchemaShapes.Vector(_transformer.OutputColumn, NumberDataViewType.Single),
         });
     }
 }
 
-/// <summary>The fitted noising stage (stateless). Persist its options yourself: ML.NET's ICanSaveModel is internal.</summary>
+/// <summary>The fitted noising stage (stateless). It makes one row per input row and timestep, so it is not a row-to-row mapping.</summary>
 public sealed class DiffusionNoiseTransformer : ITransformer
 {
     /// <summary>The row's timestep t (int).</summary>
@@ -70,8 +72,10 @@ public sealed class DiffusionNoiseTransformer : ITransformer
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new NoisedView(this, new EmptyView(inputSchema)).Schema;
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("AddDiffusionNoise changes the row count (one row per timestep).");
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep their options (JSON) instead.");
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException(
+        "AddDiffusionNoise makes one row per timestep, so a prediction engine cannot map through it: give the engine x_t, its noise and timestep " +
+        "(ForwardNoising.ApplyPaired) and start its pipeline at CaptureAttention.");
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelFormat.Refused("AddDiffusionNoise", "its timesteps, seed and schedule");
     /// <inheritdoc/>
     public IDataView Transform(IDataView input) => new NoisedView(this, input);
 

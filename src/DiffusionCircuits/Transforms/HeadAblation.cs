@@ -17,20 +17,25 @@ public sealed class HeadAblationEstimator : IEstimator<ITransformer>
     private readonly string _modelPath;
     private readonly IReadOnlyList<AblationCondition>? _conditions;
     private readonly CaptureOptions _options;
+    private readonly string _noisyColumn;
 
-    /// <summary>Scores <paramref name="conditions"/> (every head alone when null) with the model at <paramref name="modelPath"/>.</summary>
-    public HeadAblationEstimator(string modelPath, IReadOnlyList<AblationCondition>? conditions = null, CaptureOptions? options = null)
+    /// <summary>
+    /// Scores <paramref name="conditions"/> (every head alone when null) with the model at <paramref name="modelPath"/>,
+    /// on x_t from <paramref name="noisyColumnName"/> with the <c>Noise</c> and <c>Timestep</c> columns of AddDiffusionNoise.
+    /// </summary>
+    public HeadAblationEstimator(string modelPath, IReadOnlyList<AblationCondition>? conditions = null, CaptureOptions? options = null, string noisyColumnName = "Noisy")
     {
         _modelPath = modelPath;
         _conditions = conditions;
         _options = (options ?? new CaptureOptions()) with { ExposeMaps = false };
+        _noisyColumn = noisyColumnName;
     }
 
     /// <inheritdoc/>
     public ITransformer Fit(IDataView input)
     {
         var session = new AttentionCaptureSession(_modelPath, _options);
-        var transformer = new HeadAblationTransformer(session, _conditions ?? AblationSweep.SingleHeads(session));
+        var transformer = new HeadAblationTransformer(session, _conditions ?? AblationSweep.SingleHeads(session), _noisyColumn);
         transformer.GetOutputSchema(input.Schema);
         return transformer;
     }
@@ -38,12 +43,13 @@ public sealed class HeadAblationEstimator : IEstimator<ITransformer>
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        foreach (var c in new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
+        foreach (var c in new[] { _noisyColumn, DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
             SchemaShapes.Require(inputSchema, c, "ScoreHeadAblation");
-        var vector = new VectorDataViewType(NumberDataViewType.Single, 0);
-        return SchemaShapes.With(inputSchema, new (string, DataViewType)[]
+        return SchemaShapes.With(inputSchema, new[]
         {
-            (HeadAblationTransformer.BaseLossColumn, NumberDataViewType.Single), (HeadAblationTransformer.AblatedLossColumn, vector), (HeadAblationTransformer.DegradationColumn, vector),
+            SchemaShapes.Column(HeadAblationTransformer.BaseLossColumn, NumberDataViewType.Single),
+            SchemaShapes.Vector(HeadAblationTransformer.AblatedLossColumn, NumberDataViewType.Single),
+            SchemaShapes.Vector(HeadAblationTransformer.DegradationColumn, NumberDataViewType.Single),
         });
     }
 }
@@ -58,11 +64,14 @@ public sealed class HeadAblationTransformer : ITransformer, IDisposable
     /// <summary>100 (L_c - L_0) / L_0 per condition, float [conditions].</summary>
     public const string DegradationColumn = "DegradationPercent";
 
-    /// <summary>The fitted stage around an open session.</summary>
-    public HeadAblationTransformer(AttentionCaptureSession session, IReadOnlyList<AblationCondition> conditions)
+    private readonly string _noisyColumn;
+
+    /// <summary>The fitted stage around an open session, reading x_t from <paramref name="noisyColumnName"/>.</summary>
+    public HeadAblationTransformer(AttentionCaptureSession session, IReadOnlyList<AblationCondition> conditions, string noisyColumnName = "Noisy")
     {
         Session = session;
         Conditions = conditions;
+        _noisyColumn = noisyColumnName;
     }
 
     /// <summary>The ONNX Runtime session it runs.</summary>
@@ -70,13 +79,13 @@ public sealed class HeadAblationTransformer : ITransformer, IDisposable
     /// <summary>The conditions scored, in slot order.</summary>
     public IReadOnlyList<AblationCondition> Conditions { get; }
     /// <inheritdoc/>
-    public bool IsRowToRowMapper => false;
+    public bool IsRowToRowMapper => true;
 
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format; keep the model path and conditions instead.");
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).AsRowToRowMapper();
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelFormat.Refused("ScoreHeadAblation", "the model path and conditions");
     /// <inheritdoc/>
     public IDataView Transform(IDataView input) => Build(input);
     /// <inheritdoc/>
@@ -84,7 +93,7 @@ public sealed class HeadAblationTransformer : ITransformer, IDisposable
 
     private MappedDataView Build(IDataView input)
     {
-        foreach (var c in new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
+        foreach (var c in new[] { _noisyColumn, DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn })
             SchemaShapes.Require(input.Schema, c, "ScoreHeadAblation");
         int n = Conditions.Count;
         var names = Conditions.Select(c => c.Name.AsMemory()).ToArray();
@@ -98,7 +107,7 @@ public sealed class HeadAblationTransformer : ITransformer, IDisposable
             new MappedColumn(AblatedLossColumn, new VectorDataViewType(NumberDataViewType.Single, n), annotations),
             new MappedColumn(DegradationColumn, new VectorDataViewType(NumberDataViewType.Single, n), annotations),
         };
-        return new MappedDataView(input, outputs, new[] { "Noisy", DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn },
+        return new MappedDataView(input, outputs, new[] { _noisyColumn, DiffusionNoiseTransformer.NoiseColumn, DiffusionNoiseTransformer.TimestepColumn },
             _ => new Mapper(this));
     }
 
@@ -113,7 +122,7 @@ public sealed class HeadAblationTransformer : ITransformer, IDisposable
         public void Compute(DataViewRow input)
         {
             int timestep = 0;
-            input.GetGetter<VBuffer<float>>(input.Schema["Noisy"])(ref _noisy);
+            input.GetGetter<VBuffer<float>>(input.Schema[t._noisyColumn])(ref _noisy);
             input.GetGetter<VBuffer<float>>(input.Schema[DiffusionNoiseTransformer.NoiseColumn])(ref _noise);
             input.GetGetter<int>(input.Schema[DiffusionNoiseTransformer.TimestepColumn])(ref timestep);
             var losses = _sweep.ScoreRows(_noisy.DenseValues().ToArray(), _noise.DenseValues().ToArray(), new[] { timestep }, t.Conditions)[0];

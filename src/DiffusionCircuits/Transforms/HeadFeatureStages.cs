@@ -9,19 +9,26 @@ namespace DiffusionCircuits.Transforms;
 /// <summary>
 /// Per-head features from the <c>Attention.*</c> columns of <see cref="AttentionCaptureEstimator"/>, one float per
 /// head in layer order (slot names are the head names, e.g. <c>mid.attn.h3</c>). Entropy needs only the maps;
-/// probes also read the clean image (<c>Image</c>) and, for semantic affinity, <c>PartMask</c>/<c>HasPartMask</c>.
+/// probes also read the clean image (<c>Image</c> unless named) and, for semantic affinity, <c>PartMask</c> and
+/// <c>HasPartMask</c>. The output columns are known-size vectors, so trainers and normalisers can follow.
 /// </summary>
 public sealed class HeadFeatureEstimator : IEstimator<ITransformer>
 {
     private readonly HeadFeatureTransformer _transformer;
 
-    internal HeadFeatureEstimator(string stage, IReadOnlyList<HeadFeature> features) => _transformer = new HeadFeatureTransformer(stage, features);
+    internal HeadFeatureEstimator(string stage, IReadOnlyList<(HeadFeature Feature, string Column)> outputs, string imageColumnName) =>
+        _transformer = new HeadFeatureTransformer(stage, outputs, imageColumnName);
 
-    /// <summary>EntropyNats and NormalizedEntropy (METHOD.md section 1).</summary>
-    public static HeadFeatureEstimator Entropy() => new("AttentionEntropy", new[] { HeadFeature.EntropyNats, HeadFeature.NormalizedEntropy });
+    /// <summary>Entropy per head in nats, and normalised by ln of the key count (METHOD.md section 1).</summary>
+    public static HeadFeatureEstimator Entropy(string outputColumnName = nameof(HeadFeature.EntropyNats), string normalizedEntropyColumnName = nameof(HeadFeature.NormalizedEntropy)) =>
+        new("AttentionEntropy", new[] { (HeadFeature.EntropyNats, outputColumnName), (HeadFeature.NormalizedEntropy, normalizedEntropyColumnName) }, FaceImageDataView.ImageColumn);
 
-    /// <summary>DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity, Symmetry (METHOD.md section 3).</summary>
-    public static HeadFeatureEstimator Probes() => new("AttentionProbes", HeadFeatures.Probes);
+    /// <summary>
+    /// DistanceImageUnits, EdgeAlignment, TextureAlignment, SemanticAffinity and Symmetry (METHOD.md section 3), each
+    /// in a column named <paramref name="outputColumnNamePrefix"/> + the feature's name.
+    /// </summary>
+    public static HeadFeatureEstimator Probes(string outputColumnNamePrefix = "", string imageColumnName = FaceImageDataView.ImageColumn) =>
+        new("AttentionProbes", HeadFeatures.Probes.Select(f => (f, outputColumnNamePrefix + f)).ToList(), imageColumnName);
 
     /// <inheritdoc/>
     public ITransformer Fit(IDataView input)
@@ -35,26 +42,32 @@ public sealed class HeadFeatureEstimator : IEstimator<ITransformer>
     {
         var maps = inputSchema.Where(c => c.Name.StartsWith(AttentionCaptureTransformer.AttentionPrefix, StringComparison.Ordinal)).ToList();
         if (maps.Count == 0) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"{_transformer.Stage} needs Attention.* columns: put CaptureAttention before it.");
-        return SchemaShapes.With(inputSchema, _transformer.Features.Select(f => (f.ToString(), (DataViewType)new VectorDataViewType(NumberDataViewType.Single, 0))));
+        return SchemaShapes.With(inputSchema, _transformer.Outputs.Select(o => SchemaShapes.Vector(o.Column, NumberDataViewType.Single)));
     }
 }
 
-/// <summary>The fitted feature stage (stateless): computes only when its columns are read.</summary>
+/// <summary>
+/// The fitted feature stage (stateless): computes only when its columns are read. A row-to-row mapping, so
+/// <c>CreatePredictionEngine</c> can use it on rows that carry the <c>Attention.*</c> columns.
+/// </summary>
 public sealed class HeadFeatureTransformer : ITransformer
 {
-    internal HeadFeatureTransformer(string stage, IReadOnlyList<HeadFeature> features) => (Stage, Features) = (stage, features);
+    internal HeadFeatureTransformer(string stage, IReadOnlyList<(HeadFeature Feature, string Column)> outputs, string imageColumnName) =>
+        (Stage, Outputs, ImageColumnName) = (stage, outputs, imageColumnName);
 
     /// <summary>The stage's name in messages.</summary>
     public string Stage { get; }
-    internal IReadOnlyList<HeadFeature> Features { get; }
+    /// <summary>The clean-image column the probes read.</summary>
+    public string ImageColumnName { get; }
+    internal IReadOnlyList<(HeadFeature Feature, string Column)> Outputs { get; }
     /// <inheritdoc/>
-    public bool IsRowToRowMapper => false;
+    public bool IsRowToRowMapper => true;
 
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("DiffusionCircuits stages are not saved with ML.NET's model format.");
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).AsRowToRowMapper();
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelFormat.Refused(Stage, "its output column names");
     /// <inheritdoc/>
     public IDataView Transform(IDataView input) => Build(input);
 
@@ -68,14 +81,13 @@ public sealed class HeadFeatureTransformer : ITransformer
         ab.Add("SlotNames", new VectorDataViewType(TextDataViewType.Instance, heads),
             (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)((ref VBuffer<ReadOnlyMemory<char>> v) => v = new VBuffer<ReadOnlyMemory<char>>(heads, slotNames)));
         var annotations = ab.ToAnnotations();
-        var outputs = Features.Select(f => new MappedColumn(f.ToString(), new VectorDataViewType(NumberDataViewType.Single, heads), annotations)).ToList();
-        bool probes = Features.Any(HeadFeatures.Probes.Contains);
+        var outputs = Outputs.Select(o => new MappedColumn(o.Column, new VectorDataViewType(NumberDataViewType.Single, heads), annotations)).ToList();
+        bool probes = Outputs.Any(o => HeadFeatures.Probes.Contains(o.Feature));
         var inputs = layers.Select(l => l.Column).ToList();
         if (probes)
-            foreach (var c in new[] { FaceImageDataView.ImageColumn, FaceImageDataView.PartMaskColumn, FaceImageDataView.HasPartMaskColumn, FaceImageDataView.IdColumn })
+            foreach (var c in new[] { ImageColumnName, FaceImageDataView.PartMaskColumn, FaceImageDataView.HasPartMaskColumn, FaceImageDataView.IdColumn })
                 if (input.Schema.GetColumnOrNull(c) != null) inputs.Add(c);
-        var view = new MappedDataView(input, outputs, inputs, schema => new Mapper(this, layers, heads, schema));
-        return view;
+        return new MappedDataView(input, outputs, inputs, schema => new Mapper(this, layers, heads, schema));
     }
 
     /// <summary>Layer descriptions recovered from the Attention.* columns and their annotations.</summary>
@@ -120,12 +132,12 @@ public sealed class HeadFeatureTransformer : ITransformer
         {
             (_t, _layers, _heads) = (t, layers, heads);
             _geometry = layers.Select(l => TokenGeometry.For(l.Item2)).ToArray();
-            _values = t.Features.Select(_ => new float[heads]).ToArray();
+            _values = t.Outputs.Select(_ => new float[heads]).ToArray();
         }
 
         public void Compute(DataViewRow input)
         {
-            bool probes = _t.Features.Any(HeadFeatures.Probes.Contains);
+            bool probes = _t.Outputs.Any(o => HeadFeatures.Probes.Contains(o.Feature));
             FaceImage? image = null;
             string? id = null;
             if (input.Schema.GetColumnOrNull(FaceImageDataView.IdColumn) is { } idCol)
@@ -135,7 +147,7 @@ public sealed class HeadFeatureTransformer : ITransformer
                 id = text.ToString();
             }
             bool reuse = id != null && id == _tokensFor;
-            if (probes && !reuse && input.Schema.GetColumnOrNull(FaceImageDataView.ImageColumn) is { } imageCol)
+            if (probes && !reuse && input.Schema.GetColumnOrNull(_t.ImageColumnName) is { } imageCol)
             {
                 input.GetGetter<VBuffer<float>>(imageCol)(ref _image);
                 byte[]? mask = null;
@@ -179,7 +191,7 @@ public sealed class HeadFeatureTransformer : ITransformer
                     var f = probes
                         ? _calculator.Compute(map, layer, _geometry[l], tokens, includeEntropy: false)
                         : EntropyOnly(map, layer);
-                    for (int k = 0; k < _t.Features.Count; k++) _values[k][offset + h] = f[_t.Features[k]];
+                    for (int k = 0; k < _t.Outputs.Count; k++) _values[k][offset + h] = f[_t.Outputs[k].Feature];
                 }
                 offset += layer.Heads;
             }

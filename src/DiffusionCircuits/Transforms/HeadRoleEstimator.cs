@@ -5,31 +5,36 @@ using Microsoft.ML.Data;
 namespace DiffusionCircuits.Transforms;
 
 /// <summary>
-/// Role clustering as an ML.NET estimator. Fit reads one row per head: a text column with the head's name and a float
-/// vector of its probes in <see cref="HeadRoles.Probes"/> order (NaN = not measured); it standardises them and runs
-/// k-means (see <see cref="HeadRoles"/>). Transform adds <c>Role</c> (text) to each head row.
+/// Role clustering as an ML.NET estimator. Fit reads one row per head (as SummarizeHeads makes them): a text column
+/// with the head's name, a float vector of its probes in <see cref="HeadRoles.Probes"/> order (NaN = not measured) and,
+/// when present, a bool column saying whether it is a cross-attention head (those are clustered apart); it
+/// standardises the probes and runs k-means (see <see cref="HeadRoles"/>). Transform adds <c>Role</c> (text) to each head row.
 /// </summary>
-public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts = 5, string headColumn = "Head", string probesColumn = "Probes") : IEstimator<HeadRoleTransformer>
+public sealed class HeadRoleEstimator(int roles = 8, int seed = 0, int restarts = HeadRoles.DefaultRestarts, string headColumnName = "Head", string probesColumnName = "Probes",
+    string crossAttentionColumnName = "IsCrossAttention") : IEstimator<HeadRoleTransformer>
 {
     /// <inheritdoc/>
     public HeadRoleTransformer Fit(IDataView input)
     {
-        var heads = input.GetColumn<ReadOnlyMemory<char>>(headColumn).Select(h => h.ToString()).ToList();
-        var probes = input.GetColumn<VBuffer<float>>(probesColumn).Select(v => v.DenseValues().Select(x => (double)x).ToArray()).ToArray();
+        SchemaShapes.Require(input.Schema, headColumnName, "ClusterHeadRoles");
+        SchemaShapes.Require(input.Schema, probesColumnName, "ClusterHeadRoles");
+        var heads = input.GetColumn<ReadOnlyMemory<char>>(headColumnName).Select(h => h.ToString()).ToList();
+        var probes = input.GetColumn<VBuffer<float>>(probesColumnName).Select(v => v.DenseValues().Select(x => (double)x).ToArray()).ToArray();
+        var cross = input.Schema.GetColumnOrNull(crossAttentionColumnName) != null ? input.GetColumn<bool>(crossAttentionColumnName).ToList() : null;
         if (heads.Count == 0) throw new ArgumentException("ClusterHeadRoles needs at least one head row.");
-        return new HeadRoleTransformer(HeadRoles.Cluster(heads, probes, roles, seed, restarts), heads, headColumn);
+        return new HeadRoleTransformer(HeadRoles.Cluster(heads, probes, roles, seed, restarts, cross), heads, headColumnName);
     }
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        SchemaShapes.Require(inputSchema, headColumn, "ClusterHeadRoles");
-        SchemaShapes.Require(inputSchema, probesColumn, "ClusterHeadRoles");
+        SchemaShapes.Require(inputSchema, headColumnName, "ClusterHeadRoles");
+        SchemaShapes.Require(inputSchema, probesColumnName, "ClusterHeadRoles");
         return SchemaShapes.With(inputSchema, new (string, DataViewType)[] { (HeadRoleTransformer.RoleColumn, TextDataViewType.Instance) });
     }
 }
 
-/// <summary>The fitted roles: looks each row's head up and adds its role name.</summary>
+/// <summary>The fitted roles: looks each row's head up and adds its role name (a row-to-row mapping).</summary>
 public sealed class HeadRoleTransformer : ITransformer
 {
     /// <summary>The column added: each head row's role (text).</summary>
@@ -47,12 +52,12 @@ public sealed class HeadRoleTransformer : ITransformer
     /// <summary>The clustering found at Fit.</summary>
     public RoleClustering Clustering { get; }
     /// <inheritdoc/>
-    public bool IsRowToRowMapper => false;
+    public bool IsRowToRowMapper => true;
     /// <inheritdoc/>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).Schema;
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException("Use Transform.");
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException("Save RoleClustering (JSON) instead; ML.NET's ICanSaveModel is internal.");
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Build(new EmptyView(inputSchema)).AsRowToRowMapper();
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw ModelFormat.Refused("ClusterHeadRoles", "its Clustering (RoleClustering serialises to JSON)");
     /// <inheritdoc/>
     public IDataView Transform(IDataView input) => Build(input);
 

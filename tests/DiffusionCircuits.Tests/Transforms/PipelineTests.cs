@@ -163,7 +163,7 @@ public class PipelineTests
         Assert.Contains(noised, c => c.Name == "Timestep");
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => { ml.Transforms.AttentionEntropy().GetOutputSchema(shape); });
         Assert.Contains("CaptureAttention", e.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => { ml.Transforms.AddDiffusionNoise(inputColumn: "Pixels").GetOutputSchema(shape); });
+        Assert.Throws<ArgumentOutOfRangeException>(() => { ml.Transforms.AddDiffusionNoise(inputColumnName: "Pixels").GetOutputSchema(shape); });
     }
 }
 
