@@ -27,7 +27,7 @@ internal static class BenchCommand
         var images = new Option<int>("--images") { Description = "Synthetic images (each at every timestep) for the throughput paths.", DefaultValueFactory = _ => 64 };
         var timesteps = CommonOptions.Timesteps();
         var batch = CommonOptions.Batch(32);
-        var output = new Option<string>("--out") { Description = "Where to write bench.json.", DefaultValueFactory = _ => "reports/bench" };
+        var output = new Option<string>("--out", "-o") { Description = "Where to write bench.json.", DefaultValueFactory = _ => "reports/bench" };
         var python = new Option<string?>("--python") { Description = "Python with Debian's python3-torch for the PyTorch-hooks peer (default /usr/bin/python3); \"none\" skips the peer.", DefaultValueFactory = _ => "/usr/bin/python3" };
         var memory = new Option<string>("--memory-images") { Description = "Image counts for the peak-memory runs (child processes, one timestep each); \"none\" skips them.", DefaultValueFactory = _ => "256,4000" };
         var probe = new Option<int>("--memory-probe") { Description = "Internal: stream N images through the pipeline and print the peak RSS.", Hidden = true };

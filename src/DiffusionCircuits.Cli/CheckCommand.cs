@@ -11,20 +11,20 @@ internal static class CheckCommand
     {
         var results = new Argument<string>("results") { Description = "The results.json of a report run." };
         var baseline = new Option<string>("--baseline") { Description = "Baseline written by `diffcircuits baseline` (or another results.json).", Required = true };
-        var tolerance = new Option<string?>("--tolerance") { Description = "JSON file of tolerance rules {\"rules\": [{\"pattern\": \"entropy.*\", \"absolute\": 0.05, \"relative\": 0.01, \"ciOverlap\": true}]}, tried before the defaults." };
-        var junit = new Option<string>("--junit") { Description = "JUnit XML output for CI systems.", DefaultValueFactory = _ => "check-results.xml" };
+        var rulesFile = new Option<string?>("--rules") { Description = "JSON file of tolerance rules {\"rules\": [{\"pattern\": \"entropy.*\", \"absolute\": 0.05, \"relative\": 0.01, \"ciOverlap\": true}]}, tried before the defaults." };
+        var junit = new Option<string?>("--junit") { Description = "Also write the checks as JUnit XML to this file, for CI systems." };
         var all = new Option<bool>("--all") { Description = "List every metric, not only failures and new ones." };
         var otherModel = new Option<bool>("--allow-other-model") { Description = "Compare even when the baseline was measured on another model (by SHA-256); otherwise that is a failure." };
         var otherOptions = new Option<bool>("--allow-other-options") { Description = "Compare even when the baseline was made with other options; otherwise that is a failure." };
         var cmd = new Command("check",
             "Compare a results.json with a baseline metric by metric (absolute/relative tolerance per metric, or overlapping 95% CIs for statistics); " +
-            "print a table, write JUnit XML, exit 0 when every baseline metric passes and 1 otherwise.")
+            "print a table (and JUnit XML with --junit), exit 0 when every baseline metric passes and 1 otherwise.")
         {
-            results, baseline, tolerance, junit, all, otherModel, otherOptions,
+            results, baseline, rulesFile, junit, all, otherModel, otherOptions,
         };
         cmd.SetAction(parse =>
         {
-            var rules = parse.GetValue(tolerance) is string t ? RegressionCheck.ReadRules(t) : RegressionCheck.DefaultRules;
+            var rules = parse.GetValue(rulesFile) is string t ? RegressionCheck.ReadRules(t) : RegressionCheck.DefaultRules;
             var before = MetricsFile.Read(parse.GetValue(baseline)!);
             var now = MetricsFile.Read(parse.GetValue(results)!);
             var checks = RegressionCheck.Compare(before.Metrics, now.Metrics, rules).ToList();
@@ -35,9 +35,10 @@ internal static class CheckCommand
                 table.AddRow(Markup.Escape(c.Metric), N(c.Baseline), N(c.Current), N(c.Difference), Markup.Escape(c.Allowed),
                     c.Status switch { CheckStatus.Pass => "[green]pass[/]", CheckStatus.New => "[blue]new[/]", _ => $"[red]{c.Status.ToString().ToLowerInvariant()}: {Markup.Escape(c.Reason)}[/]" });
             if (table.Rows.Count > 0) AnsiConsole.Write(table);
-            RegressionCheck.WriteJUnit(parse.GetValue(junit)!, checks);
+            if (parse.GetValue(junit) is string junitPath) RegressionCheck.WriteJUnit(junitPath, checks);
             int failed = checks.Count(c => c.Status is CheckStatus.Fail or CheckStatus.Missing);
-            Console.Out.WriteLine($"{checks.Count(c => c.Status == CheckStatus.Pass)} passed, {failed} failed, {checks.Count(c => c.Status == CheckStatus.New)} new; JUnit XML: {parse.GetValue(junit)}");
+            Console.Out.WriteLine($"{checks.Count(c => c.Status == CheckStatus.Pass)} passed, {failed} failed, {checks.Count(c => c.Status == CheckStatus.New)} new" +
+                                  (parse.GetValue(junit) is string written ? $"; JUnit XML: {written}" : ""));
             return failed == 0 ? CliApp.Ok : CliApp.Failed;
         });
         return cmd;
@@ -52,6 +53,17 @@ internal static class CheckCommand
         {
             RegressionCheck.WriteBaseline(parse.GetValue(results)!, parse.GetValue(output)!);
             Console.Out.WriteLine($"Wrote {parse.GetValue(output)} ({ReportResults.ReadMetrics(parse.GetValue(output)!).Count} metrics).");
+            return CliApp.Ok;
+        });
+        return cmd;
+    }
+
+    public static Command CreateSchema()
+    {
+        var cmd = new Command("schema", $"Print the JSON Schema of results.json ({ReportResults.FormatName}; also docs/results.schema.json), to validate reports in CI.");
+        cmd.SetAction(_ =>
+        {
+            Console.Out.Write(ReportResults.JsonSchema());
             return CliApp.Ok;
         });
         return cmd;

@@ -41,6 +41,7 @@ public static class CliApp
             ReportCommand.Create(),
             CheckCommand.Create(),
             CheckCommand.CreateBaseline(),
+            CheckCommand.CreateSchema(),
             InspectCommand.Create(),
             InstrumentCommand.Create(),
             SynthCommand.Create(),

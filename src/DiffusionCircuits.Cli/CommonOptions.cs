@@ -190,7 +190,7 @@ internal static class CommonOptions
 
     public static Option<int?> Gpu() => new("--gpu") { Description = "CUDA device id (needs the GPU build, -p:Gpu=true, with CUDA 13 and cuDNN 9; falls back to the CPU with one line saying why)." };
 
-    public static Option<string> Out(string defaultFolder, string holds) => new("--out") { Description = $"Folder for {holds}.", DefaultValueFactory = _ => defaultFolder };
+    public static Option<string> Out(string defaultFolder, string holds) => new("--out", "-o") { Description = $"Folder for {holds}.", DefaultValueFactory = _ => defaultFolder };
 
     /// <summary>Comma-separated timesteps in 0..999, or a one-line user error.</summary>
     public static int[] ParseTimesteps(string text)

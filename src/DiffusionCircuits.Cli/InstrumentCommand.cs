@@ -9,7 +9,7 @@ internal static class InstrumentCommand
     public static Command Create()
     {
         var model = new Argument<string>("model") { Description = "The ONNX model to instrument." };
-        var output = new Option<string>("--output", "-o") { Description = "Where to write the instrumented copy (.onnx).", Required = true };
+        var output = new Option<string>("--out", "-o", "--output") { Description = "Where to write the instrumented copy (.onnx).", Required = true };
         var noMaps = new Option<bool>("--no-maps") { Description = "Do not expose attention maps as outputs (ablation inputs only)." };
         var noMasks = new Option<bool>("--no-masks") { Description = "Do not add mask./mean. ablation inputs (maps only)." };
         var entropy = new Option<bool>("--entropy") { Description = "Also output entropy.<layer> [B, H]: each head's entropy in nats (mean over queries), computed in the graph." };

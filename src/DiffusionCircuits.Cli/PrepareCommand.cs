@@ -8,9 +8,9 @@ internal static class PrepareCommand
     public static Command Create()
     {
         var source = new Option<string>("--source") { Description = "Image folder (an img_align_celeba folder gets the CelebA crop).", Required = true };
-        var size = new Option<int>("--size") { Description = "Output side in pixels.", DefaultValueFactory = _ => 32 };
-        var max = new Option<int>("--max-images") { Description = "At most this many images, a seeded sample over the folder (0 = all).", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "Output folder: images.npy (uint8 N x H x W x 3), files.txt, skipped.txt.", Required = true };
+        var size = new Option<int>("--image-size", "--size") { Description = "Output side in pixels.", DefaultValueFactory = _ => 32 };
+        var max = new Option<int>("--images", "--max-images") { Description = "At most this many images, a seeded sample over the folder (0 = all).", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out", "-o") { Description = "Output folder: images.npy (uint8 N x H x W x 3), files.txt, skipped.txt.", Required = true };
         var sheet = new Option<int>("--sheet") { Description = "Also write contact-sheet.png with this many images.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("prepare", "Crop and resize an image folder exactly as the analysis does, into a NumPy array (used by the model trainer).")
         {

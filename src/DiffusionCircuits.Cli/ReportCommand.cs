@@ -29,7 +29,7 @@ internal static class ReportCommand
         var ablation = CommonOptions.Ablation();
         var draws = CommonOptions.ResampleDraws();
         var patchPairs = CommonOptions.PatchPairs();
-        var output = new Option<string?>("--out") { Description = "Output folder. Default: reports/<timestamp>/, or the unfinished run there with the same inputs (resumed)." };
+        var output = new Option<string?>("--out", "-o") { Description = "Output folder. Default: reports/<timestamp>/, or the unfinished run there with the same inputs (resumed)." };
         var gpu = CommonOptions.Gpu();
         var chunk = new Option<int>("--chunk") { Description = "Images per checkpoint chunk (0 = automatic, max(16, n/32)). Finished chunks survive an interrupted run.", DefaultValueFactory = _ => 0 };
         var cmd = new Command("report",

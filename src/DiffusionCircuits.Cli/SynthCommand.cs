@@ -9,11 +9,11 @@ internal static class SynthCommand
 {
     public static Command Create()
     {
-        var count = new Option<int>("--count") { Description = "Number of faces to generate.", DefaultValueFactory = _ => 64 };
-        var size = new Option<int>("--size") { Description = "Side of each image in pixels (8..1024).", DefaultValueFactory = _ => 64 };
+        var count = new Option<int>("--images", "--count") { Description = "Number of faces to generate.", DefaultValueFactory = _ => 64 };
+        var size = new Option<int>("--image-size", "--size") { Description = "Side of each image in pixels (8..1024).", DefaultValueFactory = _ => 64 };
         var seed = new Option<int>("--seed") { Description = "Seed: the same seed gives the same faces.", DefaultValueFactory = _ => 1 };
         var start = new Option<int>("--start") { Description = "Index of the first face (faces are independent of each other).", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "Output folder for PNGs, masks and manifest.json.", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Output folder for PNGs, masks and manifest.json.", Required = true };
         var npy = new Option<bool>("--npy") { Description = "Also write images.npy (uint8, N x H x W x 3) and masks.npy (uint8, N x H x W)." };
         var sheet = new Option<int>("--sheet") { Description = "Also write contact-sheet.png with this many faces (0 = none).", DefaultValueFactory = _ => 0 };
         var cmd = new Command("synth", "Generate procedural synthetic faces with per-pixel part masks (background, hair, skin, brows, eyes, nose, mouth).")

@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CELEBA=${CELEBA:-../shared/data/celeba}
 run() { dotnet run --project src/DiffusionCircuits.Cli -c Release -- "$@"; }
-run synth --count 4000 --size 32 --seed 20251 --out tools/train/work/synth-train --npy
-run synth --count 300 --size 32 --seed 20251 --start 100000 --out tools/train/work/synth-heldout --npy
-run prepare --source "$CELEBA" --size 32 --out tools/train/work/celeba
+run synth --images 4000 --image-size 32 --seed 20251 --out tools/train/work/synth-train --npy
+run synth --images 300 --image-size 32 --seed 20251 --start 100000 --out tools/train/work/synth-heldout --npy
+run prepare --source "$CELEBA" --image-size 32 --out tools/train/work/celeba

@@ -100,10 +100,13 @@ public static class FeatureAggregation
             select $"{set.DataSet.Name},{CsvFile.Text(set.ImageIds[i])},{set.Timesteps[k]},{headNames[h]}," +
                    string.Join(",", HeadFeatures.All.Select(f => CsvFile.Number(set.Features[k][i][h][f]))) + "," + CsvFile.Number(set.LossMse[k][i]));
 
-    /// <summary>Writes summary.csv: one row per data set x head x timestep (or all) x feature.</summary>
+    /// <summary>
+    /// Writes summary.csv: one row per data set x head x timestep x feature, and per data set x head x feature over all
+    /// timesteps (timestep empty: a missing value, so the column stays numeric).
+    /// </summary>
     public static void WriteSummaryCsv(string path, IEnumerable<HeadSummary> rows) =>
         CsvFile.Write(path, "dataset,head,timestep,feature,n,mean,sd,ci_low,ci_high", rows.Select(r =>
-            $"{r.DataSet},{r.Head},{(r.Timestep?.ToString(CultureInfo.InvariantCulture) ?? "all")},{CsvFile.SnakeCase(r.Feature)},{r.N}," +
+            $"{r.DataSet},{r.Head},{r.Timestep?.ToString(CultureInfo.InvariantCulture) ?? ""},{CsvFile.SnakeCase(r.Feature)},{r.N}," +
             $"{CsvFile.Number(r.Mean)},{CsvFile.Number(r.StandardDeviation)},{CsvFile.Number(r.CiLow)},{CsvFile.Number(r.CiHigh)}"));
 
     /// <summary>Writes divergence.csv: one row per timestep x head.</summary>

@@ -19,7 +19,7 @@ public sealed record MetricsFile(string Format, string? ModelSha256, IReadOnlyDi
     public static MetricsFile Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"'{path}' does not exist.", path);
-        string known = $"{ReportResults.FormatName} (a report's results.json) or {BaselineFormat} (diffcircuits baseline)";
+        string known = $"{ReportResults.FormatName} or {ReportResults.FormatNameV1} (a report's results.json) or {BaselineFormat} (diffcircuits baseline)";
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
@@ -27,7 +27,7 @@ public sealed record MetricsFile(string Format, string? ModelSha256, IReadOnlyDi
             if (root.ValueKind != JsonValueKind.Object)
                 throw new InvalidDataException($"'{path}' holds a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not a results or baseline file; expected {known}.");
             string? format = root.TryGetProperty("format", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
-            if (format is not (ReportResults.FormatName or BaselineFormat))
+            if (format is not (ReportResults.FormatName or ReportResults.FormatNameV1 or BaselineFormat))
                 throw new InvalidDataException($"'{path}' has format {(format == null ? "(none)" : $"'{format}'")}; expected {known}.");
             if (!root.TryGetProperty("metrics", out var metrics) || metrics.ValueKind != JsonValueKind.Array)
                 throw new InvalidDataException($"'{path}' has no \"metrics\" array.");
@@ -39,7 +39,8 @@ public sealed record MetricsFile(string Format, string? ModelSha256, IReadOnlyDi
                 : (root.TryGetProperty("model", out var mo) && mo.ValueKind == JsonValueKind.Object && mo.TryGetProperty("sha256", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null);
             Dictionary<string, string>? options = null;
             if (root.TryGetProperty("options", out var o) && o.ValueKind == JsonValueKind.Object)
-                options = o.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText(), StringComparer.Ordinal);
+                // Values compare as compact JSON text: a re-indented file has the same options.
+                options = o.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : JsonSerializer.Serialize(p.Value), StringComparer.Ordinal);
             return new MetricsFile(format, sha, options, list);
         }
         catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON or its metrics are malformed: {e.Message}", e); }

@@ -276,7 +276,7 @@ internal static class ReportCharts
             ci.LineWidth = 1.2f;
         }
         HeadTicks(plot, rows.Select(d => d.Condition).ToList());
-        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is ablated ({r.Options["ablation"]}), {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
+        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is ablated ({r.Options.Ablation}), {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
     }
 
     public static ReportChart RoleDegradation(ReportResults r, DataSetId set)

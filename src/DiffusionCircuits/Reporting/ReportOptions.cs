@@ -46,22 +46,42 @@ public sealed record ReportOptions
         if (OutDir != null && string.IsNullOrWhiteSpace(OutDir)) throw new ArgumentException("--out must name a folder.");
     }
 
-    /// <summary>The options that decide the numbers (not where they are written), in a fixed order.</summary>
-    public IReadOnlyDictionary<string, string> Describe() => new SortedDictionary<string, string>(StringComparer.Ordinal)
+    /// <summary>The options that decide the numbers (not where they are written), typed: results.json's <c>options</c>.</summary>
+    public RunOptions Describe() => new(Images, SyntheticImages ?? Images, Analysis.Timesteps.ToList(), Analysis.Roles, Analysis.Seed, Analysis.TolerancePercent,
+        Analysis.Bootstrap, Analysis.Ablation.ToString().ToLowerInvariant(), Analysis.Ablation == AblationKind.Resample ? Analysis.ResampleDraws : null,
+        Analysis.PatchingPairs, GpuDeviceId is int g ? $"cuda:{g}" : "cpu", ChunkImages, RealFiles?.Count, Denoiser.Prompt,
+        Denoiser.ConditioningPath != null ? Path.GetFileName(Denoiser.ConditioningPath) : null);
+}
+
+/// <summary>The options that decided a report's numbers (results.json <c>options</c>); numbers are numbers.</summary>
+/// <param name="Images">Real images asked for.</param>
+/// <param name="Synthetic">Synthetic images.</param>
+/// <param name="Timesteps">Timesteps analysed.</param>
+/// <param name="Roles">Roles k.</param>
+/// <param name="Seed">The one seed.</param>
+/// <param name="TolerancePercent">Circuit tolerance tau, %.</param>
+/// <param name="Bootstrap">Bootstrap resamples (and permutations).</param>
+/// <param name="Ablation">zero, mean or resample.</param>
+/// <param name="ResampleDraws">Donors per image and timestep of resample ablation; null for the other kinds.</param>
+/// <param name="PatchPairs">Activation-patching pairs asked for (0: none).</param>
+/// <param name="Device">cpu or cuda:N.</param>
+/// <param name="ChunkImages">Images per checkpoint chunk (0: automatic).</param>
+/// <param name="RealFilesListed">How many real files a --heldout list named; null: every file of the folder.</param>
+/// <param name="Prompt">The prompt of a text-conditioned model; null without one.</param>
+/// <param name="ConditioningFile">The conditioning embeddings' file name (--conditioning); null without one.</param>
+public sealed record RunOptions(int Images, int Synthetic, IReadOnlyList<int> Timesteps, int Roles, int Seed, double TolerancePercent, int Bootstrap,
+    string Ablation, int? ResampleDraws, int PatchPairs, string Device, int ChunkImages, int? RealFilesListed, string? Prompt, string? ConditioningFile)
+{
+    /// <summary>Every option as text, in this order, for the report's appendix.</summary>
+    public IReadOnlyList<(string Name, string Value)> AsText()
     {
-        ["images"] = Images.ToString(CultureInfo.InvariantCulture),
-        ["synthetic"] = (SyntheticImages ?? Images).ToString(CultureInfo.InvariantCulture),
-        ["timesteps"] = string.Join(",", Analysis.Timesteps),
-        ["roles"] = Analysis.Roles.ToString(CultureInfo.InvariantCulture),
-        ["seed"] = Analysis.Seed.ToString(CultureInfo.InvariantCulture),
-        ["tolerancePercent"] = Analysis.TolerancePercent.ToString("R", CultureInfo.InvariantCulture),
-        ["bootstrap"] = Analysis.Bootstrap.ToString(CultureInfo.InvariantCulture),
-        ["ablation"] = Analysis.Ablation.ToString().ToLowerInvariant(),
-        ["patchPairs"] = Analysis.PatchingPairs.ToString(CultureInfo.InvariantCulture),
-        ["resampleDraws"] = Analysis.Ablation == AblationKind.Resample ? Analysis.ResampleDraws.ToString(CultureInfo.InvariantCulture) : "-",
-        ["device"] = GpuDeviceId is int g ? $"cuda:{g}" : "cpu",
-        ["chunkImages"] = ChunkImages.ToString(CultureInfo.InvariantCulture),
-        ["realFiles"] = RealFiles == null ? "all" : $"{RealFiles.Count} listed",
-        ["prompt"] = Denoiser.Prompt ?? (Denoiser.ConditioningPath != null ? $"embeddings from {Path.GetFileName(Denoiser.ConditioningPath)}" : "none"),
-    };
+        static string N(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        return new (string, string)[]
+        {
+            ("images", N(Images)), ("synthetic", N(Synthetic)), ("timesteps", string.Join(",", Timesteps)), ("roles", N(Roles)), ("seed", N(Seed)),
+            ("tolerancePercent", N(TolerancePercent)), ("bootstrap", N(Bootstrap)), ("ablation", Ablation), ("resampleDraws", ResampleDraws is int r ? N(r) : "-"),
+            ("patchPairs", N(PatchPairs)), ("device", Device), ("chunkImages", N(ChunkImages)), ("realFiles", RealFilesListed is int n ? $"{n} listed" : "all"),
+            ("prompt", Prompt ?? "none"), ("conditioningFile", ConditioningFile ?? "none"),
+        };
+    }
 }

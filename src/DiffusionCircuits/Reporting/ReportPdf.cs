@@ -104,7 +104,7 @@ internal static class ReportPdf
             pdf.Table(new[] { "file", "reason" }, real.SkippedFiles.Take(25).Select(s => (IReadOnlyList<string>)new[] { s.File, s.Reason }).ToList(), new[] { 1.5f, 3f });
         }
         pdf.Paragraph($"Timesteps: {string.Join(", ", r.Timesteps)} (of the model's schedule). Each image gets its own seeded noise per timestep, shared by baseline and ablated runs (paired design). " +
-                      $"Seed {r.Options["seed"]}; {r.Options["bootstrap"]} bootstrap resamples and permutations.", 9);
+                      $"Seed {r.Options.Seed}; {r.Options.Bootstrap} bootstrap resamples and permutations.", 9);
         pdf.Heading("Definitions", 2);
         pdf.Paragraph($"All numbers follow {r.Definitions}. Entropy H = (1/S) sum_i -sum_j p_ij ln p_ij in nats (uniform attention over S tokens gives ln S). " +
                       "Divergence: Jensen-Shannon divergence between the image-averaged attention maps of the two data sets, averaged over query rows, in nats. " +
@@ -121,11 +121,11 @@ internal static class ReportPdf
     }
 
     /// <summary>What ablation did to a head's output, in words, from the run's options.</summary>
-    private static string AblationWords(IReadOnlyDictionary<string, string> options) => options.GetValueOrDefault("ablation") switch
+    private static string AblationWords(RunOptions options) => options.Ablation switch
     {
         "mean" => "set to its mean over the data set at the same timestep and position",
         "resample" => "replaced by its value on another image of the same data set at the same timestep and position " +
-                      $"(seeded donors, {options.GetValueOrDefault("resampleDraws", "3")} draws per image and timestep, losses averaged)",
+                      $"(seeded donors, {options.ResampleDraws} draws per image and timestep, losses averaged)",
         _ => "set to 0",
     };
 
@@ -200,7 +200,7 @@ internal static class ReportPdf
             page.Draw("role-count");
             var chosen = r.RoleCountSelection.FirstOrDefault(x => x.K == r.Roles.Count);
             pdf.Paragraph($"The data favour k = {r.FavouredRoleCount} roles (largest mean silhouette, " +
-                          $"{F(r.RoleCountSelection.First(x => x.K == r.FavouredRoleCount).MeanSilhouette)}); this report uses k = {r.Options["roles"]} (--roles)" +
+                          $"{F(r.RoleCountSelection.First(x => x.K == r.FavouredRoleCount).MeanSilhouette)}); this report uses k = {r.Options.Roles} (--roles)" +
                           (chosen != null ? $", silhouette {F(chosen.MeanSilhouette)}, with {chosen.OneHeadRoles} role(s) of one head and {chosen.NonPositiveSilhouetteRoles} of silhouette <= 0." : "."), 9);
         }
         pdf.Table(new[] { "role", "heads", "entropy nats (mean +/- SD)", "importance %", "named by", "probe profile (z)", "silhouette" },
@@ -309,7 +309,7 @@ internal static class ReportPdf
     {
         var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[10]);
-        pdf.Table(new[] { "option", "value" }, r.Options.Select(p => (IReadOnlyList<string>)new[] { p.Key, p.Value }).ToList(), new[] { 1f, 3f });
+        pdf.Table(new[] { "option", "value" }, r.Options.AsText().Select(p => (IReadOnlyList<string>)new[] { p.Name, p.Value }).ToList(), new[] { 1f, 3f });
         pdf.Table(new[] { "component", "version / hash" }, new List<IReadOnlyList<string>>
         {
             new[] { "DiffusionCircuits", r.ToolVersion },

@@ -143,7 +143,9 @@ public sealed record CostInfo(long ForwardPasses, long RunCalls, long NaiveRunCa
 public sealed record ReportResults
 {
     /// <summary>The format name in every results.json.</summary>
-    public const string FormatName = "diffcircuits-results/1";
+    public const string FormatName = "diffcircuits-results/2";
+    /// <summary>The earlier format (options as text), still read by <c>check</c>.</summary>
+    public const string FormatNameV1 = "diffcircuits-results/1";
     /// <summary>The definitions the numbers follow.</summary>
     public const string DefinitionsVersion = "docs/METHOD.md 2026-12 (sections 1-8, 5b, 5c)";
 
@@ -160,7 +162,7 @@ public sealed record ReportResults
     /// <summary>The timesteps analysed.</summary>
     public required IReadOnlyList<int> Timesteps { get; init; }
     /// <summary>The options that decide the numbers.</summary>
-    public required IReadOnlyDictionary<string, string> Options { get; init; }
+    public required RunOptions Options { get; init; }
     /// <summary>Warnings the reader must see (e.g. the stand-in notice).</summary>
     public required IReadOnlyList<string> Notices { get; init; }
     /// <summary>The findings paragraph.</summary>
@@ -206,6 +208,41 @@ public sealed record ReportResults
 
     /// <summary>results.json's text.</summary>
     public string ToJson() => JsonFiles.Serialize(this);
+
+    /// <summary>
+    /// The JSON Schema (draft 2020-12) of results.json, made from these types with the settings results.json is written
+    /// with; committed as docs/results.schema.json and printed by <c>diffcircuits schema</c>.
+    /// </summary>
+    public static string JsonSchema()
+    {
+        var options = new System.Text.Json.JsonSerializerOptions(JsonFiles.Options) { TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver() };
+        var schema = System.Text.Json.Schema.JsonSchemaExporter.GetJsonSchemaAsNode(options, typeof(ReportResults),
+            new System.Text.Json.Schema.JsonSchemaExporterOptions
+            {
+                TreatNullObliviousAsNonNullable = true,
+                // The exporter drops null from double? once NaN literals are allowed (anyOf number / "NaN"): put it back.
+                TransformSchemaNode = (context, node) =>
+                {
+                    if (Nullable.GetUnderlyingType(context.TypeInfo.Type) is { } inner && (inner == typeof(double) || inner == typeof(float))
+                        && node is System.Text.Json.Nodes.JsonObject o && o["anyOf"] is System.Text.Json.Nodes.JsonArray any
+                        && !any.Any(n => n?["type"]?.GetValue<string>() == "null"))
+                        any.Add(new System.Text.Json.Nodes.JsonObject { ["type"] = "null" });
+                    return node;
+                },
+            });
+        var root = new System.Text.Json.Nodes.JsonObject
+        {
+            ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+            ["$id"] = "https://diffusioncircuits/results.schema.json",
+            ["title"] = $"DiffusionCircuits results.json ({FormatName})",
+        };
+        foreach (var (key, value) in schema.AsObject().ToList())
+        {
+            schema.AsObject().Remove(key);
+            root[key] = value;
+        }
+        return root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
 
     /// <summary>Reads the metrics of a results.json (or baseline), naming the file when it is not one.</summary>
     public static IReadOnlyList<Metric> ReadMetrics(string path) => MetricsFile.Read(path).Metrics;

@@ -69,9 +69,8 @@ public sealed class ReportRunner
         foreach (var n in notices) _log(n);
         Lap("data");
 
-        var decidingOptions = new SortedDictionary<string, string>(o.Describe().Concat(o.Denoiser.Describe(conditioning)).ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
         var key = new WorkKey(modelSha, new SortedDictionary<string, string> { [DataSetId.Real.Name] = realInfo.Sha256, [DataSetId.Synthetic.Name] = synthInfo.Sha256 },
-            JsonFiles.Serialize(decidingOptions));
+            JsonFiles.Serialize(new { options = o.Describe(), denoiser = o.Denoiser.Describe(conditioning) }));
         string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         if (o.OutDir == null) _log($"Output folder: {outDir}");
         using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");

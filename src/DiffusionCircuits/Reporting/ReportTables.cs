@@ -6,12 +6,17 @@ namespace DiffusionCircuits.Reporting;
 /// <summary>The report's CSV tables (invariant, round-trip numbers; written atomically).</summary>
 internal static class ReportTables
 {
-    /// <summary>degradation.csv: every head and role condition of both data sets, overall and per timestep, with its test.</summary>
+    /// <summary>
+    /// degradation.csv, long format: every head and role condition of both data sets, one row over timesteps (timestep
+    /// empty; with its bootstrap CI and Wilcoxon test) and one row per timestep (degradation only).
+    /// </summary>
     public static void WriteDegradationCsv(string path, CircuitAnalysisResult a) =>
-        Write(path, "dataset,condition,degradation_percent,ci_low,ci_high," + string.Join(",", a.Ablations[0].Timesteps.Select(t => $"t{t}_percent")) + ",wilcoxon_w,p,p_bh",
-            a.Degradations.Select(x => $"{x.DataSet},{x.Condition},{Number(x.DegradationPercent)},{Number(x.CiLowPercent)},{Number(x.CiHighPercent)}," +
-                                       string.Join(",", x.PerTimestepPercent.Select(Number)) +
-                                       $",{Number(x.Test.Statistic)},{Number(x.Test.PValue ?? double.NaN)},{Number(x.Test.AdjustedPValue ?? double.NaN)}"));
+        Write(path, "dataset,condition,timestep,degradation_percent,ci_low,ci_high,wilcoxon_w,p,p_bh",
+            a.Degradations.SelectMany(x => new[]
+            {
+                $"{x.DataSet},{x.Condition},,{Number(x.DegradationPercent)},{Number(x.CiLowPercent)},{Number(x.CiHighPercent)}," +
+                $"{Number(x.Test.Statistic)},{Number(x.Test.PValue ?? double.NaN)},{Number(x.Test.AdjustedPValue ?? double.NaN)}",
+            }.Concat(x.PerTimestepPercent.Select((d, k) => $"{x.DataSet},{x.Condition},{a.Ablations[0].Timesteps[k]},{Number(d)},,,,,"))));
 
     /// <summary>roles.csv: each head's role, importance and the probe values the clustering saw.</summary>
     public static void WriteRolesCsv(string path, CircuitAnalysisResult a) =>
@@ -34,11 +39,12 @@ internal static class ReportTables
                 .Append($"{r.DataSet},{r.Timestep?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? ""},{r.Head},,(padding),{Number(r.PaddingMass)}")));
 
     /// <summary>
-    /// patching.csv: each head's activation-patching share in both directions (METHOD.md 5b), over timesteps with the
-    /// 95% CI over pairs and at each timestep.
+    /// patching.csv, long format: each head's activation-patching share in each direction (METHOD.md 5b), one row over
+    /// timesteps (timestep empty, with the 95% CI over pairs) and one per timestep.
     /// </summary>
     public static void WritePatchingCsv(string path, PatchingSummary p, IReadOnlyList<int> timesteps) =>
-        Write(path, "head,direction,share,ci_low,ci_high," + string.Join(",", timesteps.Select(t => $"t{t}_share")),
+        Write(path, "head,direction,timestep,share,ci_low,ci_high",
             p.Heads.SelectMany(h => new[] { ("real_into_synthetic", h.RealIntoSynthetic), ("synthetic_into_real", h.SyntheticIntoReal) }
-                .Select(d => $"{h.Head},{d.Item1},{Number(d.Item2.Share)},{Number(d.Item2.CiLow)},{Number(d.Item2.CiHigh)}," + string.Join(",", d.Item2.PerTimestep.Select(Number)))));
+                .SelectMany(d => new[] { $"{h.Head},{d.Item1},,{Number(d.Item2.Share)},{Number(d.Item2.CiLow)},{Number(d.Item2.CiHigh)}" }
+                    .Concat(d.Item2.PerTimestep.Select((v, k) => $"{h.Head},{d.Item1},{timesteps[k]},{Number(v)},,")))));
 }

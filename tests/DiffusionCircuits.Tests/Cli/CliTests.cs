@@ -71,7 +71,7 @@ public class CliTests
     public void Synth_writes_images_masks_and_a_manifest()
     {
         var dir = Directory.CreateTempSubdirectory().FullName;
-        var (code, _, _) = Run("synth", "--count", "3", "--size", "24", "--seed", "9", "--out", dir, "--npy");
+        var (code, _, _) = Run("synth", "--images", "3", "--image-size", "24", "--seed", "9", "--out", dir, "--npy");
         Assert.Equal(0, code);
         Assert.Equal(3, Directory.GetFiles(Path.Combine(dir, "images"), "*.png").Length);
         Assert.Equal(3, Directory.GetFiles(Path.Combine(dir, "masks"), "*.png").Length);
@@ -84,7 +84,7 @@ public class CliTests
     [Fact]
     public void Synth_rejects_a_bad_size_with_the_allowed_range()
     {
-        var (code, _, err) = Run("synth", "--count", "3", "--size", "4", "--out", Directory.CreateTempSubdirectory().FullName);
+        var (code, _, err) = Run("synth", "--images", "3", "--image-size", "4", "--out", Directory.CreateTempSubdirectory().FullName);
         Assert.Equal(CliApp.BadInput, code);
         Assert.Contains("between 8 and 1024", err);
     }

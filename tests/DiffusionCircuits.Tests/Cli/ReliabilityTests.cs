@@ -169,8 +169,8 @@ public class ReliabilityTests(SmallReport report) : IClassFixture<SmallReport>
         Assert.Contains("another model", File.ReadAllText(junit));
         Assert.Equal(0, CliTests.Run("check", results, "--baseline", baseline, "--junit", junit, "--allow-other-model").Code);
 
-        var options = doc["options"].Deserialize<Dictionary<string, string>>()!;
-        options["seed"] = "99";
+        var options = doc["options"].Deserialize<Dictionary<string, JsonElement>>()!;
+        options["seed"] = JsonSerializer.SerializeToElement(99);
         doc["options"] = JsonSerializer.SerializeToElement(options);
         File.WriteAllText(baseline, JsonSerializer.Serialize(doc));
         var changed = CliTests.Run("check", results, "--baseline", baseline, "--junit", junit, "--allow-other-model");

@@ -130,10 +130,10 @@ public class LatentPipelineReportTests(LatentPipelineReport report) : IClassFixt
         {
             Analysis = LatentPipelineReport.Options(dir).Analysis with { Ablation = AblationKind.Resample, ResampleDraws = 2 },
         }).Run().Results;
-        Assert.Equal("resample", resample.Options["ablation"]);
-        Assert.Equal("2", resample.Options["resampleDraws"]);
+        Assert.Equal("resample", resample.Options.Ablation);
+        Assert.Equal(2, resample.Options.ResampleDraws);
         var zero = report.Outcome.Results;
-        Assert.Equal("-", zero.Options["resampleDraws"]);
+        Assert.Null(zero.Options.ResampleDraws);
         // Each draw runs the donors once and every condition again.
         Assert.True(resample.Cost.ForwardPasses > 1.5 * zero.Cost.ForwardPasses, $"{resample.Cost.ForwardPasses} vs {zero.Cost.ForwardPasses}");
         var heads = resample.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();

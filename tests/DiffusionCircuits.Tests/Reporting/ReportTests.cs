@@ -124,7 +124,7 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
     public void Entropy_in_results_json_is_the_entropy_of_summary_csv()
     {
         var row = File.ReadLines(Path.Combine(report.Dir, "summary.csv"))
-            .Single(l => l.StartsWith("synthetic,mid.attn.h3,all,entropy_nats,", StringComparison.Ordinal)).Split(',');
+            .Single(l => l.StartsWith("synthetic,mid.attn.h3,,entropy_nats,", StringComparison.Ordinal)).Split(',');
         var e = report.Outcome.Results.Entropy.Single(x => x.DataSet == "synthetic" && x.Head == "mid.attn.h3" && x.Timestep == null);
         Assert.Equal(double.Parse(row[5], CultureInfo.InvariantCulture), e.MeanNats);
         Assert.Equal(double.Parse(row[7], CultureInfo.InvariantCulture), e.CiLowNats);
@@ -156,9 +156,11 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         Assert.Equal(p.Heads.Sum(h => h.RealIntoSynthetic.Share), p.SumOfSharesRealIntoSynthetic, 12);
         var top = p.ByShare()[0];
         var csv = File.ReadLines(Path.Combine(report.Dir, "patching.csv")).Skip(1).Select(l => l.Split(',')).ToList();
-        Assert.Equal(2 * p.Heads.Count, csv.Count);
-        var row = csv.Single(c => c[0] == top.Head && c[1] == "real_into_synthetic");
-        Assert.Equal(top.RealIntoSynthetic.Share, double.Parse(row[2], CultureInfo.InvariantCulture));
+        Assert.Equal(2 * p.Heads.Count * (1 + 2), csv.Count);     // over timesteps, and each of 2 timesteps
+        var row = csv.Single(c => c[0] == top.Head && c[1] == "real_into_synthetic" && c[2] == "");
+        Assert.Equal(top.RealIntoSynthetic.Share, double.Parse(row[3], CultureInfo.InvariantCulture));
+        var at600 = csv.Single(c => c[0] == top.Head && c[1] == "real_into_synthetic" && c[2] == "600");
+        Assert.Equal(top.RealIntoSynthetic.PerTimestep[1], double.Parse(at600[3], CultureInfo.InvariantCulture));
         Assert.Contains($"the head carrying the largest share of the output difference was {top.Head} ({F(100 * top.RealIntoSynthetic.Share, 1)}%", report.Outcome.Results.Findings);
         Assert.Contains(report.Outcome.Results.Metrics, m => m.Name == $"patching.real_into_synthetic.{top.Head}" && m.Value == top.RealIntoSynthetic.Share);
         var section = report.Pages.First(x => x.Contains("8 seeded pairs of a synthetic and a real image", StringComparison.Ordinal));
