@@ -58,19 +58,9 @@ internal static class CircuitsCommand
             var realImages = opened.Prepare(loaded);
             var synthetic = opened.Prepare(new SyntheticFaceGenerator(parse.GetValue(synthSeed), opened.ImageSize).GenerateMany(realImages.Count));
 
-            CircuitAnalysisResult result = null!;
-            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var tasks = new Dictionary<string, ProgressTask>();
-                    var progress = new SynchronousProgress<(string Stage, double Fraction)>(p =>
-                    {
-                        if (!tasks.TryGetValue(p.Stage, out var task)) tasks[p.Stage] = task = ctx.AddTask(p.Stage, maxValue: 1);
-                        task.Value = p.Fraction;
-                    });
-                    result = new CircuitAnalysis(maps, noMaps, options).Run(realImages, synthetic, progress);
-                    foreach (var t in tasks.Values) t.Value = 1;
-                });
+            var stages = new[] { "features real", "features synthetic", "single-head ablation real", "single-head ablation synthetic", "roles",
+                "role and circuit ablation real", "role and circuit ablation synthetic" }.Concat(options.PatchingPairs > 0 ? new[] { "activation patching" } : Array.Empty<string>()).ToList();
+            var result = StageProgress.Run(stages, progress => new CircuitAnalysis(maps, noMaps, options).Run(realImages, synthetic, progress));
             var patching = result.Patching == null ? null : PatchingSummary.Of(result.Patching, options.Bootstrap, options.Seed);
             Write(result, patching, outDir);
             Print(result, patching);

@@ -50,6 +50,8 @@ public static class CliApp
             FeaturesCommand.Create(),
             BenchCommand.Create(),
             CircuitsCommand.Create(),
+            ScaleOutCommand.CreateSlurm(),
+            ScaleOutCommand.CreateKubernetes(),
         };
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 160;   // tables in logs are not wrapped at 80

@@ -178,6 +178,9 @@ internal static class CommonOptions
         DefaultValueFactory = _ => Defaults.Analysis.ResampleDraws,
     };
 
+    /// <summary>"1 head", "3 heads".</summary>
+    public static string Count(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";
+
     public static Option<int> PatchPairs() => new("--patch-pairs")
     {
         Description = "Activation patching between the data sets (METHOD.md 5b): at most this many seeded synthetic/real pairs, " +

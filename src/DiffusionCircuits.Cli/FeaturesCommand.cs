@@ -55,16 +55,12 @@ internal static class FeaturesCommand
 
             var extractor = new FeatureExtractor(session, ts, parse.GetValue(seed), parse.GetValue(batch));
             var sets = new List<DataSetFeatures>();
-            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    foreach (var (name, source) in sources)
-                    {
-                        var task = ctx.AddTask($"capture {name}", maxValue: n);
-                        sets.Add(extractor.Run(name, source(), progress: new SynchronousProgress<int>(c => task.Value = c)));
-                        task.Value = n;
-                    }
-                });
+            StageProgress.Run(sources.Select(x => $"capture {x.Item1}").ToList(), progress =>
+            {
+                foreach (var (name, source) in sources)
+                    sets.Add(extractor.Run(name, source(), progress: new SynchronousProgress<int>(c => progress.Report(($"capture {name}", c / (double)n)))));
+                return 0;
+            });
             double captureSeconds = watch.Elapsed.TotalSeconds;
             FeatureAggregation.WriteFeaturesCsv(Path.Combine(outDir, "features.csv"), sets, heads);
             var summary = sets.SelectMany(s => FeatureAggregation.Summarise(s, heads, seed: parse.GetValue(seed))).ToList();

@@ -32,12 +32,19 @@ internal static class ReportCommand
         var output = new Option<string?>("--out", "-o") { Description = "Output folder. Default: reports/<timestamp>/, or the unfinished run there with the same inputs (resumed)." };
         var gpu = CommonOptions.Gpu();
         var chunk = new Option<int>("--chunk") { Description = "Images per checkpoint chunk (0 = automatic, max(16, n/32)). Finished chunks survive an interrupted run.", DefaultValueFactory = _ => 0 };
+        var shard = new Option<string?>("--shard")
+        {
+            Description = "K/N: compute only shard K's chunks (K from 0 to N-1) into --out, shared with the other shards, up to the first stage they have " +
+                          "not finished, and exit. A run without --shard on the same --out assembles the results (identical to one machine's). " +
+                          "`diffcircuits slurm` and `diffcircuits k8s` write the jobs.",
+        };
+        var checkOptions = new Option<bool>("--check-options") { Description = "Check the options (and that the model and folders they name exist), then exit without running." };
         var cmd = new Command("report",
             "Analyse a diffusion UNet on synthetic vs real faces and write report.pdf, results.json, CSV tables and charts: attention entropy and divergence, " +
             "head features, functional roles, head and role ablation, circuits and the complexity ratio with every hypothesis test. " +
             "With no options: the bundled reference model, 64 + 64 faces, five timesteps (a few minutes on 2 cores). An interrupted run resumes when run again.")
         {
-            real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, draws, patchPairs, output, gpu, chunk,
+            real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, draws, patchPairs, output, gpu, chunk, shard, checkOptions,
         };
         denoiser.AddTo(cmd);
         cmd.SetAction(parse =>
@@ -61,26 +68,39 @@ internal static class ReportCommand
                     ResampleDraws = parse.GetValue(draws), PatchingPairs = parse.GetValue(patchPairs),
                 },
                 OutDir = parse.GetValue(output), GpuDeviceId = parse.GetValue(gpu), ChunkImages = parse.GetValue(chunk),
+                Shard = parse.GetValue(shard) is string k ? CommonOptions.Translate(() => WorkShard.Parse(k)) : null,
             };
             try { options.Validate(); }
             catch (ArgumentException e) { throw new UserFacingException(e.Message); }
+            if (parse.GetValue(checkOptions))
+            {
+                if (!File.Exists(options.ModelPath)) throw new UserFacingException($"Model '{options.ModelPath}' does not exist.");
+                if (realDir != null && !Directory.Exists(realDir)) throw new UserFacingException($"Real faces folder '{realDir}' does not exist.");
+                Console.Out.WriteLine("The options are valid.");
+                return CliApp.Ok;
+            }
             if (realDir == null) AnsiConsole.Write(new Panel(new Text(ReportRunner.StandInNotice, new Style(Color.Red, decoration: Decoration.Bold))) { Border = BoxBorder.Double, BorderStyle = new Style(Color.Red) });
 
-            ReportOutcome outcome = null!;
-            var runner = new ReportRunner(options, line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]"));
-            CommonOptions.Translate(() => AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var tasks = new Dictionary<string, ProgressTask>();
-                    var progress = new SynchronousProgress<(string Stage, double Fraction)>(p =>
-                    {
-                        if (!tasks.TryGetValue(p.Stage, out var task)) tasks[p.Stage] = task = ctx.AddTask(p.Stage, maxValue: 1);
-                        task.Value = Math.Min(1, p.Fraction);
-                    });
-                    outcome = runner.Run(progress);
-                    foreach (var t in tasks.Values) t.Value = 1;
-                }));
+            // The stand-in banner is printed here, once at the start and once with the summary, not again as a log line.
+            var runner = new ReportRunner(options, line =>
+            {
+                if (line != ReportRunner.StandInNotice) StageProgress.Log(line);
+            });
+            var expected = new List<string>();
+            foreach (var stage in new[] { "features", "single-head ablation" })
+                expected.AddRange(new[] { $"{stage} real", $"{stage} synthetic" });
+            expected.Add("roles");
+            expected.AddRange(new[] { "role and circuit ablation real", "role and circuit ablation synthetic" });
+            if (options.Analysis.PatchingPairs > 0) expected.Add("activation patching");
+            expected.AddRange(new[] { "statistics", "charts and report" });
+            ReportOutcome outcome;
+            try { outcome = CommonOptions.Translate(() => StageProgress.Run(expected, progress => runner.Run(progress))); }
+            catch (ShardStoppedException stopped)
+            {
+                // A shard's run ends at a barrier by design: its chunks are written, the rest is other shards' work.
+                Console.Out.WriteLine(stopped.Message);
+                return CliApp.Ok;
+            }
             Summarise(outcome);
             if (realDir == null) AnsiConsole.Write(new Panel(new Text(ReportRunner.StandInNotice, new Style(Color.Red, decoration: Decoration.Bold))) { Border = BoxBorder.Double, BorderStyle = new Style(Color.Red) });
             return CliApp.Ok;
@@ -111,11 +131,11 @@ internal static class ReportCommand
         var table = new Table().Title("Summary").AddColumns("measure", "value", "95% CI", "p");
         foreach (var q in r.ComplexityRatios)
             table.AddRow($"complexity ratio ({q.Measure})", $"{q.Ratio:F3}", q.CiText, q.PValueText);
-        foreach (var c in r.Circuits) table.AddRow($"circuit {c.DataSet}", $"{c.Size} heads, {c.EffectiveHeads:F2} effective", "", "");
+        foreach (var c in r.Circuits) table.AddRow($"circuit {r.Label(c.DataSet.Name)}", $"{c.Size} heads, {c.EffectiveHeads:F2} effective", "", "");
         table.AddRow("JSD range over timesteps (nats)", $"{r.Divergence.Min(d => d.MeanJsdNats):F4} .. {r.Divergence.Max(d => d.MeanJsdNats):F4}", "", "");
         var single = r.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
         table.AddRow("single-head degradation (%)", $"{single.Min(d => d.DegradationPercent):F1} .. {single.Max(d => d.DegradationPercent):F1}", "", "");
-        foreach (var role in r.Roles) table.AddRow($"role {role.Name}", $"entropy {role.EntropyMeanNats:F2} +/- {role.EntropySdNats:F2} nats", $"{role.Heads.Count} heads", "");
+        foreach (var role in r.Roles) table.AddRow($"role {role.Name}", $"entropy {role.EntropyMeanNats:F2} +/- {role.EntropySdNats:F2} nats", CommonOptions.Count(role.Heads.Count, "head"), "");
         AnsiConsole.Write(table);
         foreach (var d in r.Data.Where(d => d.Skipped > 0)) Console.Out.WriteLine($"{d.Name}: {d.Skipped} file(s) skipped (reasons in results.json and the report).");
         Console.Out.WriteLine($"Wrote {Path.Combine(o.OutDir, "report.pdf")} ({o.PdfPages} pages), results.json, {o.Files.Count(f => f.EndsWith(".csv"))} CSV tables and " +

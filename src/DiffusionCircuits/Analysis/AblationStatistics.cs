@@ -35,7 +35,10 @@ public static class AblationStatistics
             int cc = c;
             var ci = Resampling.BootstrapIndices(result.ImageIds.Count, idx => result.DegradationPercent(cc, null, idx), bootstrap, StableSeed.Of(seed, c));
             var perT = Enumerable.Range(0, result.Timesteps.Count).Select(k => result.DegradationPercent(cc, k)).ToArray();
-            var test = RankTests.Wilcoxon(result.PerImageDifferences(c)) with { Test = $"Wilcoxon signed-rank: {result.Conditions[c].Name} ablated vs intact ({result.DataSet})" };
+            var test = RankTests.Wilcoxon(result.PerImageDifferences(c)) with
+            {
+                Test = $"Wilcoxon signed-rank: {result.Conditions[c].Name} ablated vs intact ({result.DataSet})", Subject = $"{result.Conditions[c].Name} ({result.DataSet})",
+            };
             var condition = result.Conditions[c];
             list.Add(new Degradation(result.DataSet, condition.Name, result.DegradationPercent(c), ci.Low, ci.High, perT, test)
                 { Kind = condition.Kind, Subject = condition.Subject, PooledDegradationPercent = result.PooledDegradationPercent(c) });

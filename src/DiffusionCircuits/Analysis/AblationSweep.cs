@@ -199,6 +199,7 @@ public sealed class AblationSweep : IDisposable
 
         void Store(int i, int k, int c, float loss) => StoreLoss(result, images, conditions, i, k, c, loss);
 
+        progress?.Report(0);
         if (Kind == AblationKind.Resample)
         {
             var (passes, flops) = RunResampled(images, donors ?? images, conditions, plan, suffixes, inputs, masks, means!, result, () => progress?.Report((double)(done += 1) / total));
@@ -251,8 +252,8 @@ public sealed class AblationSweep : IDisposable
                     for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r));
                     (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FlopsPerSample(first));
                     done += pairBatch.Length;
+                    progress?.Report((double)done / total);   // per condition: a batch of rows can hold a whole stage
                 }
-                progress?.Report((double)done / total);
             }
             result.ForwardPasses = passes;
             result.ForwardFlops = flops;

@@ -19,6 +19,13 @@ public interface IAnalysisCheckpoint
     /// <summary>Activation patching of the pairs: loaded where finished, computed (in chunks of pairs) where not. By default, all at once.</summary>
     PatchingResult Patching(IReadOnlyList<PatchPair> pairs, Func<IReadOnlyList<PatchPair>, IProgress<double>, PatchingResult> compute, IProgress<double>? progress) =>
         compute(pairs, progress ?? SynchronousProgress<double>.None);
+
+    /// <summary>
+    /// The end of a stage that later stages need whole (after the features and single-head sweeps, and after the joint
+    /// sweeps and patching, <paramref name="last"/>). A checkpoint shared by several processes may end the run here:
+    /// until then, a stage whose chunks are not all finished returns null. By default, nothing.
+    /// </summary>
+    void Barrier(string stage, bool last = false) { }
 }
 
 /// <summary>Keeps nothing: every stage runs on the whole data set at once.</summary>

@@ -59,6 +59,9 @@ public sealed class CircuitAnalysis
         {
             ExtractFeatures();
             SweepSingleHeads();
+            checkpoint.Barrier("roles");   // roles and the joint sweep need every image's features and single-head losses
+            _importance = Enumerable.Range(0, Heads)
+                .Select(k => (_singles[DataSetId.Real].DegradationPercent(k) + _singles[DataSetId.Synthetic].DegradationPercent(k)) / 2).ToArray();
             var probeMatrix = ProbeMatrix(null);
             var roles = HeadRoles.Cluster(_names, probeMatrix, _o.Roles, _o.Seed, crossAttention: _cross);
             progress?.Report(("roles", 0));
@@ -75,6 +78,7 @@ public sealed class CircuitAnalysis
             {
                 ablations = SweepJointly(roles, orders);
                 patching = Patch();
+                checkpoint.Barrier("statistics", last: true);
             }
             finally { _sweep.Dispose(); }
             var degradations = Degradations(ablations);
@@ -110,7 +114,7 @@ public sealed class CircuitAnalysis
         private AblationResult Sweep(string stage, DataSetId set, IReadOnlyList<AblationCondition> conditions, string label, AblationResult? measured = null) =>
             checkpoint.Ablation(stage, set, images[set], conditions, (chunk, p) => _sweep.Run(set, chunk, conditions, p, _means[set], measured, donors: images[set]), Stage($"{label} {set}"));
 
-        /// <summary>Every head alone on both data sets, and importance for roles: the mean of the two data sets' single-head degradations.</summary>
+        /// <summary>Every head alone on both data sets (importance for roles, after the barrier, is the mean of the two data sets' single-head degradations).</summary>
         private void SweepSingleHeads()
         {
             _sweep = new AblationSweep(owner._ablation, _o.Timesteps, _o.Seed, _o.BatchSize, _o.Ablation, resampleDraws: _o.ResampleDraws);
@@ -118,8 +122,6 @@ public sealed class CircuitAnalysis
             _means = DataSetId.Compared.ToDictionary(d => d, d => _o.Ablation == AblationKind.Mean ? _sweep.MeanHeadOutputs(images[d]) : null);
             var conditions = AblationSweep.SingleHeads(owner._ablation);
             _singles = DataSetId.Compared.ToDictionary(d => d, d => Sweep("single", d, conditions, "single-head ablation"));
-            _importance = Enumerable.Range(0, Heads)
-                .Select(k => (_singles[DataSetId.Real].DegradationPercent(k) + _singles[DataSetId.Synthetic].DegradationPercent(k)) / 2).ToArray();
         }
 
         /// <summary>

@@ -17,11 +17,11 @@ public static class ReportedTests
 
     /// <summary>Welch t on the per-image mean entropy of each head, real vs synthetic.</summary>
     public static IReadOnlyList<HypothesisTest> EntropyWelch(CircuitAnalysisResult a) =>
-        PerHead(a, "entropy real vs synthetic, per head (Welch t)", (h, r, s) => TTests.Welch(r, s) with { Test = $"Welch t: entropy of {h}, real vs synthetic" });
+        PerHead(a, "entropy real vs synthetic, per head (Welch t)", (h, r, s) => TTests.Welch(r, s) with { Test = $"Welch t: entropy of {h}, real vs synthetic", Subject = h });
 
     /// <summary>Mann-Whitney U on the per-image mean entropy of each head, real vs synthetic.</summary>
     public static IReadOnlyList<HypothesisTest> EntropyMannWhitney(CircuitAnalysisResult a) =>
-        PerHead(a, "entropy real vs synthetic, per head (Mann-Whitney U)", (h, r, s) => RankTests.MannWhitneyU(r, s) with { Test = $"Mann-Whitney U: entropy of {h}, real vs synthetic" });
+        PerHead(a, "entropy real vs synthetic, per head (Mann-Whitney U)", (h, r, s) => RankTests.MannWhitneyU(r, s) with { Test = $"Mann-Whitney U: entropy of {h}, real vs synthetic", Subject = h });
 
     private static IReadOnlyList<HypothesisTest> PerHead(CircuitAnalysisResult a, string family, Func<string, double[], double[], HypothesisTest> test)
     {
@@ -35,7 +35,7 @@ public static class ReportedTests
     public static IReadOnlyList<HypothesisTest> ComplexityRatios(CircuitAnalysisResult a) =>
         MultipleComparisons.Adjust(a.Ratios.Select(r => new HypothesisTest
         {
-            Test = $"Permutation: complexity ratio ({r.Measure}) real / synthetic = 1",
+            Test = $"Permutation: complexity ratio ({r.Measure}) real / synthetic = 1", Subject = r.Measure,
             N1 = a.FeaturesOf(DataSetId.Real).ImageCount, N2 = a.FeaturesOf(DataSetId.Synthetic).ImageCount,
             StatisticName = "ratio", Statistic = r.Ratio, PValue = r.Permutation.PValue, Method = $"permutation of data-set labels ({r.Permutation.Permutations})",
             Effect = new EffectSize("ratio", r.Ratio, double.IsFinite(r.Ci.Low) ? r.Ci.Low : null, double.IsFinite(r.Ci.High) ? r.Ci.High : null),

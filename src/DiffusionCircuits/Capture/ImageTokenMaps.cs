@@ -69,6 +69,10 @@ public sealed class ImageTokenMaps
         return new ImageTokenMaps(edge, texture, fractions, grid.Tokens);
     }
 
+    /// <summary>Each token's part distribution [tokens, parts] of <paramref name="image"/> on <paramref name="grid"/>, or null without a part mask.</summary>
+    public static float[]? PartFractionsOf(FaceImage image, TokenGeometry grid) =>
+        image.PartMask == null ? null : PartFractionsOf(image.PartMask, image.Width, image.Height, grid.GridWidth, grid.GridHeight);
+
     /// <summary>The area fraction of each part in each token: the mask's one-hot planes area-pooled to the grid, as edges and texture are.</summary>
     private static float[] PartFractionsOf(byte[] mask, int w, int h, int gw, int gh)
     {

@@ -8,7 +8,7 @@ namespace DiffusionCircuits.Reporting;
 /// Layout is a first pass into pages of drawing operations; rendering is a second, so footers can say "page i of N".
 /// Fonts (DejaVu Sans) are embedded in the library.
 /// </summary>
-internal sealed class PdfDocumentBuilder
+internal sealed class PdfDocumentBuilder : IReportDocument
 {
     public const float PageWidth = 595, PageHeight = 842, Margin = 50;   // A4 in points
     private const float BodyTop = Margin + 14, BodyBottom = PageHeight - Margin - 14;
@@ -30,6 +30,8 @@ internal sealed class PdfDocumentBuilder
     public string? Subtitle { get; }
     public int PageCount => _pages.Count;
     public float ContentWidth => PageWidth - 2 * Margin;
+    /// <summary>Height left on the current page, in points.</summary>
+    public float RemainingHeight => BodyBottom - _y;
 
     /// <summary>A section heading (level 1 starts a new page unless the page is empty).</summary>
     public void Heading(string text, int level = 1)
@@ -107,19 +109,57 @@ internal sealed class PdfDocumentBuilder
             _y += h;
         }
 
-        EnsureSpace(RowHeight(header, true) + lineHeight * 2);
-        DrawRow(header, true, true);
-        foreach (var row in rows)
-        {
+        var list = rows.ToList();
+        foreach (var row in list)
             if (row.Count != n) throw new ArgumentException($"Table row has {row.Count} cells; the header has {n}.");
-            if (_y + RowHeight(row, false) > BodyBottom)
+        var heights = list.Select(r => RowHeight(r, false)).ToArray();
+        float headerHeight = RowHeight(header, true);
+        // A table starts where its header and first rows (up to KeepTogether) fit, and breaks so that no page holds
+        // fewer than KeepTogether of its rows.
+        EnsureSpace(headerHeight + heights.Take(KeepTogether).Sum());
+        var breaks = PageBreaks(heights, _y + headerHeight, BodyTop + headerHeight, BodyBottom);
+        DrawRow(header, true, true);
+        for (int i = 0; i < list.Count; i++)
+        {
+            if (breaks.Contains(i))
             {
                 NewPage();
                 DrawRow(header, true, true);
             }
-            DrawRow(row, false, false);
+            DrawRow(list[i], false, false);
         }
         _y += size;
+    }
+
+    /// <summary>Rows a table keeps together at a page break: no page starts or ends a table with fewer.</summary>
+    public const int KeepTogether = 3;
+
+    /// <summary>
+    /// The rows that start a new page for rows of <paramref name="heights"/> starting at <paramref name="first"/> on the
+    /// current page and at <paramref name="top"/> on later ones: greedy, then the last page gets at least
+    /// <see cref="KeepTogether"/> rows by moving rows over from the page before while that keeps as many.
+    /// </summary>
+    internal static HashSet<int> PageBreaks(IReadOnlyList<float> heights, float first, float top, float bottom)
+    {
+        var starts = new List<int>();
+        float y = first;
+        for (int i = 0; i < heights.Count; i++)
+        {
+            if (y + heights[i] > bottom && i > 0)
+            {
+                starts.Add(i);
+                y = top;
+            }
+            y += heights[i];
+        }
+        if (starts.Count > 0)
+        {
+            int last = starts[^1], previous = starts.Count > 1 ? starts[^2] : 0;
+            int onLast = heights.Count - last, onPrevious = last - previous;
+            int move = Math.Min(KeepTogether - onLast, onPrevious - KeepTogether);
+            if (onLast < KeepTogether && move > 0 && heights.Skip(last - move).Sum() <= bottom - top) starts[^1] = last - move;
+        }
+        return starts.ToHashSet();
     }
 
     /// <summary>A raster image (PNG, JPEG...), scaled to <paramref name="width"/> points, with an optional caption.</summary>
@@ -141,7 +181,10 @@ internal sealed class PdfDocumentBuilder
     /// </summary>
     public void TileGrid(IReadOnlyList<string> columns, IReadOnlyList<string> columnNotes, IReadOnlyList<string> rows, SKBitmap[,] tiles, float cell, string? caption = null)
     {
-        const float gap = 3, labelWidth = 58, header = 24;
+        const float gap = 3, header = 24, line = 8.5f, size = 7.5f;
+        float labelWidth;
+        using (var measure = Font(size, false))
+            labelWidth = Math.Min(110, 6 + rows.SelectMany(r => r.Split('\n')).Select(l => measure.MeasureText(l)).DefaultIfEmpty(0).Max());
         float height = header + rows.Count * (cell + gap);
         EnsureSpace(height + 20);
         float top = _y;
@@ -150,19 +193,21 @@ internal sealed class PdfDocumentBuilder
             for (int c = 0; c < columns.Count; c++) images[r, c] = SKImage.FromBitmap(tiles[r, c].Copy());
         Add(canvas =>
         {
-            using var font = Font(7.5f, false);
+            using var font = Font(size, false);
             using var note = Font(6.5f, false);
             using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
             for (int c = 0; c < columns.Count; c++)
             {
                 float x = Margin + labelWidth + c * (cell + gap);
-                canvas.DrawText(Fit(columns[c], cell, 7.5f), x, top + 9, font, ink);
+                canvas.DrawText(Fit(columns[c], cell, size), x, top + 9, font, ink);
                 canvas.DrawText(Fit(columnNotes[c], cell, 6.5f), x, top + 19, note, ink);
             }
             for (int r = 0; r < rows.Count; r++)
             {
                 float y = top + header + r * (cell + gap);
-                canvas.DrawText(Fit(rows[r], labelWidth - 4, 7.5f), Margin, y + cell / 2 + 3, font, ink);
+                var lines = rows[r].Split('\n');
+                float first = y + cell / 2 + 3 - (lines.Length - 1) * line / 2;
+                for (int i = 0; i < lines.Length; i++) canvas.DrawText(Fit(lines[i], labelWidth - 4, size), Margin, first + i * line, font, ink);
                 for (int c = 0; c < columns.Count; c++)
                     canvas.DrawImage(images[r, c], SKRect.Create(Margin + labelWidth + c * (cell + gap), y, cell, cell), new SKSamplingOptions(SKCubicResampler.Mitchell));
             }
@@ -207,7 +252,9 @@ internal sealed class PdfDocumentBuilder
     public void Write(Stream stream)
     {
         var metadata = new SKDocumentPdfMetadata { Title = Title, Producer = "DiffusionCircuits", Creator = "DiffusionCircuits",
-            Creation = new DateTime(2000, 1, 1), Modified = new DateTime(2000, 1, 1) };   // fixed dates: same input, same bytes
+            Creation = new DateTime(2000, 1, 1), Modified = new DateTime(2000, 1, 1),   // fixed dates: same input, same bytes
+            // The struct's default EncodingQuality is 0: every picture would become a JPEG of quality 0 (blocks). 101 is lossless.
+            EncodingQuality = 101, RasterDpi = SKDocument.DefaultRasterDpi };
         using var document = SKDocument.CreatePdf(stream, metadata);
         for (int p = 0; p < _pages.Count; p++)
         {

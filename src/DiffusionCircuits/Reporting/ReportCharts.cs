@@ -68,14 +68,96 @@ internal static class ReportCharts
         foreach (var set in sets) charts.Add(EntropyHeatmap(r, layers, set.Name));
         charts.Add(EntropyByTimestep(r, layers));
         charts.Add(JsdByTimestep(r));
+        charts.Add(AttentionColourBar());
         charts.Add(RoleMap(r));
         if (r.RoleCountSelection.Count > 0) charts.Add(RoleCount(r));
         foreach (var set in sets) charts.Add(HeadDegradation(r, set));
         foreach (var set in sets) charts.Add(RoleDegradation(r, set));
         charts.Add(CircuitCurves(r));
-        if (r.CrossAttention != null) charts.Add(TokenMass(r.CrossAttention));
+        if (r.CrossAttention != null) charts.Add(TokenMass(r, r.CrossAttention));
         if (r.Patching != null) charts.Add(PatchingShares(r.Patching));
+        foreach (var (family, index) in TestFamilies(r).Select((f, i) => (f, i))) charts.Add(Forest(family, index, r.Tests.Where(t => t.Family == family).ToList()));
+        foreach (var chart in charts) FitTitle(chart);
         return charts;
+    }
+
+    /// <summary>
+    /// Wraps (and if need be shrinks) a chart's title to the width of its data area, which a legend outside the plot
+    /// narrows: ScottPlot centres the title over the data area and clips what does not fit.
+    /// </summary>
+    internal static void FitTitle(ReportChart chart)
+    {
+        var label = chart.Plot.Axes.Title.Label;
+        if (string.IsNullOrEmpty(label.Text)) return;
+        float legend = 0;
+        if (chart.Plot.Axes.GetPanels().Any(p => p is ScottPlot.Panels.LegendPanel))
+        {
+            using var legendFont = PdfDocumentBuilder.Font(chart.Plot.Legend.FontSize ?? 12, false);
+            legend = chart.Plot.Legend.GetItems().Select(i => legendFont.MeasureText(i.LabelText ?? "")).DefaultIfEmpty(0).Max() + 50;
+        }
+        float available = Math.Max(chart.Width / 3f, chart.Width - 60 - legend);
+        string text = label.Text.Replace('\n', ' ');
+        for (float size = label.FontSize; ; size -= 1)
+        {
+            var lines = PdfDocumentBuilder.Wrap(text, available, size, bold: true);
+            // Two lines at most while the font can shrink; at 9 points, as many lines as it takes.
+            if (lines.Count <= 2 || size <= 9)
+            {
+                label.Text = string.Join("\n", lines);
+                label.FontSize = size;
+                return;
+            }
+        }
+    }
+
+    /// <summary>The families of the report's tests, in the order of its table.</summary>
+    public static IReadOnlyList<string> TestFamilies(ReportResults r) => r.Tests.Select(t => t.Family ?? "unnamed family").Distinct().ToList();
+
+    /// <summary>The chart name of a test family's forest plot.</summary>
+    public static string ForestName(int familyIndex) => $"forest-{familyIndex + 1}";
+
+    /// <summary>Rows a forest plot shows at most (the rest are in the appendix and tests.csv).</summary>
+    public const int ForestRows = 40;
+
+    /// <summary>The order tests are shown in: significant (adjusted p &lt;= 0.05) first, then by adjusted p, then by name.</summary>
+    public static IEnumerable<Statistics.HypothesisTest> SignificantFirst(IEnumerable<Statistics.HypothesisTest> tests) =>
+        tests.OrderBy(t => t.AdjustedPValue is double p && p <= 0.05 ? 0 : 1).ThenBy(t => t.AdjustedPValue ?? double.PositiveInfinity).ThenBy(t => t.Test, StringComparer.Ordinal);
+
+    /// <summary>
+    /// A forest plot of one family's effect sizes: one row per test (significant first), the effect as a dot (filled
+    /// when the adjusted p is at most 0.05), its 95% CI as a line where defined, and the value of no effect as a line.
+    /// </summary>
+    public static ReportChart Forest(string family, int familyIndex, IReadOnlyList<Statistics.HypothesisTest> tests)
+    {
+        var rows = SignificantFirst(tests).Where(t => t.Effect != null).Take(ForestRows).ToList();
+        string effect = rows.FirstOrDefault()?.Effect?.Name ?? "effect";
+        var plot = NewPlot($"Effect sizes: {family}", effect, "");
+        double none = effect == "ratio" ? 1 : 0;
+        plot.Add.VerticalLine(none, 1, Colors.Gray);
+        for (int i = 0; i < rows.Count; i++)
+        {
+            var e = rows[i].Effect!;
+            double y = rows.Count - 1 - i;
+            bool significant = rows[i].AdjustedPValue is double p && p <= 0.05;
+            if (e.CiLow is double lo && e.CiHigh is double hi && double.IsFinite(lo) && double.IsFinite(hi))
+            {
+                var ci = plot.Add.Line(lo, y, hi, y);
+                ci.Color = Colors.Black;
+                ci.LineWidth = 1.2f;
+            }
+            if (!double.IsFinite(e.Value)) continue;
+            var dot = plot.Add.Marker(e.Value, y, significant ? MarkerShape.FilledCircle : MarkerShape.OpenCircle, 6, significant ? ColorOf(1) : ColorOf(0));
+            if (i == 0 || rows.Take(i).All(r => (r.AdjustedPValue is double q && q <= 0.05) != significant))
+                dot.LegendText = significant ? "adjusted p <= 0.05" : "adjusted p > 0.05";
+        }
+        plot.Axes.Left.SetTicks(Enumerable.Range(0, rows.Count).Select(i => (double)(rows.Count - 1 - i)).ToArray(), rows.Select(t => t.Subject ?? t.Test).ToArray());
+        plot.Axes.Left.TickLabelStyle.FontSize = 8;
+        plot.Axes.Margins(left: 0.05, right: 0.05, bottom: 0.02, top: 0.02);
+        plot.ShowLegend(Alignment.LowerRight);
+        int more = tests.Count - rows.Count;
+        return new ReportChart(ForestName(familyIndex), $"{family}: {effect} per test with its 95% CI where defined (significant first; filled: adjusted p <= 0.05; " +
+                                                        $"grey line: no effect){(more > 0 ? $"; {more} more tests in the appendix and tests.csv" : "")}.",
+            plot, 495, Math.Min(640, 70 + 11 * rows.Count));
     }
 
     /// <summary>The heads with the largest activation-patching shares, both directions side by side with 95% CIs over pairs (METHOD.md 5b).</summary>
@@ -129,7 +211,7 @@ internal static class ReportCharts
     }
 
     /// <summary>Mean mass on each prompt token over every cross-attention head and timestep, one bar per data set (METHOD.md 5c).</summary>
-    public static ReportChart TokenMass(CrossAttentionSummary c)
+    public static ReportChart TokenMass(ReportResults r, CrossAttentionSummary c)
     {
         var plot = NewPlot("Cross-attention: attention on each token", "", "share of attention (mean over heads, t)");
         var sets = new[] { DataSetId.Real, DataSetId.Synthetic };
@@ -141,7 +223,7 @@ internal static class ReportCharts
             for (int t = 0; t < mass.Length; t++)
             {
                 var bar = plot.Add.Bar(new Bar { Position = t + (s - 0.5) * 0.38, Value = mass[t], Size = 0.36, FillColor = ColorOf(s), LineColor = ColorOf(s) });
-                if (t == 0) bar.LegendText = sets[s].Name;
+                if (t == 0) bar.LegendText = r.Label(sets[s].Name);
             }
         }
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, labels.Length).Select(i => (double)i).ToArray(), labels);
@@ -160,7 +242,7 @@ internal static class ReportCharts
     {
         int maxHeads = layers.Max(l => l.Heads);
         var values = new double[layers.Count, maxHeads];
-        var plot = NewPlot($"Attention entropy per head ({set})", "head", "layer");
+        var plot = NewPlot($"Attention entropy per head ({r.Label(set)})", "head", "layer");
         for (int l = 0; l < layers.Count; l++)
             for (int h = 0; h < maxHeads; h++)
             {
@@ -183,13 +265,32 @@ internal static class ReportCharts
                 text.LabelFontColor = f > 0.5 ? Colors.Black : Colors.White;
                 text.LabelAlignment = Alignment.MiddleCenter;
             }
-        plot.Title($"Attention entropy per head ({set}; nats, {lo:F2} dark .. {hi:F2} light)", 12);
+        plot.Title($"Attention entropy per head ({r.Label(set)}; nats, {lo:F2} dark .. {hi:F2} light)", 12);
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, maxHeads).Select(h => (double)h).ToArray(), Enumerable.Range(0, maxHeads).Select(h => $"h{h}").ToArray());
         plot.Axes.Left.SetTicks(Enumerable.Range(0, layers.Count).Select(l => (double)l).ToArray(), layers.Select(l => l.Name).ToArray());
         plot.Axes.SetLimits(-0.5, maxHeads - 0.5, layers.Count - 0.5, -0.5);   // first layer on top
         plot.HideGrid();
-        return new ReportChart($"entropy-heatmap-{set}", $"Mean attention entropy (nats) of every head on {set} faces, averaged over images and timesteps. " +
+        return new ReportChart($"entropy-heatmap-{set}", $"Mean attention entropy (nats) of every head on {r.Label(set)} faces, averaged over images and timesteps. " +
                                                          "Lower is sharper attention; ln S is uniform attention over S tokens.", plot, 495, 210);
+    }
+
+    /// <summary>The scale of the attention overlays (<see cref="HeatOverlay"/>): the colour map over 0..1 of each tile's maximum, as vector cells.</summary>
+    public static ReportChart AttentionColourBar()
+    {
+        const int steps = 64;
+        var plot = NewPlot("", "attention, as a fraction of the tile's largest value", "");
+        for (int i = 0; i < steps; i++)
+        {
+            var cell = plot.Add.Rectangle(i / (double)steps, (i + 1) / (double)steps, 0, 1);
+            cell.FillColor = HeatOverlay.Colormap.GetColor((i + 0.5) / steps);
+            cell.LineWidth = 0;
+        }
+        plot.Axes.SetLimits(0, 1, 0, 1);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual();
+        plot.Axes.Bottom.SetTicks(new[] { 0, 0.25, 0.5, 0.75, 1 }, new[] { "0", "0.25", "0.5", "0.75", "1" });
+        plot.HideGrid();
+        return new ReportChart("attention-colour-bar", $"Colour scale of the attention pictures: the Inferno colour map, blended {HeatOverlay.Blend:P0} over a grey copy of the face.",
+            plot, 495, 70);
     }
 
     private static double Min(double[,] v) => v.Cast<double>().Where(double.IsFinite).DefaultIfEmpty(0).Min();
@@ -206,7 +307,7 @@ internal static class ReportCharts
                 var ys = r.Timesteps.Select(t => r.Entropy.Where(e => e.DataSet == set && e.Timestep == t && inLayer.Contains(e.Head))
                     .Average(e => e.MeanNats)).ToArray();
                 var line = plot.Add.Scatter(ts, ys, ColorOf(l));
-                line.LegendText = $"{layers[l].Name} ({set})";
+                line.LegendText = $"{layers[l].Name} ({r.Label(set)})";
                 line.LineWidth = 2;
                 if (dashed)
                 {
@@ -266,7 +367,7 @@ internal static class ReportCharts
     {
         var rows = r.Degradations.Where(d => d.DataSet == set && d.Kind == ConditionKind.Head)
             .OrderByDescending(d => d.DegradationPercent).ThenBy(d => d.Condition, StringComparer.Ordinal).ToList();
-        var plot = NewPlot($"Single-head ablation ({set} faces)", "", "degradation (%)");
+        var plot = NewPlot($"Single-head ablation ({r.Label(set.Name)} faces)", "", "degradation (%)");
         for (int i = 0; i < rows.Count; i++)
         {
             var bar = plot.Add.Bar(i, rows[i].DegradationPercent);
@@ -276,13 +377,13 @@ internal static class ReportCharts
             ci.LineWidth = 1.2f;
         }
         HeadTicks(plot, rows.Select(d => d.Condition).ToList());
-        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is ablated ({r.Options.Ablation}), {set} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
+        return new ReportChart($"degradation-heads-{set}", $"Degradation of the denoising loss when each head alone is ablated ({r.Options.Ablation}), {r.Label(set.Name)} faces, sorted; black lines are 95% bootstrap CIs over images.", plot, 495, 280);
     }
 
     public static ReportChart RoleDegradation(ReportResults r, DataSetId set)
     {
         var rows = r.Degradations.Where(d => d.DataSet == set && d.Kind == ConditionKind.Role).ToList();
-        var plot = NewPlot($"Role ablation per timestep ({set} faces)", "timestep t", "degradation (%)");
+        var plot = NewPlot($"Role ablation per timestep ({r.Label(set.Name)} faces)", "timestep t", "degradation (%)");
         var ts = r.Timesteps.Select(t => (double)t).ToArray();
         for (int i = 0; i < rows.Count; i++)
         {
@@ -291,7 +392,7 @@ internal static class ReportCharts
             line.LineWidth = 2;
         }
         plot.ShowLegend(Edge.Right);
-        return new ReportChart($"degradation-roles-{set}", $"Degradation when all heads of a role are zeroed together, per timestep, {set} faces.", plot, 495, 250);
+        return new ReportChart($"degradation-roles-{set}", $"Degradation when all heads of a role are zeroed together, per timestep, {r.Label(set.Name)} faces.", plot, 495, 250);
     }
 
     public static ReportChart CircuitCurves(ReportResults r)

@@ -1,28 +1,39 @@
+using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Data;
 using DiffusionCircuits.Diffusion;
 using DiffusionCircuits.Onnx;
-using DiffusionCircuits.Analysis;
-using DiffusionCircuits.Capture;
 using SkiaSharp;
 
 namespace DiffusionCircuits.Reporting;
 
 /// <summary>
-/// Example images with attention overlaid for the most specialised heads: per head, the attention each key position
-/// receives (mean over queries) at the middle analysed timestep, upsampled to the image and drawn as a heat map
-/// over a grey copy of the clean image.
+/// What heads look at, as pictures, at the middle analysed timestep:
+/// <see cref="Heads"/>: for the most specialised heads, the attention each position receives (mean over queries) on
+/// example faces; <see cref="Regions"/>: per self-attention layer, where queries in the eyes and in the mouth look
+/// (mean over heads and <see cref="RegionFaces"/> faces per data set), over the data set's mean face.
 /// </summary>
 internal sealed class ReportExamples : IDisposable
 {
-    private ReportExamples(SKBitmap bitmap, IReadOnlyList<string> heads, IReadOnlyList<string> images, int timestep)
-    {
-        (Bitmap, Heads, Images, Timestep) = (bitmap, heads, images, timestep);
-    }
+    /// <summary>Tile side in pixels: faces and maps are resampled smoothly to it, so overlays are not blocks of tokens.</summary>
+    public const int Tile = 192;
 
-    public SKBitmap Bitmap { get; }
-    public IReadOnlyList<string> Heads { get; }
-    public IReadOnlyList<string> Images { get; }
+    /// <summary>Faces per data set averaged into the query-region maps.</summary>
+    public const int RegionFaces = 8;
+
+    /// <summary>The query regions of <see cref="Regions"/>.</summary>
+    public static readonly FacePart[] QueryParts = { FacePart.Eyes, FacePart.Mouth };
+
+    private ReportExamples(TileFigure heads, TileFigure? regions, int timestep, string regionSource) =>
+        (Heads, Regions, Timestep, RegionSource) = (heads, regions, timestep, regionSource);
+
+    /// <summary>Rows: the clean faces, then one row per head; columns: the example faces.</summary>
+    public TileFigure Heads { get; }
+    /// <summary>Rows: self-attention layers; columns: query region per data set; null when no layer has a token grid.</summary>
+    public TileFigure? Regions { get; }
     public int Timestep { get; }
+    /// <summary>Where each data set's query regions come from (its own part masks, or the synthetic faces' for faces without masks).</summary>
+    public string RegionSource { get; }
 
     /// <summary>
     /// The most specialised heads that attend over image positions (self-attention; a cross-attention head's keys are
@@ -40,83 +51,157 @@ internal sealed class ReportExamples : IDisposable
         return sharp;
     }
 
-    public static ReportExamples Capture(AttentionCaptureSession session, IReadOnlyList<FaceImage> images, ReportResults r, int seed)
+    /// <summary>The head's label: name, role, entropy (mean over data sets) and single-head degradation, a line each.</summary>
+    public static string HeadLabel(ReportResults r, string head)
+    {
+        string role = r.Roles.FirstOrDefault(x => x.Heads.Contains(head))?.Name ?? "no role";
+        var entropy = r.Entropy.Where(e => e.Timestep == null && e.Head == head).Select(e => e.MeanNats).DefaultIfEmpty(double.NaN).Average();
+        var degradation = r.Degradations.Where(d => d.Kind == ConditionKind.Head && d.Condition == head).Select(d => d.DegradationPercent).DefaultIfEmpty(double.NaN).Average();
+        return $"{head}\nrole: {role}\nH = {entropy:F2} nats\nablated: {degradation:+0.0;-0.0}%";
+    }
+
+    public static ReportExamples Capture(AttentionCaptureSession session, IReadOnlyDictionary<DataSetId, IReadOnlyList<FaceImage>> images, ReportResults r, int seed)
+    {
+        int t = r.Timesteps[r.Timesteps.Count / 2];
+        var examples = images[DataSetId.Real].Take(2).Select(i => (DataSetId.Real, Image: i)).Concat(images[DataSetId.Synthetic].Take(2).Select(i => (DataSetId.Synthetic, Image: i))).ToList();
+        var heads = HeadTiles(session, examples, r, seed, t);
+        var (regions, source) = RegionTiles(session, images, r, seed, t);
+        return new ReportExamples(heads, regions, t, source);
+    }
+
+    /// <summary>The noisy inputs x_t of <paramref name="faces"/> at <paramref name="t"/> (the analysis' paired noise).</summary>
+    private static float[] Noisy(AttentionCaptureSession session, IReadOnlyList<FaceImage> faces, int seed, int t)
+    {
+        int len = session.SampleLength;
+        var noisy = new float[faces.Count * len];
+        var eps = new float[len];
+        for (int i = 0; i < faces.Count; i++) ForwardNoising.ApplyPaired(faces[i], seed, t, session.Schedule, eps, noisy.AsSpan(i * len, len));
+        return noisy;
+    }
+
+    private static TileFigure HeadTiles(AttentionCaptureSession session, IReadOnlyList<(DataSetId Set, FaceImage Image)> examples, ReportResults r, int seed, int t)
     {
         var heads = SpecialisedHeads(r);
-        int t = r.Timesteps[r.Timesteps.Count / 2];
-        int len = session.SampleLength;
-        var noisy = new float[images.Count * len];
-        var eps = new float[len];
-        for (int i = 0; i < images.Count; i++)
+        var faces = examples.Select(e => e.Image).ToList();
+        using var batch = session.Run(Noisy(session, faces, seed, t), Enumerable.Repeat(t, faces.Count).ToArray(), imageIds: faces.Select(i => i.Id).ToList());
+        var tiles = new SKBitmap[heads.Count + 1, faces.Count];
+        for (int i = 0; i < faces.Count; i++) tiles[0, i] = HeatOverlay.Draw(faces[i], Tile);
+        for (int row = 1; row <= heads.Count; row++)
         {
-            ForwardNoising.ApplyPaired(images[i], seed, t, session.Schedule, eps, noisy.AsSpan(i * len, len));
-        }
-        using var batch = session.Run(noisy, Enumerable.Repeat(t, images.Count).ToArray(), imageIds: images.Select(i => i.Id).ToList());
-        const int cell = 96, gap = 4, labelWidth = 130, top = 22;
-        var bitmap = new SKBitmap(labelWidth + images.Count * (cell + gap), top + (heads.Count + 1) * (cell + gap));
-        using var canvas = new SKCanvas(bitmap);
-        canvas.Clear(SKColors.White);
-        using var font = PdfDocumentBuilder.Font(11, false);
-        using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-        for (int i = 0; i < images.Count; i++)
-            canvas.DrawText(images[i].Id, labelWidth + i * (cell + gap), top - 8, PdfDocumentBuilder.Font(9, false), ink);
-        for (int row = 0; row <= heads.Count; row++)
-        {
-            int y = top + row * (cell + gap);
-            canvas.DrawText(row == 0 ? "clean image" : heads[row - 1], 4, y + cell / 2 + 4, font, ink);
-            for (int i = 0; i < images.Count; i++)
+            var head = session.Discovery.FindHead(heads[row - 1]) ?? throw new ArgumentException($"Unknown head '{heads[row - 1]}'.");
+            int layer = session.Layers.Select(l => l.Name).ToList().IndexOf(head.Layer);
+            var l = session.Layers[layer];
+            for (int i = 0; i < faces.Count; i++)
             {
-                var image = images[i];
-                float[]? heat = null;
-                if (row > 0)
-                {
-                    var (layer, head) = Locate(session, heads[row - 1]);
-                    var l = session.Layers[layer];
-                    var map = batch.Map(layer, i, head);
-                    var received = new float[l.KeyTokens];
-                    for (int q = 0; q < l.QueryTokens; q++)
-                        for (int k = 0; k < l.KeyTokens; k++) received[k] += map[q * l.KeyTokens + k] / l.QueryTokens;
-                    heat = l.GridHeight * l.GridWidth == l.KeyTokens ? received : null;
-                    if (heat != null) heat = TokenGeometry.Upsample(heat.Select(v => (double)v).ToArray(), l.GridHeight, l.GridWidth, image.Height, image.Width).Select(v => (float)v).ToArray();
-                }
-                using var tile = Overlay(image, heat);
-                using var img = SKImage.FromBitmap(tile);
-                canvas.DrawImage(img, SKRect.Create(labelWidth + i * (cell + gap), y, cell, cell), new SKSamplingOptions(SKFilterMode.Linear));
+                var map = batch.Map(layer, i, head.InLayer);
+                var received = new double[l.KeyTokens];
+                for (int q = 0; q < l.QueryTokens; q++)
+                    for (int k = 0; k < l.KeyTokens; k++) received[k] += map[q * l.KeyTokens + k] / (double)l.QueryTokens;
+                tiles[row, i] = l.GridHeight * l.GridWidth == l.KeyTokens
+                    ? HeatOverlay.Draw(faces[i], Tile, received, l.GridHeight, l.GridWidth)
+                    : HeatOverlay.Draw(faces[i], Tile);
             }
         }
-        canvas.Flush();
-        return new ReportExamples(bitmap, heads, images.Select(i => i.Id).ToList(), t);
+        return new TileFigure(tiles, faces.Select(f => f.Id).ToList(), examples.Select(e => r.Label(e.Set.Name)).ToList(),
+            heads.Select(h => HeadLabel(r, h)).Prepend("clean image").ToList());
     }
 
-    private static (int Layer, int Head) Locate(AttentionCaptureSession session, string name)
+    /// <summary>
+    /// Per layer with a token grid, data set and query part: sum over queries q of w_q A[q, k] / sum w_q, averaged over
+    /// the layer's heads and the faces, with w_q the part's area fraction in token q.
+    /// </summary>
+    private static (TileFigure?, string) RegionTiles(AttentionCaptureSession session, IReadOnlyDictionary<DataSetId, IReadOnlyList<FaceImage>> images,
+        ReportResults r, int seed, int t)
     {
-        var head = session.Discovery.FindHead(name) ?? throw new ArgumentException($"Unknown head '{name}'.");
-        return (session.Layers.Select(l => l.Name).ToList().IndexOf(head.Layer), head.InLayer);
-    }
-
-    /// <summary>The clean image, or a grey copy with the heat map (normalised to its maximum) blended in red-yellow.</summary>
-    internal static SKBitmap Overlay(FaceImage image, float[]? heat)
-    {
-        int w = image.Width, h = image.Height, plane = w * h;
-        var bitmap = new SKBitmap(w, h, SKColorType.Rgba8888, SKAlphaType.Opaque);
-        float max = heat?.Max() ?? 1;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
+        var layers = Enumerable.Range(0, session.Layers.Count).Where(l => TokenGeometry.For(session.Layers[l]) != null).ToList();
+        if (layers.Count == 0) return (null, "");
+        var sets = DataSetId.Compared.Where(images.ContainsKey).ToList();
+        var faces = sets.ToDictionary(s => s, s => images[s].Take(RegionFaces).ToList());
+        var grids = layers.ToDictionary(l => l, l => TokenGeometry.For(session.Layers[l])!);
+        // Faces without part masks (real photographs) take the mean part fractions of the faces that have them: aligned
+        // faces put eyes and mouth at about the same place.
+        var masked = faces.Values.SelectMany(f => f).Where(f => f.PartMask != null).ToList();
+        var fallback = layers.ToDictionary(l => l, l => masked.Count == 0 ? null : Mean(masked.Select(f => ImageTokenMaps.PartFractionsOf(f, grids[l])!).ToList()));
+        var sources = new List<string>();
+        var heat = new Dictionary<(int Layer, DataSetId Set, FacePart Part), double[]>();
+        foreach (var set in sets)
+        {
+            bool own = faces[set].All(f => f.PartMask != null);
+            sources.Add($"{r.Label(set.Name)}: {(own ? "its own part masks" : masked.Count > 0 ? "the synthetic faces' mean part masks (no masks of its own)" : "none")}");
+            foreach (var face in faces[set])
             {
-                int p = y * w + x;
-                float r = image.RgbPlanes[p], g = image.RgbPlanes[plane + p], b = image.RgbPlanes[2 * plane + p];
-                if (heat != null)
+                using var batch = session.Run(Noisy(session, new[] { face }, seed, t), new[] { t }, imageIds: new[] { face.Id });
+                foreach (int l in layers)
                 {
-                    float grey = 0.3f * (0.299f * r + 0.587f * g + 0.114f * b);
-                    float v = max > 0 ? heat[p] / max : 0;
-                    (r, g, b) = (grey + 0.7f * Math.Min(1, 2 * v), grey + 0.7f * Math.Max(0, 2 * v - 1), grey);
+                    var fractions = face.PartMask != null ? ImageTokenMaps.PartFractionsOf(face, grids[l]) : fallback[l];
+                    if (fractions == null) continue;
+                    var layer = session.Layers[l];
+                    int s = layer.KeyTokens;
+                    foreach (var part in QueryParts)
+                    {
+                        var w = Enumerable.Range(0, s).Select(q => (double)fractions[q * FaceImage.PartCount + (int)part]).ToArray();
+                        double total = w.Sum();
+                        if (total <= 0) continue;
+                        var sum = heat.TryGetValue((l, set, part), out var acc) ? acc : heat[(l, set, part)] = new double[s];
+                        for (int h = 0; h < layer.Heads; h++)
+                        {
+                            var map = batch.Map(l, 0, h);
+                            for (int q = 0; q < s; q++)
+                            {
+                                if (w[q] == 0) continue;
+                                double scale = w[q] / total / layer.Heads / faces[set].Count;
+                                for (int k = 0; k < s; k++) sum[k] += scale * map[q * s + k];
+                            }
+                        }
+                    }
                 }
-                bitmap.SetPixel(x, y, new SKColor(SkiaPixels.ToByte(r), SkiaPixels.ToByte(g), SkiaPixels.ToByte(b)));
             }
-        return bitmap;
+        }
+        var columns = sets.SelectMany(set => QueryParts.Select(part => (set, part))).ToList();
+        var tiles = new SKBitmap[layers.Count, columns.Count];
+        var means = sets.ToDictionary(s => s, s => HeatOverlay.MeanFace(faces[s]));
+        for (int row = 0; row < layers.Count; row++)
+        {
+            int l = layers[row];
+            var g = grids[l];
+            for (int c = 0; c < columns.Count; c++)
+            {
+                var (set, part) = columns[c];
+                var face = means[set];
+                if (!heat.TryGetValue((l, set, part), out var map)) { tiles[row, c] = HeatOverlay.Draw(face, Tile); continue; }
+                var region = RegionWeights(faces[set], fallback[l], g, part);
+                tiles[row, c] = HeatOverlay.Draw(face, Tile, map, g.GridHeight, g.GridWidth, region);
+            }
+        }
+        var figure = new TileFigure(tiles, columns.Select(x => $"{FaceImage.PartName(x.part)} queries").ToList(),
+            columns.Select(x => $"{r.Label(x.set.Name)}, {faces[x.set].Count} faces").ToList(),
+            layers.Select(l => $"{session.Layers[l].Name}\n{grids[l].GridHeight}x{grids[l].GridWidth} tokens").ToList());
+        return (figure, string.Join("; ", sources));
     }
 
-    public void Save(string path) => SkiaPixels.SavePng(Bitmap, path);
+    /// <summary>The query region drawn as a contour: the part's mean fraction per token over the faces, scaled to a maximum of 1.</summary>
+    private static double[]? RegionWeights(IReadOnlyList<FaceImage> faces, float[]? fallback, TokenGeometry grid, FacePart part)
+    {
+        var fractions = Mean(faces.Select(f => f.PartMask != null ? ImageTokenMaps.PartFractionsOf(f, grid) : fallback).ToList());
+        if (fractions == null) return null;
+        var w = Enumerable.Range(0, grid.Tokens).Select(q => (double)fractions[q * FaceImage.PartCount + (int)part]).ToArray();
+        double max = w.Max();
+        return max > 0 ? w.Select(v => v / max).ToArray() : null;
+    }
 
-    public void Dispose() => Bitmap.Dispose();
+    private static float[]? Mean(IReadOnlyList<float[]?> arrays)
+    {
+        var present = arrays.Where(a => a != null).ToList();
+        if (present.Count == 0) return null;
+        var mean = new float[present[0]!.Length];
+        foreach (var a in present)
+            for (int i = 0; i < mean.Length; i++) mean[i] += a![i] / present.Count;
+        return mean;
+    }
+
+    public void Dispose()
+    {
+        Heads.Dispose();
+        Regions?.Dispose();
+    }
 }

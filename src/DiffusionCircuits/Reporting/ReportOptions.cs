@@ -34,6 +34,12 @@ public sealed record ReportOptions
     public int? GpuDeviceId { get; init; }
     /// <summary>Images per checkpoint chunk (0: automatic).</summary>
     public int ChunkImages { get; init; }
+    /// <summary>
+    /// Compute only this shard's chunks into <see cref="OutDir"/>, shared with the other shards, up to the first stage
+    /// they have not finished; <see cref="ReportRunner.Run"/> then ends with <see cref="ShardStoppedException"/>. A run
+    /// without a shard on the same folder assembles the results. Not part of the numbers.
+    /// </summary>
+    public WorkShard? Shard { get; init; }
 
     /// <summary>Checks every option; the message says what is allowed.</summary>
     public void Validate(int schedulerSteps = 1000)
@@ -44,6 +50,7 @@ public sealed record ReportOptions
         if (GpuDeviceId is int g && g < 0) throw new ArgumentException($"--gpu must be a device id >= 0 (got {g}).");
         if (ChunkImages < 0) throw new ArgumentException($"--chunk must be >= 0 (0 = automatic; got {ChunkImages}).");
         if (OutDir != null && string.IsNullOrWhiteSpace(OutDir)) throw new ArgumentException("--out must name a folder.");
+        if (Shard != null && OutDir == null) throw new ArgumentException("--shard needs --out: the folder every shard and the final assembly share.");
     }
 
     /// <summary>The options that decide the numbers (not where they are written), typed: results.json's <c>options</c>.</summary>

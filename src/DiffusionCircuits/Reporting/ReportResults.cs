@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DiffusionCircuits.Analysis;
+using DiffusionCircuits.Data;
 using DiffusionCircuits.Statistics;
 
 namespace DiffusionCircuits.Reporting;
@@ -159,6 +160,12 @@ public sealed record ReportResults
     public required ModelInfo Model { get; init; }
     /// <summary>Both data sets.</summary>
     public required IReadOnlyList<DataSetInfo> Data { get; init; }
+
+    /// <summary>Whether the "real" data set is the procedural stand-in (no real faces were given).</summary>
+    public bool RealIsStandIn() => Data.FirstOrDefault(d => d.Name == DataSetId.Real.Name)?.Kind.StartsWith("naturalistic", StringComparison.Ordinal) == true;
+
+    /// <summary>A data set's name where a person reads it: the stand-in for real faces is never called just "real".</summary>
+    public string Label(string set) => set == DataSetId.Real.Name && RealIsStandIn() ? "stand-in (not real)" : set;
     /// <summary>The timesteps analysed.</summary>
     public required IReadOnlyList<int> Timesteps { get; init; }
     /// <summary>The options that decide the numbers.</summary>

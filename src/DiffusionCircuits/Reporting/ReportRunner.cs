@@ -36,7 +36,10 @@ public sealed class ReportRunner
         _log = log ?? (_ => { });
     }
 
-    /// <summary>Runs the whole report: sessions, data, analysis (resumable), statistics, tables, charts, results.json and report.pdf.</summary>
+    /// <summary>
+    /// Runs the whole report: sessions, data, analysis (resumable), statistics, tables, charts, results.json and report.pdf.
+    /// With <see cref="ReportOptions.Shard"/>, only that shard's chunks, ending with <see cref="ShardStoppedException"/>.
+    /// </summary>
     public ReportOutcome Run(IProgress<(string Stage, double Fraction)>? progress = null)
     {
         var o = _o;
@@ -73,18 +76,23 @@ public sealed class ReportRunner
             JsonFiles.Serialize(new { options = o.Describe(), denoiser = o.Denoiser.Describe(conditioning) }));
         string outDir = o.OutDir ?? UnfinishedRun(o.ReportsRoot, key) ?? Path.Combine(o.ReportsRoot, DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         if (o.OutDir == null) _log($"Output folder: {outDir}");
-        using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}");
-        StagedOutputs.Recover(outDir);
-        var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log);
+        using var runLock = RunLock.Acquire(outDir, $"report --model {o.ModelPath}" + (o.Shard is { } shard ? $" --shard {shard}" : ""), o.Shard);
+        if (o.Shard == null) StagedOutputs.Recover(outDir);
+        var checkpoint = new ChunkedCheckpoint(Path.Combine(outDir, ".work"), key, o.ChunkImages, _log, o.Shard);
+        if (checkpoint.FinishedWork(new Dictionary<DataSetId, int> { [DataSetId.Real] = real.Count, [DataSetId.Synthetic] = synthetic.Count },
+                o.Analysis.PatchingPairs) is { } finished)
+            _log($"Resumed: {finished}; the rest follows.");
+        else if (o.Shard == null) _log(EstimateAtStart(ablation, real.Count + synthetic.Count));
         if (encoder != null)
         {
             // Each face goes through the VAE encoder once; the latents are kept with the run's work.
             real = checkpoint.Latents(DataSetId.Real, real, encoder, Stage(progress, "latents real"));
             synthetic = checkpoint.Latents(DataSetId.Synthetic, synthetic, encoder, Stage(progress, "latents synthetic"));
+            checkpoint.Barrier("features");   // a shard goes on only when every face has its latent
             Lap("latents");
         }
         var analysis = new CircuitAnalysis(maps, ablation, o.Analysis).Run(real, synthetic, progress, checkpoint);
-        if (checkpoint.ChunksLoaded > 0) _log($"Resumed: {checkpoint.ChunksLoaded} finished chunk(s) loaded from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
+        if (checkpoint.ChunksLoaded > 0) _log($"Kept {checkpoint.ChunksLoaded} finished chunk(s) from {Path.Combine(outDir, ".work")}, {checkpoint.ChunksComputed} computed.");
         if (checkpoint.ChunksComputed > 0)
             _log($"Ablation: {analysis.ForwardGflop:N0} GFLOP against {analysis.NaiveForwardGflop:N0} at one full pass per condition; {analysis.SweepSharing}.");
         Lap("analysis");
@@ -105,10 +113,9 @@ public sealed class ReportRunner
         Lap("tables");
 
         progress?.Report(("charts and report", 0));
-        var examples = ReportExamples.Capture(maps, real.Take(2).Concat(synthetic.Take(2)).ToList(), results, o.Analysis.Seed);
-        using var tokenMaps = results.CrossAttention is { } cross
-            ? CrossAttentionFigure.Create(cross, analysis, maps.Layers, new Dictionary<DataSetId, IReadOnlyList<FaceImage>> { [DataSetId.Real] = real, [DataSetId.Synthetic] = synthetic })
-            : null;
+        var faces = new Dictionary<DataSetId, IReadOnlyList<FaceImage>> { [DataSetId.Real] = real, [DataSetId.Synthetic] = synthetic };
+        using var examples = ReportExamples.Capture(maps, faces, results, o.Analysis.Seed);
+        using var tokenMaps = results.CrossAttention is { } cross ? CrossAttentionFigure.Create(results, cross, analysis, maps.Layers, faces) : null;
         var charts = ReportCharts.All(results, analysis, maps.Layers);
         Directory.CreateDirectory(Path.Combine(stage, "charts"));
         foreach (var chart in charts)
@@ -116,19 +123,45 @@ public sealed class ReportRunner
             ReportCharts.SavePng(chart, Out($"charts/{chart.Name}.png"));
             ReportCharts.SaveSvg(chart, Out($"charts/{chart.Name}.svg"));
         }
-        examples.Save(Out("charts/attention-examples.png"));
+        examples.Heads.Save(Out("charts/attention-examples.png"));
+        examples.Regions?.Save(Out("charts/attention-regions.png"));
         tokenMaps?.Save(Out("charts/token-maps.png"));
         // results.json before the PDF: a report.pdf is only ever next to the results it shows.
         AtomicFile.WriteAllText(Out("results.json"), results.ToJson());
         Lap("charts");
         timings["total"] = Math.Round(timings.Values.Sum(), 2);
-        int pages = ReportPdf.Write(Out("report.pdf"), results, charts, examples, timings, tokenMaps);
+        ReportDocument.WriteHtml(Out("report.html"), results, charts, examples, timings, tokenMaps);
+        int pages = ReportDocument.WritePdf(Out("report.pdf"), results, charts, examples, timings, tokenMaps);
         timings["pdf"] = Math.Round(watch.Elapsed.TotalSeconds, 2);
         AtomicFile.WriteAllText(Out("timings.json"), JsonFiles.Serialize(timings));
         // results.json just before report.pdf, which moves last.
         StagedOutputs.Commit(outDir, files.Where(f => f is not ("results.json" or "report.pdf")).Append("results.json").Append("report.pdf").ToList());
         progress?.Report(("charts and report", 1));
         return new ReportOutcome(results, outDir, files, timings, checkpoint.ChunksLoaded, checkpoint.ChunksComputed, pages);
+    }
+
+    /// <summary>
+    /// The run's length as far as it can be known before it starts: one forward pass timed now on this machine, times
+    /// the passes the run needs at most (one full pass per image, timestep and condition; circuit prefixes counted as
+    /// one per head). The sweep's shared computation makes the real run shorter; the live estimate follows.
+    /// </summary>
+    private string EstimateAtStart(AttentionCaptureSession session, int images)
+    {
+        var a = _o.Analysis;
+        int rows = Math.Min(8, a.BatchSize), t = a.Timesteps[0];
+        var noisy = new float[rows * session.SampleLength];
+        var timesteps = Enumerable.Repeat(t, rows).ToArray();
+        session.Run(noisy, timesteps).Dispose();   // the first run pays for allocations
+        var watch = Stopwatch.StartNew();
+        session.Run(noisy, timesteps).Dispose();
+        double secondsPerPass = watch.Elapsed.TotalSeconds / rows;
+        long heads = session.TotalHeads, steps = a.Timesteps.Count;
+        long draws = a.Ablation == AblationKind.Resample ? a.ResampleDraws : 1;
+        long passes = images * steps * (1 + 1 + draws * (heads + a.Roles + heads)) + a.PatchingPairs * steps * 2 * heads;
+        var seconds = passes * secondsPerPass;
+        string time = seconds < 90 ? $"{seconds:F0} s" : seconds < 5400 ? $"{seconds / 60:F0} min" : $"{seconds / 3600:F1} h";
+        return $"Estimate before starting: at most about {time} ({passes:N0} forward passes at {1000 * secondsPerPass:F1} ms each, timed just now on this machine); " +
+               "sharing in the ablation sweep makes it shorter, and the live estimate follows.";
     }
 
     /// <summary>The model with maps exposed (features, examples) and without (the ablation sweeps); a bad model is bad input.</summary>

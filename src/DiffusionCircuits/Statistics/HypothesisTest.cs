@@ -26,6 +26,8 @@ public sealed record HypothesisTest
     public required double? PValue { get; init; }
     /// <summary>The p-value adjusted within its family; null when <see cref="PValue"/> is.</summary>
     public double? AdjustedPValue { get; init; }
+    /// <summary>What the test is about, for tables and charts: a head, an ablation condition and data set, a measure.</summary>
+    public string? Subject { get; init; }
     /// <summary>The family the test was corrected in.</summary>
     public string? Family { get; init; }
     /// <summary>The correction applied (Benjamini-Hochberg, Holm, Bonferroni).</summary>

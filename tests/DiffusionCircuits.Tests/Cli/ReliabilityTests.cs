@@ -115,6 +115,7 @@ public class ReliabilityTests(SmallReport report) : IClassFixture<SmallReport>
             AssertBadInput(CliTests.Run(args.ToArray()), "in use by another run (pid");
             Assert.Equal(new[] { ".run.info", ".run.lock" }, Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         }
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir));   // the run's end removes both
     }
 
     [Fact]

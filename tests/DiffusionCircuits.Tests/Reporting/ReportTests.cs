@@ -41,7 +41,7 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
     {
         var text = string.Join("\n", report.Pages);
         int at = -1;
-        foreach (var section in ReportPdf.Sections)
+        foreach (var section in ReportDocument.Sections)
         {
             int next = text.IndexOf(section, at + 1, StringComparison.Ordinal);
             Assert.True(next > at, $"section '{section}' missing or out of order");
@@ -70,6 +70,37 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
     }
 
     [Fact]
+    public void Attention_examples_are_full_resolution_tiles_with_text_labels_naming_head_role_and_entropy()
+    {
+        var r = report.Outcome.Results;
+        using var pdf = PdfDocument.Open(Path.Combine(report.Dir, "report.pdf"));
+        var page = pdf.GetPages().First(p => p.Text.Contains("Attention examples", StringComparison.Ordinal) && p.GetImages().Any());
+        string words = string.Join(" ", page.GetWords().Select(w => w.Text));
+        // Labels are text in the PDF's font, not pixels: every head shown is named with its role and entropy.
+        foreach (var head in ReportExamples.SpecialisedHeads(r))
+        {
+            var label = ReportExamples.HeadLabel(r, head).Replace('\n', ' ');
+            Assert.Contains(label, words);
+            Assert.Contains("role: " + r.Roles.Single(x => x.Heads.Contains(head)).Name, label);
+        }
+        Assert.Contains("stand-in (not real)", words);   // the stand-in is never labelled just "real"
+        // Every tile is drawn at full tile resolution and stored losslessly (a JPEG of quality 0 was blocks of colour).
+        var images = page.GetImages().ToList();
+        Assert.Equal((ReportExamples.SpecialisedHeads(r).Count + 1) * 4, images.Count);
+        Assert.All(images, i =>
+        {
+            Assert.Equal(ReportExamples.Tile, i.WidthInSamples);
+            Assert.True(i.TryGetPng(out _), "a tile is not stored losslessly");
+        });
+        // The per-layer query-region maps follow, for both data sets.
+        var all = string.Join(" ", report.Pages);
+        Assert.Contains("Where the eyes and the mouth look", all);
+        Assert.Contains("eyes queries", all);
+        Assert.Contains("mouth queries", all);
+        Assert.True(File.Exists(Path.Combine(report.Dir, "charts", "attention-regions.png")));
+    }
+
+    [Fact]
     public void Without_real_faces_the_stand_in_is_announced_on_the_first_page_and_in_results()
     {
         Assert.Contains("NO REAL FACES GIVEN", report.Pages[0]);
@@ -86,10 +117,9 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
         foreach (var layer in r.Model.Layers) Assert.Contains(layer.Name, all);
         Assert.Contains(r.Model.Sha256, all);
         foreach (var c in r.Circuits) Assert.Contains(string.Join(" ", c.Heads.Take(2)), all);
-        // Every hypothesis test is listed: the tests section has one row per test of each kind in results.json.
+        // Every hypothesis test is listed: the last appendix has one row per test of each kind in results.json.
         Assert.True(r.Tests.Count >= 2 * r.HeadNames.Count + r.Degradations.Count);
-        int start = all.IndexOf("Hypothesis tests", StringComparison.Ordinal), end = all.IndexOf("Appendix: options", StringComparison.Ordinal);
-        var section = all[start..end];
+        var section = all[all.IndexOf("Appendix: every hypothesis test", StringComparison.Ordinal)..];
         foreach (var kind in new[] { "Welch t:", "Mann-Whitney U:", "Wilcoxon signed-rank:", "Permutation:" })
         {
             int rows = 0;
@@ -97,6 +127,11 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
             Assert.Equal(r.Tests.Count(t => t.Test.StartsWith(kind, StringComparison.Ordinal)), rows);
         }
         Assert.Contains("Benjamini-Hochberg", section);
+        // The body keeps at most 3 pages of test tables: from the significant-results table to the next section.
+        int first = report.Pages.FindIndex(p => p.Contains("Significant results (adjusted p", StringComparison.Ordinal));
+        int next = report.Pages.FindIndex(p => p.Contains("Appendix: options", StringComparison.Ordinal));
+        Assert.True(next > 0);
+        if (first >= 0) Assert.InRange(next - first + 1, 1, 3);
     }
 
     [Fact]
@@ -139,6 +174,7 @@ public class ReportTests(SmallReport report) : IClassFixture<SmallReport>
             Assert.True(new FileInfo(Path.Combine(report.Dir, f)).Length > 100, f);
         Assert.Empty(Directory.EnumerateFiles(report.Dir, "*.tmp", SearchOption.AllDirectories));
         Assert.False(File.Exists(Path.Combine(report.Dir, ".run.info")), "the run lock is released at the end");
+        Assert.False(File.Exists(Path.Combine(report.Dir, ".run.lock")), "the lock file is removed at the end");
     }
 
     [Fact]

@@ -65,7 +65,17 @@ public class ResumeTests
         string output = last.StandardOutput.ReadToEnd() + last.StandardError.ReadToEnd();
         last.WaitForExit();
         Assert.True(last.ExitCode == 0, output);
-        Assert.Contains("Resumed:", output);
+        // One line says where it resumed: both data sets' features whole, the single-head ablation partly done.
+        var resumed = output.Split('\n').Single(l => l.StartsWith("Resumed: ", StringComparison.Ordinal));
+        Assert.Contains("features real: 3 of 3 chunks done, features synthetic: 3 of 3 chunks done", resumed);
+        Assert.Matches(@"single-head ablation real: [1-3] of 3 chunks done", resumed);
+        Assert.DoesNotContain("role and circuit ablation", resumed);
+        // A log (output redirected) gets plain lines: each stage's start, tenths and end, with the overall estimate;
+        // the stand-in banner once at the start and once with the summary.
+        Assert.Matches(@"\[ *\d+ s\] role and circuit ablation real: started \((about .* left|estimating)\)", output);
+        Assert.Matches(@"role and circuit ablation synthetic: done in \d+ s \((about .* left|estimating)\)", output);
+        Assert.Equal(2, output.Split("NO REAL FACES GIVEN").Length - 1);
+        Assert.DoesNotContain("Estimate before starting", output);   // a resumed run has the live estimate only
         Assert.Equal(File.ReadAllText(Path.Combine(uninterrupted, "results.json")), File.ReadAllText(Path.Combine(dir, "results.json")));
         Assert.True(File.Exists(Path.Combine(dir, "report.pdf")));
     }
@@ -74,7 +84,7 @@ public class ResumeTests
     private static extern int SendSignal(int pid, int signal);
 
     [Fact]
-    public void Ctrl_c_says_what_is_kept_exits_130_and_the_next_run_resumes_from_the_kept_work()
+    public async Task Ctrl_c_says_what_is_kept_exits_130_and_the_next_run_resumes_from_the_kept_work()
     {
         var dir = Directory.CreateTempSubdirectory("sigint-").FullName;
         using var p = Start(dir);
@@ -91,9 +101,10 @@ public class ResumeTests
         Assert.Equal(0, SendSignal(p.Id, 2));   // SIGINT, as Ctrl-C sends it
         Assert.True(p.WaitForExit(60_000), "the run did not stop on SIGINT");
         Assert.Equal(130, p.ExitCode);
-        Assert.Contains("interrupted (SIGINT)", stderr.Result);
+        Assert.Contains("interrupted (SIGINT)", await stderr);
         Assert.False(File.Exists(Path.Combine(dir, "results.json")));
-        _ = stdout.Result;
+        // A fresh run starts with its estimate from a forward pass timed on this machine.
+        Assert.Matches(@"Estimate before starting: at most about \d+ (s|min|h) \([\d,]+ forward passes at [\d.]+ ms each", await stdout);
 
         using var again = Start(dir);
         string output = again.StandardOutput.ReadToEnd() + again.StandardError.ReadToEnd();

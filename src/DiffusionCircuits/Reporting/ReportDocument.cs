@@ -4,14 +4,17 @@ using DiffusionCircuits.Data;
 
 namespace DiffusionCircuits.Reporting;
 
-/// <summary>Lays out report.pdf from the results, charts and example pictures; every number comes from <see cref="ReportResults"/>.</summary>
-internal static class ReportPdf
+/// <summary>
+/// Lays out the report, section by section, from the results, charts and example pictures (every number comes from
+/// <see cref="ReportResults"/>), into report.pdf and the same sections into the self-contained report.html.
+/// </summary>
+internal static class ReportDocument
 {
     /// <summary>Section headings, in order; tests read the PDF back for them.</summary>
     public static readonly string[] Sections =
     {
         "Findings", "Methods", "Attention entropy and divergence", "Attention examples", "Cross-attention", "Functional roles", "Ablation",
-        "Circuits and complexity", "Activation patching", "Hypothesis tests", "Appendix: options, versions, timings",
+        "Circuits and complexity", "Activation patching", "Hypothesis tests", "Appendix: options, versions, timings", "Appendix: every hypothesis test",
     };
 
     private static string F(double v, int d = 3) => double.IsNaN(v) ? "n/a" : v.ToString("F" + d, CultureInfo.InvariantCulture);
@@ -22,20 +25,34 @@ internal static class ReportPdf
         (System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(t.Assembly)?.InformationalVersion
          ?? t.Assembly.GetName().Version?.ToString() ?? "?").Split('+')[0];
 
-    public static int Write(string path, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
-        CrossAttentionFigure? tokenMaps = null)
+    /// <summary>Writes report.pdf; returns its page count.</summary>
+    public static int WritePdf(string path, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
+        TileFigure? tokenMaps = null)
     {
-        var pdf = Build(r, charts, examples, timings, tokenMaps);
+        var pdf = new PdfDocumentBuilder(Title, Subtitle(r));
+        Build(pdf, r, charts, examples, timings, tokenMaps);
         pdf.Save(path);
         return pdf.PageCount;
     }
 
-    /// <summary>The report's pages, section by section (<see cref="Sections"/>).</summary>
-    public static PdfDocumentBuilder Build(ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
-        CrossAttentionFigure? tokenMaps = null)
+    /// <summary>Writes report.html: the same sections, one self-contained page.</summary>
+    public static void WriteHtml(string path, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
+        TileFigure? tokenMaps = null)
     {
-        var pdf = new PdfDocumentBuilder("DiffusionCircuits report", $"{r.Model.File}, {r.Data.Sum(d => d.Images)} images");
-        var page = new Page(pdf, r, charts, examples, timings, tokenMaps);
+        var html = new HtmlDocumentBuilder(Title, Subtitle(r));
+        Build(html, r, charts, examples, timings, tokenMaps);
+        html.Save(path);
+    }
+
+    private const string Title = "DiffusionCircuits report";
+
+    private static string Subtitle(ReportResults r) => $"{r.Model.File}, {r.Data.Sum(d => d.Images)} images";
+
+    /// <summary>The report, section by section (<see cref="Sections"/>), into <paramref name="doc"/>.</summary>
+    public static void Build(IReportDocument doc, ReportResults r, IReadOnlyList<ReportChart> charts, ReportExamples examples, IReadOnlyDictionary<string, double> timings,
+        TileFigure? tokenMaps = null)
+    {
+        var page = new Page(doc, r, charts, examples, timings, tokenMaps);
         Findings(page);
         Methods(page);
         Entropy(page);
@@ -47,12 +64,12 @@ internal static class ReportPdf
         Patching(page);
         Tests(page);
         Appendix(page);
-        return pdf;
+        AllTests(page);
     }
 
     /// <summary>What every section draws from.</summary>
-    private sealed record Page(PdfDocumentBuilder Pdf, ReportResults Results, IReadOnlyList<ReportChart> Charts, ReportExamples Examples, IReadOnlyDictionary<string, double> Timings,
-        CrossAttentionFigure? TokenMaps)
+    private sealed record Page(IReportDocument Pdf, ReportResults Results, IReadOnlyList<ReportChart> Charts, ReportExamples Examples, IReadOnlyDictionary<string, double> Timings,
+        TileFigure? TokenMaps)
     {
         public void Draw(string name)
         {
@@ -73,9 +90,9 @@ internal static class ReportPdf
         foreach (var q in r.ComplexityRatios)
             key.Add(new[] { $"complexity ratio ({q.Measure})", F(q.Ratio), q.CiText, q.PValueText });
         foreach (var c in r.Circuits)
-            key.Add(new[] { $"circuit size, {c.DataSet.Name} (tau {G(c.TolerancePercent)}%)", c.Size.ToString(CultureInfo.InvariantCulture), "", "" });
+            key.Add(new[] { $"circuit size, {r.Label(c.DataSet.Name)} (tau {G(c.TolerancePercent)}%)", c.Size.ToString(CultureInfo.InvariantCulture), "", "" });
         foreach (var c in r.Circuits)
-            key.Add(new[] { $"effective heads, {c.DataSet.Name}", F(c.EffectiveHeads, 2), "", "" });
+            key.Add(new[] { $"effective heads, {r.Label(c.DataSet.Name)}", F(c.EffectiveHeads, 2), "", "" });
         key.Add(new[] { "JSD range over timesteps (nats, mean over heads)", $"{F(r.Divergence.Min(d => d.MeanJsdNats), 4)} .. {F(r.Divergence.Max(d => d.MeanJsdNats), 4)}", "", "" });
         var single = r.Degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
         key.Add(new[] { "single-head degradation range (%)", $"{F(single.Min(d => d.DegradationPercent), 1)} .. {F(single.Max(d => d.DegradationPercent), 1)}", "", "" });
@@ -142,14 +159,25 @@ internal static class ReportPdf
             r.Divergence.Select(d => (IReadOnlyList<string>)new[] { d.Timestep.ToString(CultureInfo.InvariantCulture), F(d.MeanJsdNats, 4), $"{F(d.MinJsdNats, 4)} .. {F(d.MaxJsdNats, 4)}", d.MaxHead, F(d.MeanAbsEntropyGapNats, 4) }).ToList());
     }
 
-    /// <summary>Section 4: examples.</summary>
+    /// <summary>Section 4: examples: what single heads look at on example faces, and where each layer's eye and mouth queries look.</summary>
     private static void Examples(Page page)
     {
-        var (pdf, r) = (page.Pdf, page.Results);
+        var (pdf, r, ex) = (page.Pdf, page.Results, page.Examples);
         pdf.Heading(Sections[3]);
-        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {page.Examples.Timestep}, for the four sharpest self-attention heads and the most important one, " +
-                      "over real (left) and synthetic (right) examples. Red to yellow marks where the head looks; the clean image is on top.", 9);
-        pdf.Image(page.Examples.Bitmap, Math.Min(pdf.ContentWidth, page.Examples.Bitmap.Width * 0.75f), "Example faces with attention overlaid (charts/attention-examples.png).");
+        pdf.Paragraph($"Attention received by each position (mean over queries) at t = {ex.Timestep}, for the four sharpest self-attention heads and the one whose " +
+                      "ablation degrades the denoiser most, on two faces of each data set. Each row names the head, its role, its mean entropy H and its " +
+                      "single-head degradation; bright marks where the head looks (each tile scaled to its own maximum); the clean faces are in the top row.", 9);
+        float cell = Math.Min(88, (pdf.ContentWidth - 90) / ex.Heads.Columns.Count - 3);
+        ex.Heads.Draw(pdf, cell, "Example faces with attention overlaid (charts/attention-examples.png).");
+        page.Draw("attention-colour-bar");
+        if (ex.Regions is { } regions)
+        {
+            pdf.Heading("Where the eyes and the mouth look", 2);
+            pdf.Paragraph($"Per self-attention layer: the attention of queries in the eyes and in the mouth (outlined in cyan; each query weighted by the part's " +
+                          $"share of its token), averaged over the layer's heads and {ReportExamples.RegionFaces} faces per data set at t = {ex.Timestep}, " +
+                          $"over the data set's mean face. Query regions: {ex.RegionSource}.", 9);
+            regions.Draw(pdf, Math.Min(88, (pdf.ContentWidth - 90) / regions.Columns.Count - 3), "Mean attention of eye and mouth queries per layer (charts/attention-regions.png).");
+        }
     }
 
     /// <summary>Section 5: cross-attention (text-conditioned models): mass on each token and where each token is attended.</summary>
@@ -168,7 +196,7 @@ internal static class ReportPdf
                       "the spatial probes of section 3 are not defined for them (METHOD.md 5c).", 9);
         page.Draw("cross-token-mass");
         if (page.TokenMaps is { } maps)
-            pdf.TileGrid(maps.Columns, maps.Notes, maps.Rows, maps.Tiles, Math.Min(64, (pdf.ContentWidth - 60) / maps.Columns.Count - 3),
+            maps.Draw(pdf, Math.Min(64, (pdf.ContentWidth - 60) / maps.Columns.Count - 3),
                 "Where each token is attended (DAAM): the attention each token receives from every position, over all cross-attention layers, heads and timesteps, " +
                 "upsampled and drawn over the data set's mean face (each tile normalised to its maximum; percentages: share of attention, real / synthetic). charts/token-maps.png.");
         var rows = c.Heads.Select(h =>
@@ -224,7 +252,7 @@ internal static class ReportPdf
         pdf.Table(new[] { "data", "role ablated", "degradation %", "95% CI", string.Join(" / ", r.Timesteps.Select(t => $"t{t}")), "p (BH)" },
             r.Degradations.Where(d => d.Kind == ConditionKind.Role).Select(d => (IReadOnlyList<string>)new[]
             {
-                d.DataSet.Name, d.Subject, F(d.DegradationPercent, 2), $"{F(d.CiLowPercent, 2)} .. {F(d.CiHighPercent, 2)}",
+                r.Label(d.DataSet.Name), d.Subject, F(d.DegradationPercent, 2), $"{F(d.CiLowPercent, 2)} .. {F(d.CiHighPercent, 2)}",
                 string.Join(" / ", d.PerTimestepPercent.Select(v => F(v, 1))), Pv(d.Test.AdjustedPValue),
             }).ToList(), new[] { 0.9f, 1.3f, 1f, 1.4f, 2.4f, 0.9f });
     }
@@ -235,7 +263,7 @@ internal static class ReportPdf
         var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[7]);
         pdf.Table(new[] { "data", "circuit size", "effective heads", "circuit heads" },
-            r.Circuits.Select(c => (IReadOnlyList<string>)new[] { c.DataSet.Name, $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
+            r.Circuits.Select(c => (IReadOnlyList<string>)new[] { r.Label(c.DataSet.Name), $"{c.Size} (tau {G(c.TolerancePercent)}%)", F(c.EffectiveHeads, 2), string.Join(" ", c.Heads) }).ToList(),
             new[] { 0.8f, 1f, 1f, 4f });
         page.Draw("circuit-curves");
         pdf.Table(new[] { "complexity ratio real / synthetic", "real", "synthetic", "ratio", "95% CI", "permutation p" },
@@ -289,18 +317,49 @@ internal static class ReportPdf
                       $"Cost: {p.ForwardPasses:N0} forward passes, {p.ForwardGflop:N0} GFLOP; every head's table row is in patching.csv.", 9);
     }
 
-    /// <summary>Section 10: tests.</summary>
+    /// <summary>Significant results shown in the body at most; every test is in the last appendix and tests.csv.</summary>
+    private const int BodyTestRows = 60;
+
+    /// <summary>Section 10: tests: a forest plot per family and the significant results.</summary>
     private static void Tests(Page page)
     {
         var (pdf, r) = (page.Pdf, page.Results);
         pdf.Heading(Sections[9]);
+        var families = ReportCharts.TestFamilies(r);
+        int significant = r.Tests.Count(t => t.AdjustedPValue is double p && p <= 0.05);
+        pdf.Paragraph($"{r.Tests.Count} tests in {families.Count} families, each corrected for multiple comparisons within its family; {significant} have an adjusted " +
+                      "p at most 0.05. The forest plots show each family's effect sizes (significant first); the table lists the significant results; every test, " +
+                      "with its statistic and method, is in the last appendix and in tests.csv.", 9);
+        for (int f = 0; f < families.Count; f++) page.Draw(ReportCharts.ForestName(f));
+        var shown = ReportCharts.SignificantFirst(r.Tests).Where(t => t.AdjustedPValue is double p && p <= 0.05).Take(BodyTestRows).ToList();
+        if (shown.Count == 0)
+        {
+            pdf.Paragraph("No test has an adjusted p at most 0.05.", 9);
+            return;
+        }
+        pdf.Heading("Significant results (adjusted p <= 0.05)", 2);
+        pdf.Table(new[] { "subject", "family", "effect [95% CI]", "p (adj.)" },
+            shown.Select(t => (IReadOnlyList<string>)new[] { t.Subject ?? t.Test, $"{ShortFamily(t.Family)} ({t.Correction})", EffectText(t), Pv(t.AdjustedPValue) }).ToList(),
+            new[] { 2.2f, 2.6f, 1.8f, 0.8f }, 7);
+        if (significant > shown.Count) pdf.Paragraph($"{significant - shown.Count} more significant results are in the last appendix and tests.csv.", 8);
+    }
+
+    private static string ShortFamily(string? family) => family is null ? "" : family.Length <= 40 ? family : family[..38] + "...";
+
+    private static string EffectText(Statistics.HypothesisTest t) => t.Effect == null ? "" :
+        $"{t.Effect.Name} {G(t.Effect.Value)}" + (t.Effect.CiLow is double lo && t.Effect.CiHigh is double hi ? $" [{G(lo)}, {G(hi)}]" : "");
+
+    /// <summary>The last appendix: every test with its statistic, method and adjusted p.</summary>
+    private static void AllTests(Page page)
+    {
+        var (pdf, r) = (page.Pdf, page.Results);
+        pdf.Heading(Sections[11]);
         pdf.Paragraph("Every hypothesis test of this report. p (adj.) is adjusted within the family named in the second column; effect sizes with 95% CIs where defined.", 9);
         pdf.Table(new[] { "test", "family (correction)", "n", "statistic", "p", "p (adj.)", "effect" },
             r.Tests.Select(t => (IReadOnlyList<string>)new[]
             {
                 t.Test, $"{t.Family} ({t.Correction})", t.N2 is int n2 ? $"{t.N1}/{n2}" : t.N1.ToString(CultureInfo.InvariantCulture),
-                $"{t.StatisticName} = {G(t.Statistic)}", t.PValue is null ? "none" : Pv(t.PValue), Pv(t.AdjustedPValue),
-                t.Effect == null ? "" : $"{t.Effect.Name} {G(t.Effect.Value)}" + (t.Effect.CiLow is double lo && t.Effect.CiHigh is double hi ? $" [{G(lo)}, {G(hi)}]" : ""),
+                $"{t.StatisticName} = {G(t.Statistic)}", t.PValue is null ? "none" : Pv(t.PValue), Pv(t.AdjustedPValue), EffectText(t),
             }).ToList(), new[] { 3f, 2.2f, 0.6f, 1.1f, 0.8f, 0.8f, 1.6f }, 6.5f);
     }
 
