@@ -116,12 +116,13 @@ public static class ModelInstrumenter
                 graph.Output.Add(OnnxProtos.TensorValue(layer.EntropyOutput, DataType.Float, batch, layer.Heads));
             }
 
-            foreach (var weighting in options.WeightedSums ?? Array.Empty<MapWeighting>())
-                if (weighting.Weights(layer) is { } weights)
-                {
-                    added.AddRange(WeightedSumNodes(graph, layer, weighting.OutputOf(layer), weights, copy.Opset));
-                    graph.Output.Add(OnnxProtos.TensorValue(weighting.OutputOf(layer), DataType.Float, batch, layer.Heads));
-                }
+            var sums = (options.WeightedSums ?? Array.Empty<MapWeighting>()).Select(w => (Output: w.OutputOf(layer), Weights: w.Weights(layer)))
+                .Where(w => w.Weights != null).ToList();
+            if (sums.Count > 0)
+            {
+                added.AddRange(WeightedSumNodes(graph, layer, sums.Select(w => w.Output).ToList(), sums.Select(w => w.Weights!).ToList()));
+                foreach (var (output, _) in sums) graph.Output.Add(OnnxProtos.TensorValue(output, DataType.Float, batch, layer.Heads));
+            }
 
             if (options.ExposeSamePartMass && !layer.IsCrossAttention && layer.QueryTokens == layer.KeyTokens)
             {
@@ -194,7 +195,8 @@ public static class ModelInstrumenter
 
     /// <summary>
     /// Entropy per head from the scores s (the softmax input) and p = softmax(s) over the last axis:
-    /// H_i = logsumexp_j s_ij - sum_j p_ij s_ij, then the mean over queries i, reshaped to [B, H]. Scores are taken in
+    /// H_i = logsumexp_j s_ij - sum_j p_ij s_ij (logsumexp as max_j s_ij - ln max_j p_ij), then the mean over queries i,
+    /// reshaped to [B, H]. Scores are taken in
     /// float32 and clamped to the float range first, so masked keys (s = -inf, p = 0) add 0 rather than 0 x inf.
     /// </summary>
     private static IEnumerable<NodeProto> EntropyNodes(GraphProto graph, AttentionLayer layer, long opset)
@@ -210,7 +212,12 @@ public static class ModelInstrumenter
         }
         graph.Initializer.Add(OnnxProtos.FloatTensor(p + "lowest", new[] { float.MinValue }));
         yield return OnnxProtos.Node("Max", new[] { scores, p + "lowest" }, new[] { p + "s" }, p + "clamp");
-        foreach (var n in Reduce("ReduceLogSumExp", p + "s", p + "lse", new long[] { -1 }, keepDims: true, opset, graph, p + "lse")) yield return n;
+        // logsumexp without an exponential per score: p_max = exp(s_max - lse), so lse = s_max - ln p_max (p_max >= 1/S).
+        foreach (var n in Reduce("ReduceMax", p + "s", p + "s_max", new long[] { -1 }, keepDims: true, opset, graph, p + "s_max")) yield return n;
+        foreach (var n in Reduce("ReduceMax", probs, p + "p_max", new long[] { -1 }, keepDims: true, opset, graph, p + "p_max")) yield return n;
+        yield return OnnxProtos.Node("Log", new[] { p + "p_max" }, new[] { p + "ln_p_max" }, p + "ln_p_max");
+        yield return OnnxProtos.Node("Sub", new[] { p + "s_max", p + "ln_p_max" }, new[] { p + "lse" }, p + "lse");
+        // (sum_j p_ij s_ij as a batched matrix product of [1, S_k] rows with [S_k, 1] columns measured slower than this.)
         yield return OnnxProtos.Node("Mul", new[] { probs, p + "s" }, new[] { p + "ps" }, p + "ps");
         foreach (var n in Reduce("ReduceSum", p + "ps", p + "sum_ps", new long[] { -1 }, keepDims: true, opset, graph, p + "sum_ps")) yield return n;
         yield return OnnxProtos.Node("Sub", new[] { p + "lse", p + "sum_ps" }, new[] { p + "h_row" }, p + "h_row");
@@ -231,19 +238,38 @@ public static class ModelInstrumenter
         yield return OnnxProtos.Node("Cast", new[] { layer.ProbabilitiesTensor }, new[] { prefix + "p32" }, prefix + "p_cast", null, OnnxProtos.Attr("to", (long)DataType.Float));
     }
 
-    /// <summary>(1/S_q) sum_ij p_ij W_ij per head, reshaped to [B, H].</summary>
-    private static IEnumerable<NodeProto> WeightedSumNodes(GraphProto graph, AttentionLayer layer, string output, float[] weights, long opset)
+    /// <summary>
+    /// (1/S_q) sum_ij p_ij W_ij per head for every weighting at once, each reshaped to [B, H]: the maps flattened to
+    /// [B*H, S_q*S_k] times the weights stacked as [S_q*S_k, K], one matrix product that reads each map once.
+    /// </summary>
+    private static IEnumerable<NodeProto> WeightedSumNodes(GraphProto graph, AttentionLayer layer, IReadOnlyList<string> outputs, IReadOnlyList<float[]> weights)
     {
-        if (weights.Length != layer.QueryTokens * layer.KeyTokens)
-            throw new ArgumentException($"Weights for '{output}' have {weights.Length} values; layer {layer.Name} has {layer.QueryTokens} x {layer.KeyTokens}.");
-        string p = $"dc/{layer.Name}/{output}/", probs = "";
+        int cells = layer.QueryTokens * layer.KeyTokens, k = outputs.Count;
+        for (int w = 0; w < k; w++)
+            if (weights[w].Length != cells)
+                throw new ArgumentException($"Weights for '{outputs[w]}' have {weights[w].Length} values; layer {layer.Name} has {layer.QueryTokens} x {layer.KeyTokens}.");
+        string p = $"dc/{layer.Name}/weighted/", probs = "";
         foreach (var n in Float32Probabilities(layer, p, x => probs = x)) yield return n;
-        var scaled = weights.Select(w => w / layer.QueryTokens).ToArray();
-        graph.Initializer.Add(OnnxProtos.FloatTensor(p + "w", scaled, layer.QueryTokens, layer.KeyTokens));
-        yield return OnnxProtos.Node("Mul", new[] { probs, p + "w" }, new[] { p + "pw" }, p + "mul");
-        foreach (var n in Reduce("ReduceSum", p + "pw", p + "sum", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "sum")) yield return n;
+        var stacked = new float[cells * k];
+        for (int c = 0; c < cells; c++)
+            for (int w = 0; w < k; w++) stacked[c * k + w] = weights[w][c] / layer.QueryTokens;
+        graph.Initializer.Add(OnnxProtos.FloatTensor(p + "w", stacked, cells, k));
+        graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "flat", new long[] { -1, cells }, 2));
         graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads }, 2));
-        yield return OnnxProtos.Node("Reshape", new[] { p + "sum", p + "shape" }, new[] { output }, p + "reshape");
+        yield return OnnxProtos.Node("Reshape", new[] { probs, p + "flat" }, new[] { p + "p2" }, p + "flatten");
+        yield return OnnxProtos.Node("MatMul", new[] { p + "p2", p + "w" }, new[] { p + "sums" }, p + "matmul");
+        if (k == 1)
+        {
+            yield return OnnxProtos.Node("Reshape", new[] { p + "sums", p + "shape" }, new[] { outputs[0] }, p + "reshape");
+            yield break;
+        }
+        for (int w = 0; w < k; w++)
+        {
+            // Column w (Gather rather than Split: Split's form changed across opsets).
+            graph.Initializer.Add(OnnxProtos.Int64Tensor($"{p}index{w}", new long[] { w }, 1));
+            yield return OnnxProtos.Node("Gather", new[] { p + "sums", $"{p}index{w}" }, new[] { $"{p}col{w}" }, $"{p}gather{w}", null, OnnxProtos.Attr("axis", 1L));
+            yield return OnnxProtos.Node("Reshape", new[] { $"{p}col{w}", p + "shape" }, new[] { outputs[w] }, $"{p}reshape{w}");
+        }
     }
 
     /// <summary>

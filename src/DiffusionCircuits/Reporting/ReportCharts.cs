@@ -286,11 +286,13 @@ internal static class ReportCharts
             cell.LineWidth = 0;
         }
         plot.Axes.SetLimits(0, 1, 0, 1);
+        plot.Axes.Bottom.Label.FontSize = 9;
+        plot.Axes.Bottom.TickLabelStyle.FontSize = 9;
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual();
         plot.Axes.Bottom.SetTicks(new[] { 0, 0.25, 0.5, 0.75, 1 }, new[] { "0", "0.25", "0.5", "0.75", "1" });
         plot.HideGrid();
         return new ReportChart("attention-colour-bar", $"Colour scale of the attention pictures: the Inferno colour map, blended {HeatOverlay.Blend:P0} over a grey copy of the face.",
-            plot, 495, 70);
+            plot, 495, 64);
     }
 
     private static double Min(double[,] v) => v.Cast<double>().Where(double.IsFinite).DefaultIfEmpty(0).Min();

@@ -167,16 +167,16 @@ internal static class ReportDocument
         pdf.Paragraph($"Attention received by each position (mean over queries) at t = {ex.Timestep}, for the four sharpest self-attention heads and the one whose " +
                       "ablation degrades the denoiser most, on two faces of each data set. Each row names the head, its role, its mean entropy H and its " +
                       "single-head degradation; bright marks where the head looks (each tile scaled to its own maximum); the clean faces are in the top row.", 9);
-        float cell = Math.Min(88, (pdf.ContentWidth - 90) / ex.Heads.Columns.Count - 3);
+        page.Draw("attention-colour-bar");   // above the grid, so that both fit on one page
+        float cell = Math.Min(80, (pdf.ContentWidth - 90) / ex.Heads.Columns.Count - 3);
         ex.Heads.Draw(pdf, cell, "Example faces with attention overlaid (charts/attention-examples.png).");
-        page.Draw("attention-colour-bar");
         if (ex.Regions is { } regions)
         {
             pdf.Heading("Where the eyes and the mouth look", 2);
             pdf.Paragraph($"Per self-attention layer: the attention of queries in the eyes and in the mouth (outlined in cyan; each query weighted by the part's " +
                           $"share of its token), averaged over the layer's heads and {ReportExamples.RegionFaces} faces per data set at t = {ex.Timestep}, " +
                           $"over the data set's mean face. Query regions: {ex.RegionSource}.", 9);
-            regions.Draw(pdf, Math.Min(88, (pdf.ContentWidth - 90) / regions.Columns.Count - 3), "Mean attention of eye and mouth queries per layer (charts/attention-regions.png).");
+            regions.Draw(pdf, Math.Min(80, (pdf.ContentWidth - 90) / regions.Columns.Count - 3), "Mean attention of eye and mouth queries per layer (charts/attention-regions.png).");
         }
     }
 
