@@ -243,7 +243,7 @@ internal static class ReportAssembler
         var single = degradations.Where(d => d.Kind == ConditionKind.Head).ToList();
         var max = single.MaxBy(d => d.DegradationPercent)!;
         s.Add($"Single-head ablation degraded denoising by {F(single.Min(d => d.DegradationPercent), 1)}% to {F(max.DegradationPercent, 1)}%; the largest bottleneck was " +
-              $"{max.Condition} on {max.DataSet} faces ({F(max.DegradationPercent, 1)}%, 95% CI {F(max.CiLowPercent, 1)} to {F(max.CiHighPercent, 1)}, " +
+              $"{max.Condition} on {(max.DataSet == DataSetId.Real ? realWords : max.DataSet.Name)} faces ({F(max.DegradationPercent, 1)}%, 95% CI {F(max.CiLowPercent, 1)} to {F(max.CiHighPercent, 1)}, " +
               (max.Test.AdjustedPValue is double adjusted ? $"BH-adjusted p = {adjusted.ToString("G2", CultureInfo.InvariantCulture)})." : "no p-value: the test is undefined)."));
         if (patching != null) s.Add(PatchingSentence(patching, realWords));
         if (cross != null) s.Add(CrossAttentionSentence(cross, realWords));

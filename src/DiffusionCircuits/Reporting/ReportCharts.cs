@@ -405,13 +405,15 @@ internal static class ReportCharts
             var c = r.Circuits[i];
             var xs = Enumerable.Range(1, c.PrefixDegradationPercent.Count).Select(x => (double)x).ToArray();
             var line = plot.Add.Scatter(xs, c.PrefixDegradationPercent.ToArray(), ColorOf(i));
-            line.LegendText = $"{c.DataSet}: circuit {c.Size} heads";
+            line.LegendText = $"{r.Label(c.DataSet.Name)}: circuit {c.Size} heads";
             line.LineWidth = 2;
         }
         var tau = plot.Add.HorizontalLine(r.Circuits[0].TolerancePercent, 1.5f, Colors.Gray);
         tau.LegendText = $"tau = {r.Circuits[0].TolerancePercent:G3}%";
         plot.Axes.SetLimitsY(0, Math.Max(r.Circuits[0].TolerancePercent * 4, 1));
-        plot.ShowLegend(Edge.Right);
+        // Inside, top left: the curves start flat there, and the data area keeps the chart's width.
+        plot.Legend.Alignment = Alignment.UpperLeft;
+        plot.ShowLegend();
         return new ReportChart("circuit-curves", "Joint degradation as heads are zeroed in ascending order of importance (each point a measured joint ablation, " +
                                                  "y-axis cut at 4 tau); a data set's circuit is the heads left when the curve first exceeds tau.", plot, 495, 260);
     }
