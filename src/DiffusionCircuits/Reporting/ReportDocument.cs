@@ -174,8 +174,8 @@ internal static class ReportDocument
         {
             pdf.Heading("Where the eyes and the mouth look", 2);
             pdf.Paragraph($"Per self-attention layer: the attention of queries in the eyes and in the mouth (outlined in cyan; each query weighted by the part's " +
-                          $"share of its token), averaged over the layer's heads and {ReportExamples.RegionFaces} faces per data set at t = {ex.Timestep}, " +
-                          $"over the data set's mean face. Query regions: {ex.RegionSource}.", 9);
+                          $"mean share of its token), from the mean maps of section 3 (every face of the data set) at t = {ex.Timestep}, averaged over the " +
+                          $"layer's heads, over the data set's mean face. Query regions: {ex.RegionSource}.", 9);
             regions.Draw(pdf, Math.Min(80, (pdf.ContentWidth - 90) / regions.Columns.Count - 3), "Mean attention of eye and mouth queries per layer (charts/attention-regions.png).");
         }
     }

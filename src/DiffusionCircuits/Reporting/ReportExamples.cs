@@ -11,15 +11,15 @@ namespace DiffusionCircuits.Reporting;
 /// What heads look at, as pictures, at the middle analysed timestep:
 /// <see cref="Heads"/>: for the most specialised heads, the attention each position receives (mean over queries) on
 /// example faces; <see cref="Regions"/>: per self-attention layer, where queries in the eyes and in the mouth look
-/// (mean over heads and <see cref="RegionFaces"/> faces per data set), over the data set's mean face.
+/// (from the analysis' mean maps: over every face of a data set, and over the layer's heads), over the data set's mean face.
 /// </summary>
 internal sealed class ReportExamples : IDisposable
 {
     /// <summary>Tile side in pixels: faces and maps are resampled smoothly to it, so overlays are not blocks of tokens.</summary>
     public const int Tile = 192;
 
-    /// <summary>Faces per data set averaged into the query-region maps.</summary>
-    public const int RegionFaces = 8;
+    /// <summary>Faces per data set whose part masks are averaged into the query regions (the maps are the analysis' means over every face).</summary>
+    public const int PartSampleFaces = 64;
 
     /// <summary>The query regions of <see cref="Regions"/>.</summary>
     public static readonly FacePart[] QueryParts = { FacePart.Eyes, FacePart.Mouth };
@@ -60,12 +60,13 @@ internal sealed class ReportExamples : IDisposable
         return $"{head}\nrole: {role}\nH = {entropy:F2} nats\nablated: {degradation:+0.0;-0.0}%";
     }
 
-    public static ReportExamples Capture(AttentionCaptureSession session, IReadOnlyDictionary<DataSetId, IReadOnlyList<FaceImage>> images, ReportResults r, int seed)
+    public static ReportExamples Capture(AttentionCaptureSession session, IReadOnlyDictionary<DataSetId, IReadOnlyList<FaceImage>> images, ReportResults r, int seed,
+        CircuitAnalysisResult analysis)
     {
-        int t = r.Timesteps[r.Timesteps.Count / 2];
+        int k = r.Timesteps.Count / 2, t = r.Timesteps[k];
         var examples = images[DataSetId.Real].Take(2).Select(i => (DataSetId.Real, Image: i)).Concat(images[DataSetId.Synthetic].Take(2).Select(i => (DataSetId.Synthetic, Image: i))).ToList();
         var heads = HeadTiles(session, examples, r, seed, t);
-        var (regions, source) = RegionTiles(session, images, r, seed, t);
+        var (regions, source) = RegionTiles(session.Layers, analysis.FeaturesOf, images, r, k);
         return new ReportExamples(heads, regions, t, source);
     }
 
@@ -107,86 +108,61 @@ internal sealed class ReportExamples : IDisposable
     }
 
     /// <summary>
-    /// Per layer with a token grid, data set and query part: sum over queries q of w_q A[q, k] / sum w_q, averaged over
-    /// the layer's heads and the faces, with w_q the part's area fraction in token q.
+    /// Per layer with a token grid, data set and query part, from the analysis' mean maps at timestep index
+    /// <paramref name="k"/> (no forward pass of its own): sum over queries q of w_q A[q, k'] / sum w_q, averaged over the
+    /// layer's heads, with w_q the part's mean area fraction in token q over the data set's faces.
     /// </summary>
-    private static (TileFigure?, string) RegionTiles(AttentionCaptureSession session, IReadOnlyDictionary<DataSetId, IReadOnlyList<FaceImage>> images,
-        ReportResults r, int seed, int t)
+    private static (TileFigure?, string) RegionTiles(IReadOnlyList<AttentionLayer> allLayers, Func<DataSetId, DataSetFeatures> features,
+        IReadOnlyDictionary<DataSetId, IReadOnlyList<FaceImage>> images, ReportResults r, int k)
     {
-        var layers = Enumerable.Range(0, session.Layers.Count).Where(l => TokenGeometry.For(session.Layers[l]) != null).ToList();
+        var layers = Enumerable.Range(0, allLayers.Count).Where(l => TokenGeometry.For(allLayers[l]) != null).ToList();
         if (layers.Count == 0) return (null, "");
         var sets = DataSetId.Compared.Where(images.ContainsKey).ToList();
-        var faces = sets.ToDictionary(s => s, s => images[s].Take(RegionFaces).ToList());
-        var grids = layers.ToDictionary(l => l, l => TokenGeometry.For(session.Layers[l])!);
+        var faces = sets.ToDictionary(s => s, s => images[s].Take(PartSampleFaces).ToList());
+        var grids = layers.ToDictionary(l => l, l => TokenGeometry.For(allLayers[l])!);
         // Faces without part masks (real photographs) take the mean part fractions of the faces that have them: aligned
         // faces put eyes and mouth at about the same place.
         var masked = faces.Values.SelectMany(f => f).Where(f => f.PartMask != null).ToList();
-        var fallback = layers.ToDictionary(l => l, l => masked.Count == 0 ? null : Mean(masked.Select(f => ImageTokenMaps.PartFractionsOf(f, grids[l])!).ToList()));
+        float[]? MeanFractions(IEnumerable<FaceImage> of, TokenGeometry grid) => Mean(of.Select(f => ImageTokenMaps.PartFractionsOf(f, grid)).ToList());
         var sources = new List<string>();
-        var heat = new Dictionary<(int Layer, DataSetId Set, FacePart Part), double[]>();
+        var columns = sets.SelectMany(set => QueryParts.Select(part => (set, part))).ToList();
+        var tiles = new SKBitmap[layers.Count, columns.Count];
+        var means = sets.ToDictionary(s => s, s => HeatOverlay.MeanFace(faces[s]));
         foreach (var set in sets)
         {
             bool own = faces[set].All(f => f.PartMask != null);
             sources.Add($"{r.Label(set.Name)}: {(own ? "its own part masks" : masked.Count > 0 ? "the synthetic faces' mean part masks (no masks of its own)" : "none")}");
-            foreach (var face in faces[set])
-            {
-                using var batch = session.Run(Noisy(session, new[] { face }, seed, t), new[] { t }, imageIds: new[] { face.Id });
-                foreach (int l in layers)
-                {
-                    var fractions = face.PartMask != null ? ImageTokenMaps.PartFractionsOf(face, grids[l]) : fallback[l];
-                    if (fractions == null) continue;
-                    var layer = session.Layers[l];
-                    int s = layer.KeyTokens;
-                    foreach (var part in QueryParts)
-                    {
-                        var w = Enumerable.Range(0, s).Select(q => (double)fractions[q * FaceImage.PartCount + (int)part]).ToArray();
-                        double total = w.Sum();
-                        if (total <= 0) continue;
-                        var sum = heat.TryGetValue((l, set, part), out var acc) ? acc : heat[(l, set, part)] = new double[s];
-                        for (int h = 0; h < layer.Heads; h++)
-                        {
-                            var map = batch.Map(l, 0, h);
-                            for (int q = 0; q < s; q++)
-                            {
-                                if (w[q] == 0) continue;
-                                double scale = w[q] / total / layer.Heads / faces[set].Count;
-                                for (int k = 0; k < s; k++) sum[k] += scale * map[q * s + k];
-                            }
-                        }
-                    }
-                }
-            }
         }
-        var columns = sets.SelectMany(set => QueryParts.Select(part => (set, part))).ToList();
-        var tiles = new SKBitmap[layers.Count, columns.Count];
-        var means = sets.ToDictionary(s => s, s => HeatOverlay.MeanFace(faces[s]));
         for (int row = 0; row < layers.Count; row++)
         {
             int l = layers[row];
-            var g = grids[l];
+            var (layer, grid) = (allLayers[l], grids[l]);
+            int tokens = grid.Tokens;
             for (int c = 0; c < columns.Count; c++)
             {
                 var (set, part) = columns[c];
-                var face = means[set];
-                if (!heat.TryGetValue((l, set, part), out var map)) { tiles[row, c] = HeatOverlay.Draw(face, Tile); continue; }
-                var region = RegionWeights(faces[set], fallback[l], g, part);
-                tiles[row, c] = HeatOverlay.Draw(face, Tile, map, g.GridHeight, g.GridWidth, region);
+                var fractions = faces[set].All(f => f.PartMask != null) ? MeanFractions(faces[set], grid) : MeanFractions(masked, grid);
+                var w = fractions == null ? null : Enumerable.Range(0, tokens).Select(q => (double)fractions[q * FaceImage.PartCount + (int)part]).ToArray();
+                double total = w?.Sum() ?? 0;
+                if (w == null || total <= 0) { tiles[row, c] = HeatOverlay.Draw(means[set], Tile); continue; }
+                var map = features(set).MeanMaps[k][l];
+                var heat = new double[tokens];
+                for (int h = 0; h < layer.Heads; h++)
+                    for (int q = 0; q < tokens; q++)
+                    {
+                        if (w[q] == 0) continue;
+                        double scale = w[q] / total / layer.Heads;
+                        int at = (h * tokens + q) * tokens;
+                        for (int key = 0; key < tokens; key++) heat[key] += scale * map[at + key];
+                    }
+                double max = w.Max();
+                tiles[row, c] = HeatOverlay.Draw(means[set], Tile, heat, grid.GridHeight, grid.GridWidth, w.Select(v => v / max).ToArray());
             }
         }
         var figure = new TileFigure(tiles, columns.Select(x => $"{FaceImage.PartName(x.part)} queries").ToList(),
-            columns.Select(x => $"{r.Label(x.set.Name)}, {faces[x.set].Count} faces").ToList(),
-            layers.Select(l => $"{session.Layers[l].Name}\n{grids[l].GridHeight}x{grids[l].GridWidth} tokens").ToList());
+            columns.Select(x => $"{r.Label(x.set.Name)}, {features(x.set).ImageCount} faces").ToList(),
+            layers.Select(l => $"{allLayers[l].Name}\n{grids[l].GridHeight}x{grids[l].GridWidth} tokens").ToList());
         return (figure, string.Join("; ", sources));
-    }
-
-    /// <summary>The query region drawn as a contour: the part's mean fraction per token over the faces, scaled to a maximum of 1.</summary>
-    private static double[]? RegionWeights(IReadOnlyList<FaceImage> faces, float[]? fallback, TokenGeometry grid, FacePart part)
-    {
-        var fractions = Mean(faces.Select(f => f.PartMask != null ? ImageTokenMaps.PartFractionsOf(f, grid) : fallback).ToList());
-        if (fractions == null) return null;
-        var w = Enumerable.Range(0, grid.Tokens).Select(q => (double)fractions[q * FaceImage.PartCount + (int)part]).ToArray();
-        double max = w.Max();
-        return max > 0 ? w.Select(v => v / max).ToArray() : null;
     }
 
     private static float[]? Mean(IReadOnlyList<float[]?> arrays)

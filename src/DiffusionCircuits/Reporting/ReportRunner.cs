@@ -114,7 +114,7 @@ public sealed class ReportRunner
 
         progress?.Report(("charts and report", 0));
         var faces = new Dictionary<DataSetId, IReadOnlyList<FaceImage>> { [DataSetId.Real] = real, [DataSetId.Synthetic] = synthetic };
-        using var examples = ReportExamples.Capture(maps, faces, results, o.Analysis.Seed);
+        using var examples = ReportExamples.Capture(maps, faces, results, o.Analysis.Seed, analysis);
         using var tokenMaps = results.CrossAttention is { } cross ? CrossAttentionFigure.Create(results, cross, analysis, maps.Layers, faces) : null;
         var charts = ReportCharts.All(results, analysis, maps.Layers);
         Directory.CreateDirectory(Path.Combine(stage, "charts"));
