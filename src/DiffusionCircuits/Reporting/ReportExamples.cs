@@ -138,10 +138,12 @@ internal sealed class ReportExamples : IDisposable
             int l = layers[row];
             var (layer, grid) = (allLayers[l], grids[l]);
             int tokens = grid.Tokens;
+            // One set of mean part fractions per data set on this grid, shared by its eye and mouth columns.
+            var fractionsOf = sets.ToDictionary(set => set, set => MeanFractions(faces[set].All(f => f.PartMask != null) ? faces[set] : masked, grid));
             for (int c = 0; c < columns.Count; c++)
             {
                 var (set, part) = columns[c];
-                var fractions = faces[set].All(f => f.PartMask != null) ? MeanFractions(faces[set], grid) : MeanFractions(masked, grid);
+                var fractions = fractionsOf[set];
                 var w = fractions == null ? null : Enumerable.Range(0, tokens).Select(q => (double)fractions[q * FaceImage.PartCount + (int)part]).ToArray();
                 double total = w?.Sum() ?? 0;
                 if (w == null || total <= 0) { tiles[row, c] = HeatOverlay.Draw(means[set], Tile); continue; }
