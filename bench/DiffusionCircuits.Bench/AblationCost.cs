@@ -11,9 +11,12 @@ namespace DiffusionCircuits.Bench;
 /// <param name="NaiveCalls">One Run per (ablation or baseline, row).</param>
 /// <param name="NaiveSeconds">One Run per (ablation or baseline, row), estimated from 64 timed single-row Runs.</param>
 /// <param name="FullPassSeconds">The same sweep with every condition through the full model (batched, no shared prefix).</param>
+/// <param name="OneAtATimeSeconds">Our sweep with one batch in flight at a time, on ONNX Runtime's default threads.</param>
+/// <param name="Workers">Batches in flight at once in our sweep, and threads per Run.</param>
 /// <param name="Gflop">GFLOPs of our sweep's passes (a suffix pass counts its part).</param>
 /// <param name="NaiveGflop">GFLOPs of one full pass per (ablation or baseline, row).</param>
-public sealed record AblationCostResult(long Calls, double Seconds, long NaiveCalls, double NaiveSeconds, double FullPassSeconds, double Gflop, double NaiveGflop);
+public sealed record AblationCostResult(long Calls, double Seconds, long NaiveCalls, double NaiveSeconds, double FullPassSeconds, double OneAtATimeSeconds,
+    RunParallelism Workers, double Gflop, double NaiveGflop);
 
 /// <summary>The ablation sweep's cost against one Run per ablation.</summary>
 public static class AblationCost
@@ -28,18 +31,21 @@ public static class AblationCost
         using var session = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
         using var sweep = new AblationSweep(session, ts, 1);
         using var fullSweep = new AblationSweep(session, ts, 1, sharePrefix: false);
+        using var oneAtATime = new AblationSweep(session, ts, 1, parallelism: RunParallelism.Sequential);
         var conditions = AblationSweep.SingleHeads(session);
         var bench = new DataSetId("bench");
         sweep.Run(bench, faces.Take(2).ToList(), conditions);          // warm-up (and the suffixes' setup)
         fullSweep.Run(bench, faces.Take(2).ToList(), conditions);
-        // Alternated, best of two each: a slow spell on a shared machine hits both alike.
+        oneAtATime.Run(bench, faces.Take(2).ToList(), conditions);
+        // Alternated, best of two each: a slow spell on a shared machine hits all alike.
         AblationResult result = null!;
-        double seconds = double.MaxValue, fullSeconds = double.MaxValue;
+        double seconds = double.MaxValue, fullSeconds = double.MaxValue, oneSeconds = double.MaxValue;
         for (int round = 0; round < 2; round++)
         {
             result = sweep.Run(bench, faces, conditions);
             seconds = Math.Min(seconds, result.Seconds);
             fullSeconds = Math.Min(fullSeconds, fullSweep.Run(bench, faces, conditions).Seconds);
+            oneSeconds = Math.Min(oneSeconds, oneAtATime.Run(bench, faces, conditions).Seconds);
         }
         long naive = (long)faces.Count * ts.Length * (conditions.Count + 1);
         using var one = new AttentionCaptureSession(modelPath, new CaptureOptions { ExposeMaps = false });
@@ -57,6 +63,6 @@ public static class AblationCost
             using (one.Run(x, new[] { ts[s % ts.Length] }, masks)) { }
         }
         double perRun = watch.Elapsed.TotalSeconds / samples;
-        return new AblationCostResult(result.RunCalls, seconds, naive, perRun * naive, fullSeconds, result.ForwardFlops / 1e9, naive * result.FullPassFlops / 1e9);
+        return new AblationCostResult(result.RunCalls, seconds, naive, perRun * naive, fullSeconds, oneSeconds, sweep.Parallelism, result.ForwardFlops / 1e9, naive * result.FullPassFlops / 1e9);
     }
 }

@@ -25,12 +25,13 @@ internal static class CircuitsCommand
         var ablation = CommonOptions.Ablation();
         var draws = CommonOptions.ResampleDraws();
         var patchPairs = CommonOptions.PatchPairs();
+        var batch = CommonOptions.SweepBatch();
         var output = CommonOptions.Out("reports/circuits", "degradation.csv, roles.csv, patching.csv and circuits.json");
         var cmd = new Command("circuits",
             "Ablate (zero, mean or resample) every head and role on real and synthetic faces, group heads into roles, find each data set's circuit and the " +
             "complexity ratio real/synthetic with bootstrap CI and permutation p (METHOD.md sections 4-6).")
         {
-            roles, tau, seed, bootstrap, ablation, draws, patchPairs, output,
+            roles, tau, seed, bootstrap, ablation, draws, patchPairs, batch, output,
         };
         denoiser.AddTo(cmd);
         inputs.AddTo(cmd);
@@ -41,7 +42,7 @@ internal static class CircuitsCommand
             {
                 Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!), Seed = parse.GetValue(seed), Roles = parse.GetValue(roles),
                 TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
-                    ResampleDraws = parse.GetValue(draws), PatchingPairs = parse.GetValue(patchPairs),
+                ResampleDraws = parse.GetValue(draws), PatchingPairs = parse.GetValue(patchPairs), BatchSize = parse.GetValue(batch),
             };
             CommonOptions.Check(() => { AnalysisLimits.CheckImages(n); options.Validate(); });
             var setup = denoiser.Resolve(parse);

@@ -191,6 +191,15 @@ internal static class CommonOptions
     public static Option<int> Batch(int defaultRows) =>
         new("--batch") { Description = $"Rows (image x timestep) per ONNX Runtime run (1..{AnalysisLimits.MaxBatch}).", DefaultValueFactory = _ => defaultRows };
 
+    /// <summary>Rows per Run of the sweeps; its default was measured on a CPU (docs/PERFORMANCE.md), a GPU may want more.</summary>
+    public static Option<int> SweepBatch() =>
+        new("--batch")
+        {
+            Description = $"Rows (image x timestep) per ONNX Runtime run of the ablation and patching sweeps (1..{AnalysisLimits.MaxBatch}). " +
+                          $"The default, {Defaults.Analysis.BatchSize}, is fastest on a CPU; on a GPU larger batches may pay. The numbers do not depend on it on a CPU.",
+            DefaultValueFactory = _ => Defaults.Analysis.BatchSize,
+        };
+
     public static Option<int?> Gpu() => new("--gpu") { Description = "CUDA device id (needs the GPU build, -p:Gpu=true, with CUDA 13 and cuDNN 9; falls back to the CPU with one line saying why)." };
 
     public static Option<string> Out(string defaultFolder, string holds) => new("--out", "-o") { Description = $"Folder for {holds}.", DefaultValueFactory = _ => defaultFolder };

@@ -31,6 +31,7 @@ internal static class ReportCommand
         var patchPairs = CommonOptions.PatchPairs();
         var output = new Option<string?>("--out", "-o") { Description = "Output folder. Default: reports/<timestamp>/, or the unfinished run there with the same inputs (resumed)." };
         var gpu = CommonOptions.Gpu();
+        var batch = CommonOptions.SweepBatch();
         var chunk = new Option<int>("--chunk") { Description = "Images per checkpoint chunk (0 = automatic, max(16, n/32)). Finished chunks survive an interrupted run.", DefaultValueFactory = _ => 0 };
         var shard = new Option<string?>("--shard")
         {
@@ -44,7 +45,7 @@ internal static class ReportCommand
             "head features, functional roles, head and role ablation, circuits and the complexity ratio with every hypothesis test. " +
             "With no options: the bundled reference model, 64 + 64 faces, five timesteps (a few minutes on 2 cores). An interrupted run resumes when run again.")
         {
-            real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, draws, patchPairs, output, gpu, chunk, shard, checkOptions,
+            real, heldout, images, synthetic, timesteps, roles, seed, tau, bootstrap, ablation, draws, patchPairs, output, gpu, batch, chunk, shard, checkOptions,
         };
         denoiser.AddTo(cmd);
         cmd.SetAction(parse =>
@@ -65,7 +66,7 @@ internal static class ReportCommand
                 {
                     Timesteps = CommonOptions.ParseTimesteps(parse.GetValue(timesteps)!), Roles = parse.GetValue(roles), Seed = parse.GetValue(seed),
                     TolerancePercent = parse.GetValue(tau), Bootstrap = parse.GetValue(bootstrap), Ablation = parse.GetValue(ablation),
-                    ResampleDraws = parse.GetValue(draws), PatchingPairs = parse.GetValue(patchPairs),
+                    ResampleDraws = parse.GetValue(draws), PatchingPairs = parse.GetValue(patchPairs), BatchSize = parse.GetValue(batch),
                 },
                 OutDir = parse.GetValue(output), GpuDeviceId = parse.GetValue(gpu), ChunkImages = parse.GetValue(chunk),
                 Shard = parse.GetValue(shard) is string k ? CommonOptions.Translate(() => WorkShard.Parse(k)) : null,

@@ -18,8 +18,8 @@ internal static class StageProgress
     /// </summary>
     private static readonly (string Prefix, double Weight)[] Weights =
     {
-        ("latents", 2), ("features", 4.5), ("single-head ablation", 20), ("roles", 3), ("role and circuit ablation", 40),
-        ("activation patching", 14), ("statistics", 4), ("charts and report", 6),
+        ("latents", 2), ("features", 3.5), ("single-head ablation", 12.5), ("roles", 3), ("role and circuit ablation", 29),
+        ("activation patching", 12), ("statistics", 4), ("charts and report", 5),
     };
 
     private static double WeightOf(string stage) => Weights.FirstOrDefault(w => stage.StartsWith(w.Prefix, StringComparison.Ordinal)).Weight is var w && w > 0 ? w : 1;

@@ -31,10 +31,13 @@ public sealed class AblationSweep : IDisposable
     /// ablated layer on, fed the intact model's tensors at that cut (the same losses to float rounding, fewer FLOPs).
     /// </summary>
     /// <param name="resampleDraws">Resample ablation: donors per image and timestep, whose losses are averaged.</param>
-    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, AblationKind kind = AblationKind.Zero,
-        bool sharePrefix = true, int resampleDraws = 3)
+    /// <param name="parallelism">Conditions of a batch run at once, and threads per Run of a model part (null: <see cref="RunParallelism.For"/>
+    /// the session's options); the losses do not depend on it.</param>
+    public AblationSweep(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = CircuitAnalysisOptions.DefaultBatchSize, AblationKind kind = AblationKind.Zero,
+        bool sharePrefix = true, int resampleDraws = 3, RunParallelism? parallelism = null)
     {
         (_session, _timesteps, _seed, _batchSize, Kind, _sharePrefix) = (session, timesteps, seed, batchSize, kind, sharePrefix);
+        Parallelism = parallelism ?? RunParallelism.For(session.Options);
         if (kind.ReadsHeadOutputs() && !session.ExposesHeadOutputs)
             throw new ArgumentException($"{kind} ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
         AnalysisLimits.CheckResampleDraws(resampleDraws);
@@ -45,6 +48,12 @@ public sealed class AblationSweep : IDisposable
 
     /// <summary>What an ablated head's output becomes.</summary>
     public AblationKind Kind { get; }
+
+    /// <summary>
+    /// How the model parts run: a batch's conditions in flight at once, each Run's threads. Applies where the sweep runs
+    /// model parts (<see cref="SharingNote"/>); without them every Run is a full pass, one at a time on the session's threads.
+    /// </summary>
+    public RunParallelism Parallelism { get; }
 
     /// <summary>Resample ablation: donor images per image and timestep (R of METHOD.md 5); their losses are averaged.</summary>
     public int ResampleDraws { get; }
@@ -78,8 +87,9 @@ public sealed class AblationSweep : IDisposable
             SharingNote = "off: every condition runs the full model";
             return null;
         }
-        _suffixes = AblationSuffixes.TryCreate(_session, out var note);
-        SharingNote = _suffixes == null ? $"off: {note}" : note;
+        _suffixes = AblationSuffixes.TryCreate(_session, out var note, Parallelism.ThreadsPerRun);
+        SharingNote = _suffixes == null ? $"off: {note}"
+            : Parallelism.Workers > 1 ? $"{note}; {Parallelism.Workers} conditions at once, {Parallelism.ThreadsPerRun} thread{(Parallelism.ThreadsPerRun == 1 ? "" : "s")} each" : note;
         return _suffixes;
     }
 
@@ -117,19 +127,6 @@ public sealed class AblationSweep : IDisposable
         return sums.Select(perT => perT.Select(s => s.Select(v => (float)(v / images.Count)).ToArray()).ToArray()).ToArray();
     }
 
-    /// <summary>Per-layer [B, H] masks of a batch: 1 everywhere, then 0 for each row's ablated heads (condition -1 ablates nothing).</summary>
-    private float[][] Masks(float[][] masks, IReadOnlyList<int> conditionOfRow, IReadOnlyList<AblationCondition> conditions, NoisedRows inputs)
-    {
-        foreach (var m in masks) Array.Fill(m, 1f);
-        for (int r = 0; r < conditionOfRow.Count; r++)
-            if (conditionOfRow[r] >= 0)
-                foreach (int h in conditions[conditionOfRow[r]].Heads)
-                    masks[_layerOfHead[h]][r * _session.Layers[_layerOfHead[h]].Heads + _headInLayer[h]] = 0f;
-        return masks.Select((m, l) => inputs.Slice(m, _session.Layers[l].Heads)).ToArray();
-    }
-
-    private float[][] NewMasks() => _session.Layers.Select(l => new float[_batchSize * l.Heads]).ToArray();
-
     /// <summary>
     /// Losses of given noisy rows without ablation (column 0) and under each condition (columns 1..C), for callers that
     /// bring their own x_t and eps (the ML.NET stage). Zero ablation; rows and conditions share batches.
@@ -139,14 +136,14 @@ public sealed class AblationSweep : IDisposable
         if (Kind != AblationKind.Zero) throw new NotSupportedException("ScoreRows does zero ablation; use Run for mean ablation.");
         int len = _session.SampleLength, count = timesteps.Length;
         var losses = Enumerable.Range(0, count).Select(_ => new float[conditions.Count + 1]).ToArray();
-        var masks = NewMasks();
-        var inputs = new NoisedRows(_session, _batchSize, _seed);
+        var inputs = new BatchBuffers(this, headOutputInputs: false).Inputs;
+        var masks = new HeadMasks(this);
         var rows = Enumerable.Range(0, count).SelectMany(row => Enumerable.Range(-1, conditions.Count + 1).Select(c => (Row: row, Condition: c)));
         foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => timesteps[r.Row]))
         {
             inputs.Clear();
             foreach (var (row, _) in batchRows) inputs.Add(noisy.AsSpan(row * len, len), eps.AsSpan(row * len, len), timesteps[row]);
-            using var batch = inputs.Run(Masks(masks, batchRows.Select(x => x.Condition).ToArray(), conditions, inputs));
+            using var batch = inputs.Run(masks.Of(inputs, batchRows.Select(x => x.Condition).ToArray(), conditions));
             for (int r = 0; r < batchRows.Length; r++) losses[batchRows[r].Row][batchRows[r].Condition + 1] = inputs.LossMse(batch, r);
         }
         return losses;
@@ -175,26 +172,17 @@ public sealed class AblationSweep : IDisposable
                 if (h < 0 || h >= _layerOfHead.Length) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_layerOfHead.Length} heads.");
         var result = new AblationResult(dataSet, _timesteps, images.Select(i => i.Id).ToList(), conditions);
         var meanZ = Kind == AblationKind.Mean ? meanHeadOutputs ?? MeanHeadOutputs(images) : null;
-        var means = !Kind.ReadsHeadOutputs() ? null : _session.Layers.Select(l => new float[_batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray();
-        var masks = NewMasks();
-        var inputs = new NoisedRows(_session, _batchSize, _seed);
         var plan = new ReusePlan(conditions, images, _timesteps, measured);
         long total = (long)images.Count * _timesteps.Count * plan.RowsPerImageAndTimestep, done = 0;
         var suffixes = Suffixes();
         var watch = Stopwatch.StartNew();
         long callsBefore = _session.RunCalls;
+        var gate = new object();
 
-        // Each row's mean input is the data set's mean z at that row's timestep (only ablated heads read it).
-        float[]?[]? MeansOf(IReadOnlyList<int> rowTimestep)
+        // Progress from any worker, in order (the count is read under the same lock).
+        void RowsDone(int rows)
         {
-            if (meanZ == null) return null;
-            for (int r = 0; r < rowTimestep.Count; r++)
-                for (int l = 0; l < means!.Length; l++)
-                {
-                    var m = meanZ[rowTimestep[r]][l];
-                    m.CopyTo(means[l].AsSpan(r * m.Length, m.Length));
-                }
-            return means!.Select((m, l) => inputs.Slice(m, meanZ[0][l].Length)).ToArray();
+            lock (gate) progress?.Report((double)(done += rows) / total);
         }
 
         void Store(int i, int k, int c, float loss) => StoreLoss(result, images, conditions, i, k, c, loss);
@@ -202,22 +190,24 @@ public sealed class AblationSweep : IDisposable
         progress?.Report(0);
         if (Kind == AblationKind.Resample)
         {
-            var (passes, flops) = RunResampled(images, donors ?? images, conditions, plan, suffixes, inputs, masks, means!, result, () => progress?.Report((double)(done += 1) / total));
+            var (passes, flops) = RunResampled(images, donors ?? images, conditions, plan, suffixes, result, RowsDone);
             result.ForwardPasses = passes;
             result.ForwardFlops = flops;
         }
         else if (suffixes == null)
         {
+            var buffers = new BatchBuffers(this, meanZ != null);
+            var masks = new HeadMasks(this);
             var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
                 .SelectMany(k => plan.Run.Select(c => (Image: i, K: k, Condition: c))));
             foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
             {
+                var inputs = buffers.Inputs;
                 inputs.Clear();
                 foreach (var (i, k, _) in batchRows) inputs.Add(images[i], _timesteps[k]);
-                using var batch = inputs.Run(Masks(masks, batchRows.Select(x => x.Condition).ToArray(), conditions, inputs), MeansOf(batchRows.Select(x => x.K).ToArray()));
+                using var batch = inputs.Run(masks.Of(inputs, batchRows.Select(x => x.Condition).ToArray(), conditions), buffers.MeansOf(meanZ, batchRows.Select(x => x.K).ToArray()));
                 for (int r = 0; r < batchRows.Length; r++) Store(batchRows[r].Image, batchRows[r].K, batchRows[r].Condition, inputs.LossMse(batch, r));
-                done += batchRows.Length;
-                progress?.Report((double)done / total);
+                RowsDone(batchRows.Length);
             }
             result.ForwardPasses = total;
             result.ForwardFlops = total * FlopsPerFullPass();
@@ -225,35 +215,41 @@ public sealed class AblationSweep : IDisposable
         else
         {
             // The intact model runs once per batch of (image, timestep) rows and keeps the cut; each condition then runs
-            // its suffix on the same rows. Rows per batch are capped so the cut held meanwhile stays within budget.
+            // its suffix on the same rows, several conditions at once (Parallelism). Rows per batch are capped so the
+            // cut held meanwhile stays within budget.
             int pairsPerBatch = (int)Math.Clamp(AblationSuffixes.CutBudgetBytes / Math.Max(1, suffixes.CutBytesPerRow), 1, _batchSize);
             bool intactNeeded = plan.Run.Contains(-1);
             var ablated = plan.Run.Where(c => c >= 0).Select(c => (Condition: c, FirstLayer: FirstAblatedLayer(conditions[c]))).ToList();
             var pairs = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count).Select(k => (Image: i, K: k)));
+            var buffers = new BatchBuffers(this, meanZ != null);
+            var inputs = buffers.Inputs;
+            var conditionFlops = new double[ablated.Count];
             double flops = 0;
             long passes = 0;
             foreach (var pairBatch in NoisedRows.Batches(_session, pairs, pairsPerBatch, p => p.K))
             {
                 inputs.Clear();
                 foreach (var (i, k) in pairBatch) inputs.Add(images[i], _timesteps[k]);
-                var batchMeans = MeansOf(pairBatch.Select(p => p.K).ToArray());
+                var batchMeans = buffers.MeansOf(meanZ, pairBatch.Select(p => p.K).ToArray());
                 using var intact = suffixes.RunIntact(inputs);
                 (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FullFlopsPerSample);
                 if (intactNeeded)
                 {
                     for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, -1, inputs.LossMse(intact.Noise, r));
-                    done += pairBatch.Length;
+                    RowsDone(pairBatch.Length);
                 }
-                foreach (var (c, first) in ablated)
+                Parallelism.ForEach(ablated, () => new HeadMasks(this), (a, condition, masks) =>
                 {
-                    var conditionOfRow = Enumerable.Repeat(c, pairBatch.Length).ToArray();
-                    using var noise = suffixes.RunAblated(first, intact, inputs, Masks(masks, conditionOfRow, conditions, inputs), batchMeans);
+                    var (c, first) = condition;
+                    using var noise = suffixes.RunAblated(first, intact, inputs, masks.Of(inputs, Enumerable.Repeat(c, pairBatch.Length).ToArray(), conditions), batchMeans);
                     var predicted = noise[0].GetTensorDataAsSpan<float>();
                     for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r));
-                    (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FlopsPerSample(first));
-                    done += pairBatch.Length;
-                    progress?.Report((double)done / total);   // per condition: a batch of rows can hold a whole stage
-                }
+                    conditionFlops[a] = pairBatch.Length * suffixes.FlopsPerSample(first);
+                    RowsDone(pairBatch.Length);   // per condition: a batch of rows can hold a whole stage
+                });
+                // Added in condition order, as one condition at a time would: the total's rounding does not depend on the workers.
+                foreach (double f in conditionFlops) flops += f;
+                passes += (long)pairBatch.Length * ablated.Count;
             }
             result.ForwardPasses = passes;
             result.ForwardFlops = flops;
@@ -271,15 +267,20 @@ public sealed class AblationSweep : IDisposable
     /// loss is the mean over draws. Returns the forward passes and FLOPs run.
     /// </summary>
     private (long Passes, double Flops) RunResampled(IReadOnlyList<FaceImage> images, IReadOnlyList<FaceImage> pool, IReadOnlyList<AblationCondition> conditions,
-        ReusePlan plan, AblationSuffixes? suffixes, NoisedRows inputs, float[][] masks, float[][] donorZ, AblationResult result, Action rowDone)
+        ReusePlan plan, AblationSuffixes? suffixes, AblationResult result, Action<int> rowsDone)
     {
         int pairsPerBatch = suffixes == null ? _batchSize
             : (int)Math.Clamp(AblationSuffixes.CutBudgetBytes / Math.Max(1, suffixes.CutBytesPerRow), 1, _batchSize);
+        var buffers = new BatchBuffers(this, headOutputInputs: true);
+        var (inputs, donorZ) = (buffers.Inputs, buffers.HeadOutputs!);
         var donorRows = new NoisedRows(_session, _batchSize, _seed);
         var ablated = plan.Run.Where(c => c >= 0).Select(c => (Condition: c, FirstLayer: FirstAblatedLayer(conditions[c]))).ToList();
         var pairs = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count).Select(k => (Image: i, K: k)));
         double flops = 0, full = FlopsPerFullPass();
         long passes = 0;
+        var conditionFlops = new double[ablated.Count];
+        // Without model parts every Run is a full pass on the session's own threads: one at a time.
+        var parallelism = suffixes == null ? RunParallelism.Sequential : Parallelism;
         foreach (var pairBatch in NoisedRows.Batches(_session, pairs, pairsPerBatch, p => p.K))
         {
             inputs.Clear();
@@ -292,7 +293,7 @@ public sealed class AblationSweep : IDisposable
                 if (batch != null) (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
                 for (int r = 0; r < pairBatch.Length; r++)
                     StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, -1, batch == null ? inputs.LossMse(intact!.Noise, r) : inputs.LossMse(batch, r));
-                for (int r = 0; r < pairBatch.Length; r++) rowDone();
+                rowsDone(pairBatch.Length);
             }
             for (int draw = 0; draw < ResampleDraws; draw++)
             {
@@ -310,27 +311,30 @@ public sealed class AblationSweep : IDisposable
                     replacement = donorZ.Select((m, l) => (float[]?)inputs.Slice(m, m.Length / _batchSize)).ToArray();
                 }
                 (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
-                foreach (var (c, first) in ablated)
+                int currentDraw = draw;
+                parallelism.ForEach(ablated, () => new HeadMasks(this), (a, condition, masks) =>
                 {
-                    var rowMasks = Masks(masks, Enumerable.Repeat(c, pairBatch.Length).ToArray(), conditions, inputs);
+                    var (c, first) = condition;
+                    var rowMasks = masks.Of(inputs, Enumerable.Repeat(c, pairBatch.Length).ToArray(), conditions);
                     if (suffixes != null)
                     {
                         using var noise = suffixes.RunAblated(first, intact!, inputs, rowMasks, replacement);
                         var predicted = noise[0].GetTensorDataAsSpan<float>();
                         for (int r = 0; r < pairBatch.Length; r++)
-                            StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r) / ResampleDraws, add: draw > 0);
-                        (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * suffixes.FlopsPerSample(first));
+                            StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r) / ResampleDraws, add: currentDraw > 0);
+                        conditionFlops[a] = pairBatch.Length * suffixes.FlopsPerSample(first);
                     }
                     else
                     {
                         using var batch = inputs.Run(rowMasks, replacement);
                         for (int r = 0; r < pairBatch.Length; r++)
-                            StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(batch, r) / ResampleDraws, add: draw > 0);
-                        (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
+                            StoreLoss(result, images, conditions, pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(batch, r) / ResampleDraws, add: currentDraw > 0);
+                        conditionFlops[a] = pairBatch.Length * full;
                     }
-                    if (draw == ResampleDraws - 1)
-                        for (int r = 0; r < pairBatch.Length; r++) rowDone();
-                }
+                    if (currentDraw == ResampleDraws - 1) rowsDone(pairBatch.Length);
+                });
+                foreach (double f in conditionFlops) flops += f;   // in condition order, whichever worker ran which
+                passes += (long)pairBatch.Length * ablated.Count;
             }
         }
         return (passes, flops);
@@ -344,6 +348,54 @@ public sealed class AblationSweep : IDisposable
                                            (c >= 0 ? $" with {conditions[c].Name} ablated." : "."));
         ref float slot = ref (c < 0 ? ref result.BaseLoss[k][i] : ref result.AblatedLoss[c][k][i]);
         slot = add ? slot + loss : loss;
+    }
+
+    /// <summary>A sweep's batch buffers: the rows and (mean or resample ablation) each layer's [B, H, S, d] head-output input.</summary>
+    private sealed class BatchBuffers
+    {
+        public BatchBuffers(AblationSweep sweep, bool headOutputInputs)
+        {
+            Inputs = new NoisedRows(sweep._session, sweep._batchSize, sweep._seed);
+            HeadOutputs = headOutputInputs ? sweep._session.Layers.Select(l => new float[sweep._batchSize * l.Heads * l.QueryTokens * l.HeadDim]).ToArray() : null;
+        }
+
+        /// <summary>The batch's rows.</summary>
+        public NoisedRows Inputs { get; }
+
+        /// <summary>Per layer, the replacement head outputs of the batch's rows (null unless asked for).</summary>
+        public float[][]? HeadOutputs { get; }
+
+        /// <summary>Mean ablation: each row's mean input is the data set's mean z at that row's timestep (only ablated heads read it); null without means.</summary>
+        public float[]?[]? MeansOf(float[][][]? meanZ, IReadOnlyList<int> rowTimestep)
+        {
+            if (meanZ == null) return null;
+            var means = HeadOutputs!;
+            for (int r = 0; r < rowTimestep.Count; r++)
+                for (int l = 0; l < means.Length; l++)
+                {
+                    var m = meanZ[rowTimestep[r]][l];
+                    m.CopyTo(means[l].AsSpan(r * m.Length, m.Length));
+                }
+            return means.Select((m, l) => (float[]?)Inputs.Slice(m, meanZ[0][l].Length)).ToArray();
+        }
+    }
+
+    /// <summary>Per-layer [B, H] head masks, one set per worker (conditions of a batch run on several threads at once).</summary>
+    private sealed class HeadMasks(AblationSweep sweep)
+    {
+        private readonly float[][] _masks = sweep._session.Layers.Select(l => new float[sweep._batchSize * l.Heads]).ToArray();
+
+        /// <summary>The masks of <paramref name="rows"/>' filled rows: 1 everywhere, then 0 for each row's ablated heads (condition -1 ablates nothing).</summary>
+        public float[][] Of(NoisedRows rows, IReadOnlyList<int> conditionOfRow, IReadOnlyList<AblationCondition> conditions)
+        {
+            var layers = sweep._session.Layers;
+            foreach (var m in _masks) Array.Fill(m, 1f);
+            for (int r = 0; r < conditionOfRow.Count; r++)
+                if (conditionOfRow[r] >= 0)
+                    foreach (int h in conditions[conditionOfRow[r]].Heads)
+                        _masks[sweep._layerOfHead[h]][r * layers[sweep._layerOfHead[h]].Heads + sweep._headInLayer[h]] = 0f;
+            return _masks.Select((m, l) => rows.Slice(m, layers[l].Heads)).ToArray();
+        }
     }
 
     /// <summary>

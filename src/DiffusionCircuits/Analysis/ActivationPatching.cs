@@ -44,7 +44,7 @@ public sealed class ActivationPatching : IDisposable
     /// <paramref name="sharePrefix"/> each head's patched run starts at its layer from the intact run's tensors (as the
     /// ablation sweep does; the same numbers to float rounding).
     /// </summary>
-    public ActivationPatching(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 64, bool sharePrefix = true)
+    public ActivationPatching(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = CircuitAnalysisOptions.DefaultBatchSize, bool sharePrefix = true)
         : this(session, timesteps, seed, batchSize, null, sharePrefix)
     {
     }
@@ -98,12 +98,16 @@ public sealed class ActivationPatching : IDisposable
         for (int r = 0; r < intactEps.Length; r++) intactEps[r] = new float[len];
         var zSize = _session.Layers.Select(l => l.Heads * l.QueryTokens * l.HeadDim).ToArray();
         var partnerZ = zSize.Select(z => new float[2 * pairsPerBatch * z]).ToArray();
-        var masks = _session.Layers.Select(l => new float[2 * pairsPerBatch * l.Heads]).ToArray();
         var headOutputs = _session.Layers.Select(l => l.HeadOutputsOutput).ToList();
         var work = Enumerable.Range(0, pairs.Count).SelectMany(p => Enumerable.Range(0, _timesteps.Count).Select(k => (Pair: p, K: k)));
         long total = (long)pairs.Count * _timesteps.Count, done = 0, passesBefore = _session.ForwardPasses;
         var watch = Stopwatch.StartNew();
         double flops = 0, full = suffixes?.FullFlopsPerSample ?? AblationSuffixes.FlopsByNode(_session).Values.Sum();
+        var headFlops = new double[heads];
+        // Every head's patched run of a batch starts from the same intact run: several heads at once (the sweep's
+        // parallelism); without model parts each is a full pass on the session's own threads, one at a time.
+        var parallelism = suffixes == null ? RunParallelism.Sequential : _sweep.Parallelism;
+        var headIndices = Enumerable.Range(0, heads).ToList();
 
         foreach (var batch in NoisedRows.Batches(_session, work, pairsPerBatch, w => w.K))
         {
@@ -142,7 +146,7 @@ public sealed class ActivationPatching : IDisposable
                 result.OutputGap[batch[i].K][batch[i].Pair] = NoiseLoss.MeanSquaredError(intactEps[i + n], intactEps[i]);
 
             var means = partnerZ.Select((z, l) => (float[]?)rows.Slice(z, zSize[l])).ToArray();
-            for (int h = 0; h < heads; h++)
+            parallelism.ForEach(headIndices, () => _session.Layers.Select(l => new float[2 * pairsPerBatch * l.Heads]).ToArray(), (_, h, masks) =>
             {
                 int layer = _layerOfHead[h];
                 foreach (var m in masks) Array.Fill(m, 1f);
@@ -153,15 +157,16 @@ public sealed class ActivationPatching : IDisposable
                     using var patched = suffixes!.RunAblated(layer, intact, rows, rowMasks, means);
                     var noise = patched[0].GetTensorDataAsSpan<float>();
                     for (int r = 0; r < 2 * n; r++) Store(h, r, rows.PredictedEps(noise, r));
-                    flops += 2 * n * suffixes.FlopsPerSample(layer);
+                    headFlops[h] = 2 * n * suffixes.FlopsPerSample(layer);
                 }
                 else
                 {
                     using var patched = rows.Run(rowMasks, means);
                     for (int r = 0; r < 2 * n; r++) Store(h, r, rows.PredictedEps(patched, r));
-                    flops += 2 * n * full;
+                    headFlops[h] = 2 * n * full;
                 }
-            }
+            });
+            foreach (double f in headFlops) flops += f;   // in head order, whichever worker ran which
 
             void Store(int h, int r, ReadOnlySpan<float> patchedEps)
             {

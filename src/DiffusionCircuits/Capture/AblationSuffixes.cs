@@ -17,6 +17,7 @@ internal sealed class AblationSuffixes : IDisposable
     public const long CutBudgetBytes = 256L << 20;
 
     private readonly AttentionCaptureSession _session;
+    private readonly SessionOptions _options;
     private readonly InferenceSession _intact;
     private readonly string[] _intactOutputs;
     private readonly string _noise;
@@ -24,9 +25,9 @@ internal sealed class AblationSuffixes : IDisposable
 
     private sealed record Part(int FirstLayer, ModelSuffix Suffix, InferenceSession Session, double FlopsPerSample, HashSet<string> OriginalInputs);
 
-    private AblationSuffixes(AttentionCaptureSession session, InferenceSession intact, string[] intactOutputs, double fullFlops, long cutBytesPerRow)
+    private AblationSuffixes(AttentionCaptureSession session, SessionOptions options, InferenceSession intact, string[] intactOutputs, double fullFlops, long cutBytesPerRow)
     {
-        (_session, _intact, _intactOutputs, FullFlopsPerSample, CutBytesPerRow) = (session, intact, intactOutputs, fullFlops, cutBytesPerRow);
+        (_session, _options, _intact, _intactOutputs, FullFlopsPerSample, CutBytesPerRow) = (session, options, intact, intactOutputs, fullFlops, cutBytesPerRow);
         _noise = session.Discovery.Signature.NoiseOutput.Name;
     }
 
@@ -45,9 +46,10 @@ internal sealed class AblationSuffixes : IDisposable
     /// <summary>
     /// The suffixes of <paramref name="session"/>'s model, or null with the reason in <paramref name="note"/> when the
     /// model cannot be split (a fixed batch size, nothing to gain). Suffixes are made from the last layer back while
-    /// their weights stay within twice the model's; each is checked once against the full model.
+    /// their weights stay within twice the model's; each is checked once against the full model. Suffix Runs use
+    /// <paramref name="threadsPerRun"/> intra-op threads (0: ONNX Runtime's default); the intact run uses the session's.
     /// </summary>
-    public static AblationSuffixes? TryCreate(AttentionCaptureSession session, out string note)
+    public static AblationSuffixes? TryCreate(AttentionCaptureSession session, out string note, int threadsPerRun = 0)
     {
         var model = session.Instrumented.Model;
         var layers = session.Layers;
@@ -78,6 +80,7 @@ internal sealed class AblationSuffixes : IDisposable
         var cuts = chosen.SelectMany(c => c.Suffix.Cut).Distinct().ToList();
         intactModel.Graph.Output.AddRange(cuts.Select(t => new ValueInfoProto { Name = t }));
         var outputs = new[] { noise }.Concat(cuts).ToArray();
+        // The intact run, one per batch, has the cores to itself; the suffixes run several at once, each on threadsPerRun.
         var intact = OrtSessions.Create(intactModel, session.SessionOptions);
         var types = new Dictionary<string, (int, int)>();
         long cutBytes = 0;
@@ -99,12 +102,12 @@ internal sealed class AblationSuffixes : IDisposable
             foreach (var v in values) v.Dispose();
         }
 
-        var split = new AblationSuffixes(session, intact, outputs, full, cutBytes);
+        var split = new AblationSuffixes(session, session.CreatePartOptions(threadsPerRun), intact, outputs, full, cutBytes);
         var dropped = new List<string>();
         foreach (var (layer, suffix, flops) in chosen.OrderBy(c => c.Layer))
         {
             GraphSplit.TypeCut(suffix, t => types[t]);
-            var part = new Part(layer, suffix, OrtSessions.Create(suffix.Model, session.SessionOptions), flops, suffix.OriginalInputs.ToHashSet());
+            var part = new Part(layer, suffix, OrtSessions.Create(suffix.Model, split._options), flops, suffix.OriginalInputs.ToHashSet());
             if (split.Agrees(part)) split._parts.Add(part);
             else
             {
@@ -224,6 +227,7 @@ internal sealed class AblationSuffixes : IDisposable
     {
         _intact.Dispose();
         foreach (var p in _parts) p.Session.Dispose();
+        _options.Dispose();
     }
 
     /// <summary>The intact model's outputs for one batch of rows: the predicted noise and each cut tensor.</summary>

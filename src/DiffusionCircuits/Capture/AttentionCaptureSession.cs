@@ -27,6 +27,7 @@ public sealed class AttentionCaptureSession : IDisposable
     public AttentionCaptureSession(OnnxModel model, CaptureOptions? options = null)
     {
         options ??= new CaptureOptions();
+        Options = options;
         ModelPath = model.SourcePath;
         Discovery = AttentionDiscovery.Discover(model, options.SampleSize, options.Conditioning);
         Schedule = options.Schedule ?? NoiseSchedule.FromModel(model);
@@ -251,8 +252,17 @@ public sealed class AttentionCaptureSession : IDisposable
         }
     }
 
-    /// <summary>The options this session's ONNX Runtime sessions are created with (also those of its parts).</summary>
+    /// <summary>The options this session's ONNX Runtime sessions are created with.</summary>
     internal SessionOptions SessionOptions => _sessionOptions;
+
+    /// <summary>What this session was created with.</summary>
+    internal CaptureOptions Options { get; }
+
+    /// <summary>
+    /// Options for another ONNX Runtime session of this model (a part of it) whose Runs use <paramref name="threads"/>
+    /// intra-op threads (0: the default); the same device as this session. The caller disposes them.
+    /// </summary>
+    internal SessionOptions CreatePartOptions(int threads) => CreateSessionOptions(Options with { Threads = threads }, out _);
 
     // Constant all-ones masks and all-zero means, one array per exact length (ONNX Runtime reads them in place).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, float[]> _ones = new(), _zeros = new();

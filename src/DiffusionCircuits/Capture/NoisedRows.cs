@@ -116,16 +116,17 @@ internal sealed class NoisedRows
     /// <summary>The noise eps_hat that row <paramref name="row"/> of a batch stands for, valid until the next call.</summary>
     public ReadOnlySpan<float> PredictedEps(CaptureBatch batch, int row) => NoiseOf(batch.PredictedNoise(row), row);
 
-    private float[]? _converted;
+    // One per thread: conditions of one batch are scored on several threads at once (RunParallelism).
+    [ThreadStatic] private static float[]? t_converted;
 
     /// <summary>The noise a row's model output stands for: the output itself for an eps-model, else converted (v or x0 models).</summary>
     private ReadOnlySpan<float> NoiseOf(ReadOnlySpan<float> output, int row)
     {
         var schedule = _session.Schedule;
         if (schedule.Prediction == PredictionType.Epsilon) return output;
-        _converted ??= new float[Length];
-        ForwardNoising.NoiseFromPrediction(output, _noisy.AsSpan(row * Length, Length), schedule, Timesteps[row], _converted);
-        return _converted;
+        if (t_converted == null || t_converted.Length != Length) t_converted = new float[Length];
+        ForwardNoising.NoiseFromPrediction(output, _noisy.AsSpan(row * Length, Length), schedule, Timesteps[row], t_converted);
+        return t_converted;
     }
 }
 

@@ -135,7 +135,7 @@ public static class AttentionDiscovery
         }).ToList();
     }
 
-    private static bool IsDefaultDomain(NodeProto n) => string.IsNullOrEmpty(n.Domain) || n.Domain == "ai.onnx";
+    internal static bool IsDefaultDomain(NodeProto n) => string.IsNullOrEmpty(n.Domain) || n.Domain == "ai.onnx";
 
     private static NodeProto? FindScoreMatMul(string tensor, Dictionary<string, NodeProto> producer, HashSet<string> constants, int depth)
     {

@@ -196,8 +196,9 @@ public static class ModelInstrumenter
     /// <summary>
     /// Entropy per head from the scores s (the softmax input) and p = softmax(s) over the last axis:
     /// H_i = logsumexp_j s_ij - sum_j p_ij s_ij (logsumexp as max_j s_ij - ln max_j p_ij), then the mean over queries i,
-    /// reshaped to [B, H]. Scores are taken in
-    /// float32 and clamped to the float range first, so masked keys (s = -inf, p = 0) add 0 rather than 0 x inf.
+    /// reshaped to [B, H]. Scores are taken in float32; unless they are finite by construction
+    /// (<see cref="ScoresFiniteByConstruction"/>) they are clamped to the float range first, so masked keys
+    /// (s = -inf, p = 0) add 0 rather than 0 x inf.
     /// </summary>
     private static IEnumerable<NodeProto> EntropyNodes(GraphProto graph, AttentionLayer layer, long opset)
     {
@@ -210,20 +211,79 @@ public static class ModelInstrumenter
             yield return OnnxProtos.Node("Cast", new[] { probs }, new[] { p + "p32" }, p + "p_cast", null, OnnxProtos.Attr("to", (long)DataType.Float));
             (scores, probs) = (p + "s32", p + "p32");
         }
-        graph.Initializer.Add(OnnxProtos.FloatTensor(p + "lowest", new[] { float.MinValue }));
-        yield return OnnxProtos.Node("Max", new[] { scores, p + "lowest" }, new[] { p + "s" }, p + "clamp");
+        string clamped = scores;
+        // The clamp reads and writes every score once more: skip it where no -inf can reach the softmax.
+        if (layer.ElementType != DataType.Float || !ScoresFiniteByConstruction(graph, softmax.Input[0]))
+        {
+            clamped = p + "s";
+            graph.Initializer.Add(OnnxProtos.FloatTensor(p + "lowest", new[] { float.MinValue }));
+            yield return OnnxProtos.Node("Max", new[] { scores, p + "lowest" }, new[] { clamped }, p + "clamp");
+        }
         // logsumexp without an exponential per score: p_max = exp(s_max - lse), so lse = s_max - ln p_max (p_max >= 1/S).
-        foreach (var n in Reduce("ReduceMax", p + "s", p + "s_max", new long[] { -1 }, keepDims: true, opset, graph, p + "s_max")) yield return n;
+        foreach (var n in Reduce("ReduceMax", clamped, p + "s_max", new long[] { -1 }, keepDims: true, opset, graph, p + "s_max")) yield return n;
         foreach (var n in Reduce("ReduceMax", probs, p + "p_max", new long[] { -1 }, keepDims: true, opset, graph, p + "p_max")) yield return n;
         yield return OnnxProtos.Node("Log", new[] { p + "p_max" }, new[] { p + "ln_p_max" }, p + "ln_p_max");
         yield return OnnxProtos.Node("Sub", new[] { p + "s_max", p + "ln_p_max" }, new[] { p + "lse" }, p + "lse");
         // (sum_j p_ij s_ij as a batched matrix product of [1, S_k] rows with [S_k, 1] columns measured slower than this.)
-        yield return OnnxProtos.Node("Mul", new[] { probs, p + "s" }, new[] { p + "ps" }, p + "ps");
+        yield return OnnxProtos.Node("Mul", new[] { probs, clamped }, new[] { p + "ps" }, p + "ps");
         foreach (var n in Reduce("ReduceSum", p + "ps", p + "sum_ps", new long[] { -1 }, keepDims: true, opset, graph, p + "sum_ps")) yield return n;
         yield return OnnxProtos.Node("Sub", new[] { p + "lse", p + "sum_ps" }, new[] { p + "h_row" }, p + "h_row");
         foreach (var n in Reduce("ReduceMean", p + "h_row", p + "h", new long[] { -2, -1 }, keepDims: false, opset, graph, p + "h")) yield return n;
         graph.Initializer.Add(OnnxProtos.Int64Tensor(p + "shape", new long[] { -1, layer.Heads }, 2));
         yield return OnnxProtos.Node("Reshape", new[] { p + "h", p + "shape" }, new[] { layer.EntropyOutput }, p + "reshape");
+    }
+
+    /// <summary>
+    /// Whether the softmax input <paramref name="scores"/> is finite whenever the model's inputs are: it comes from
+    /// the score MatMul through Mul, Div, Add or Sub by finite constants, Cast, Identity or Reshape only. An attention
+    /// mask (an Add of a computed tensor, a Where, a constant holding -inf) can put -inf there, and anything not
+    /// recognised counts as such.
+    /// </summary>
+    internal static bool ScoresFiniteByConstruction(GraphProto graph, string scores)
+    {
+        var producer = new Dictionary<string, NodeProto>();
+        foreach (var node in graph.Node)
+            foreach (var o in node.Output) producer[o] = node;
+        var initializers = new Dictionary<string, TensorProto>();
+        foreach (var t in graph.Initializer) initializers[t.Name] = t;
+
+        // A constant's values (float or double), or null for a computed tensor or another type.
+        double[]? Constant(string tensor)
+        {
+            var t = initializers.GetValueOrDefault(tensor)
+                    ?? (producer.TryGetValue(tensor, out var c) && c.OpType == "Constant" ? c.Attribute.FirstOrDefault(a => a.Name == "value")?.T : null);
+            return (DataType?)t?.DataType switch
+            {
+                DataType.Float => t!.FloatData.Count > 0 ? t.FloatData.Select(v => (double)v).ToArray()
+                    : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray().Select(v => (double)v).ToArray(),
+                DataType.Double => t!.DoubleData.Count > 0 ? t.DoubleData.ToArray()
+                    : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(t.RawData.Span).ToArray(),
+                _ => null,
+            };
+        }
+
+        bool Finite(string tensor, int depth)
+        {
+            if (depth > 8 || !producer.TryGetValue(tensor, out var node) || !AttentionDiscovery.IsDefaultDomain(node)) return false;
+            switch (node.OpType)
+            {
+                case "MatMul":
+                    return true;
+                case "Cast" or "Identity" or "Reshape":
+                    return Finite(node.Input[0], depth + 1);
+                case "Mul" or "Div" or "Add" or "Sub" when node.Input.Count == 2:
+                    var (left, right) = (Constant(node.Input[0]), Constant(node.Input[1]));
+                    if (left == null && right != null)
+                        return right.All(double.IsFinite) && (node.OpType != "Div" || !right.Contains(0)) && Finite(node.Input[0], depth + 1);
+                    if (right == null && left != null && node.OpType != "Div")
+                        return left.All(double.IsFinite) && Finite(node.Input[1], depth + 1);
+                    return false;
+                default:
+                    return false;
+            }
+        }
+
+        return Finite(scores, 0);
     }
 
     /// <summary>The probabilities in float32 (a Cast for float16 maps).</summary>

@@ -49,7 +49,7 @@ public sealed record MetricsFile(string Format, string? ModelSha256, IReadOnlyDi
     /// <summary>
     /// The checks that the numbers of <paramref name="current"/> are comparable with these baseline numbers: measured on
     /// the same model (<c>provenance.model</c>) with the same options (<c>provenance.options</c>). Each difference is a
-    /// failing check unless allowed; files that do not say (older formats) are not failed for it.
+    /// failing check unless allowed; files that do not say (older formats, options added since) are not failed for it.
     /// </summary>
     public IReadOnlyList<MetricCheck> ProvenanceChecks(MetricsFile current, bool allowOtherModel, bool allowOtherOptions)
     {
@@ -59,7 +59,8 @@ public sealed record MetricsFile(string Format, string? ModelSha256, IReadOnlyDi
                 $"the baseline was measured on another model (SHA-256 {Short(ModelSha256)}..., the results on {Short(current.ModelSha256)}...); --allow-other-model compares anyway"));
         if (!allowOtherOptions && Options != null && current.Options != null)
         {
-            var differing = Options.Keys.Union(current.Options.Keys).Order(StringComparer.Ordinal)
+            // An option the baseline does not state (made before the option existed) is not failed for.
+            var differing = Options.Keys.Order(StringComparer.Ordinal)
                 .Where(k => Options.GetValueOrDefault(k) != current.Options.GetValueOrDefault(k))
                 .Select(k => $"{k} {Options.GetValueOrDefault(k) ?? "(unset)"} -> {current.Options.GetValueOrDefault(k) ?? "(unset)"}").ToList();
             if (differing.Count > 0)

@@ -57,7 +57,7 @@ public sealed record ReportOptions
     public RunOptions Describe() => new(Images, SyntheticImages ?? Images, Analysis.Timesteps.ToList(), Analysis.Roles, Analysis.Seed, Analysis.TolerancePercent,
         Analysis.Bootstrap, Analysis.Ablation.ToString().ToLowerInvariant(), Analysis.Ablation == AblationKind.Resample ? Analysis.ResampleDraws : null,
         Analysis.PatchingPairs, GpuDeviceId is int g ? $"cuda:{g}" : "cpu", ChunkImages, RealFiles?.Count, Denoiser.Prompt,
-        Denoiser.ConditioningPath != null ? Path.GetFileName(Denoiser.ConditioningPath) : null);
+        Denoiser.ConditioningPath != null ? Path.GetFileName(Denoiser.ConditioningPath) : null, Analysis.BatchSize);
 }
 
 /// <summary>The options that decided a report's numbers (results.json <c>options</c>); numbers are numbers.</summary>
@@ -76,8 +76,10 @@ public sealed record ReportOptions
 /// <param name="RealFilesListed">How many real files a --heldout list named; null: every file of the folder.</param>
 /// <param name="Prompt">The prompt of a text-conditioned model; null without one.</param>
 /// <param name="ConditioningFile">The conditioning embeddings' file name (--conditioning); null without one.</param>
+/// <param name="Batch">Rows per ONNX Runtime run of the ablation and patching sweeps.</param>
 public sealed record RunOptions(int Images, int Synthetic, IReadOnlyList<int> Timesteps, int Roles, int Seed, double TolerancePercent, int Bootstrap,
-    string Ablation, int? ResampleDraws, int PatchPairs, string Device, int ChunkImages, int? RealFilesListed, string? Prompt, string? ConditioningFile)
+    string Ablation, int? ResampleDraws, int PatchPairs, string Device, int ChunkImages, int? RealFilesListed, string? Prompt, string? ConditioningFile,
+    int Batch)
 {
     /// <summary>Every option as text, in this order, for the report's appendix.</summary>
     public IReadOnlyList<(string Name, string Value)> AsText()
@@ -88,7 +90,7 @@ public sealed record RunOptions(int Images, int Synthetic, IReadOnlyList<int> Ti
             ("images", N(Images)), ("synthetic", N(Synthetic)), ("timesteps", string.Join(",", Timesteps)), ("roles", N(Roles)), ("seed", N(Seed)),
             ("tolerancePercent", N(TolerancePercent)), ("bootstrap", N(Bootstrap)), ("ablation", Ablation), ("resampleDraws", ResampleDraws is int r ? N(r) : "-"),
             ("patchPairs", N(PatchPairs)), ("device", Device), ("chunkImages", N(ChunkImages)), ("realFiles", RealFilesListed is int n ? $"{n} listed" : "all"),
-            ("prompt", Prompt ?? "none"), ("conditioningFile", ConditioningFile ?? "none"),
+            ("prompt", Prompt ?? "none"), ("conditioningFile", ConditioningFile ?? "none"), ("batch", N(Batch)),
         };
     }
 }

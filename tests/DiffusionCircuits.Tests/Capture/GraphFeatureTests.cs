@@ -122,6 +122,83 @@ public class GraphFeatureTests
         Assert.Equal(Math.Log(layer.KeyTokens), batch.Entropy(0, 0)[0], 5);
         Assert.True(batch.Entropy(0, 0)[1] < 0.05, $"self head entropy {batch.Entropy(0, 0)[1]}");
     }
+
+    [Theory]
+    [InlineData(-1e4f, false)]
+    [InlineData(float.NegativeInfinity, true)]
+    public void Graph_entropy_clamps_the_scores_only_where_a_mask_can_make_them_minus_infinity(float maskedScore, bool clamps)
+    {
+        // With -inf scores and no clamp, p s = 0 x -inf = NaN; with a finite mask the clamp is a wasted pass over the scores.
+        var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "planted.onnx");
+        PlantedCircuit.Build(AttentionLayout.Heads4D, maskedScore: maskedScore).Save(path);
+        using var session = new AttentionCaptureSession(path, new CaptureOptions { SampleSize = 6, ExposeEntropy = true, ExposeProbes = true });
+        Assert.Equal(clamps, session.Instrumented.Model.Graph.Node.Any(n => n.Name == "dc/down.1.attn/entropy/clamp"));
+        AssertGraphEntropyMatchesMaps(session, ModelRunner.RandomSample(3, 3, 6, 6), new[] { 100, 500, 900 });
+        using var batch = session.Run(ModelRunner.RandomSample(1, 3, 6, 6), new[] { 300 });
+        Assert.Equal(0, batch.Entropy(0, 0)[1], 5);   // the one-hot head
+        // Local 3x3 on a 6 x 6 grid: ln 4 at the 4 corners, ln 6 on the 16 edge tokens, ln 9 at the 16 inside.
+        Assert.Equal((4 * Math.Log(4) + 16 * Math.Log(6) + 16 * Math.Log(9)) / 36, batch.Entropy(0, 0)[2], 5);
+    }
+
+    /// <summary>
+    /// Scores [1, 4, 4] = q q^T, then <paramref name="step"/> ("mul", "div", "div0", "add_const", "const_add",
+    /// "add_minus_inf", "add_input", "where"), then Softmax.
+    /// </summary>
+    private static (OnnxModel Model, string Scores) ScoreGraph(string step)
+    {
+        var b = new OnnxGraphBuilder("scores");
+        var q = b.Input("q", DataType.Float, 1, 4, 4);
+        var mask = b.Input("mask", DataType.Float, 1, 4, 4);
+        var qq = b.Add("MatMul", new[] { q, b.Add("Transpose", new[] { q }, attributes: OnnxProtos.Attr("perm", 0L, 2, 1)) });
+        var finite = b.Constant(new float[16], 1, 4, 4);
+        var minusInf = b.Constant(Enumerable.Repeat(float.NegativeInfinity, 16).ToArray(), 1, 4, 4);
+        var scores = step switch
+        {
+            "mul" => b.Add("Mul", new[] { qq, b.Constant(0.5f) }),
+            "div" => b.Add("Div", new[] { qq, b.Constant(2f) }),
+            "div0" => b.Add("Div", new[] { qq, b.Constant(0f) }),
+            "add_const" => b.Add("Add", new[] { b.Add("Mul", new[] { qq, b.Constant(0.5f) }), finite }),
+            "const_add" => b.Add("Add", new[] { finite, b.Add("Cast", new[] { qq }, attributes: OnnxProtos.Attr("to", (long)DataType.Float)) }),
+            "add_minus_inf" => b.Add("Add", new[] { qq, minusInf }),
+            "add_input" => b.Add("Add", new[] { qq, mask }),
+            "where" => b.Add("Where", new[] { b.Add("Greater", new[] { mask, b.Constant(0f) }), qq, minusInf }),
+            _ => throw new ArgumentException(step),
+        };
+        var p = b.Add("Softmax", new[] { scores }, attributes: OnnxProtos.Attr("axis", -1L));
+        b.Output(p, DataType.Float, 1, 4, 4);
+        return (b.Build(), scores);
+    }
+
+    [Theory]
+    [InlineData("mul", true)]
+    [InlineData("div", true)]
+    [InlineData("add_const", true)]
+    [InlineData("const_add", true)]
+    [InlineData("div0", false)]
+    [InlineData("add_minus_inf", false)]
+    [InlineData("add_input", false)]
+    [InlineData("where", false)]
+    public void Scores_count_as_finite_only_through_finite_constants(string step, bool finite)
+    {
+        var (model, scores) = ScoreGraph(step);
+        Assert.Equal(finite, ModelInstrumenter.ScoresFiniteByConstruction(model.Graph, scores));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("heads4d")]
+    [InlineData("bmm3d")]
+    public void Unmasked_exports_have_finite_scores_in_every_layer(string? fixture)
+    {
+        var model = OnnxModel.Load(fixture == null ? Path.Combine(ModelRunner.RepoRoot(), "models", "reference-ddpm-32.onnx") : ModelRunner.Fixture($"exports/{fixture}.onnx"));
+        var layers = AttentionDiscovery.FindInGraph(model, out _, out _);
+        Assert.NotEmpty(layers);
+        foreach (var layer in layers)
+        {
+            var softmax = model.Graph.Node.Single(n => n.OpType == "Softmax" && n.Output[0] == layer.ProbabilitiesTensor);
+            Assert.True(ModelInstrumenter.ScoresFiniteByConstruction(model.Graph, softmax.Input[0]), layer.Name);
+        }
+    }
 }
 
 /// <summary>The feature extractor gives the same features and mean maps from the graph as from the maps.</summary>

@@ -249,6 +249,7 @@ public class ReportOptionTests
     [InlineData("--bootstrap", "10", "--bootstrap must be between 100 and 1000000")]
     [InlineData("--gpu", "-1", "--gpu must be a device id >= 0")]
     [InlineData("--chunk", "-3", "--chunk must be >= 0")]
+    [InlineData("--batch", "0", "--batch must be between 1 and")]
     [InlineData("--patch-pairs", "-1", "--patch-pairs must be between 0 (no activation patching) and 100000")]
     [InlineData("--resample-draws", "0", "--resample-draws must be between 1 and 64")]
     [InlineData("--real", "/no/such/folder", "'/no/such/folder' does not exist")]

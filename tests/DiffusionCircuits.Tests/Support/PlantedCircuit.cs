@@ -40,7 +40,7 @@ public static class PlantedCircuit
     /// </summary>
     public static OnnxModel Build(AttentionLayout layout, PlantedHead[]? heads = null, bool float16 = false,
         int? removedHead = null, string scope = "/down.1/attn/", DataType attentionType = DataType.Float, bool denoiser = false,
-        DataType timestepType = DataType.Int64, bool scalarTimestep = false)
+        DataType timestepType = DataType.Int64, bool scalarTimestep = false, float maskedScore = -1e4f)
     {
         heads ??= DefaultHeads;
         int headDim = denoiser ? Channels : HeadDim;
@@ -81,7 +81,7 @@ public static class PlantedCircuit
         var k = b.Add("MatMul", new[] { xt, W(wk, Channels, hd) });
         var v = b.Add("MatMul", new[] { xt, W(wv, Channels, hd) });
         if (heads.Any(x => x.ConstantValue)) v = b.Add("Add", new[] { v, W(valueBias, hd) });
-        var bias = W(Bias(heads), 1, h, Tokens, Tokens);
+        var bias = W(Bias(heads, maskedScore), 1, h, Tokens, Tokens);
         var scale = W(new[] { 1f / MathF.Sqrt(headDim) }, 1);
         var split = b.ConstantInt64(0, Tokens, h, headDim);
         string zMerged;
@@ -143,13 +143,14 @@ public static class PlantedCircuit
         _ => Enumerable.Range(0, Tokens).Where(j => Math.Abs(j / Side - i / Side) <= 1 && Math.Abs(j % Side - i % Side) <= 1),
     };
 
-    private static float[] Bias(PlantedHead[] heads)
+    // The score added where a head may not attend: -1e4 (finite, as most exports) or -inf (as masked_fill does).
+    private static float[] Bias(PlantedHead[] heads, float maskedScore)
     {
         var bias = new float[heads.Length * Tokens * Tokens];
         for (int h = 0; h < heads.Length; h++)
         {
             var map = ExpectedMap(heads[h].Pattern);
-            for (int k = 0; k < map.Length; k++) bias[h * Tokens * Tokens + k] = map[k] > 0 ? 0f : -1e4f;
+            for (int k = 0; k < map.Length; k++) bias[h * Tokens * Tokens + k] = map[k] > 0 ? 0f : maskedScore;
         }
         return bias;
     }
