@@ -77,7 +77,8 @@ internal static class ReportCommand
             {
                 if (!File.Exists(options.ModelPath)) throw new UserFacingException($"Model '{options.ModelPath}' does not exist.");
                 if (realDir != null && !Directory.Exists(realDir)) throw new UserFacingException($"Real faces folder '{realDir}' does not exist.");
-                Console.Out.WriteLine("The options are valid.");
+                // Through the invocation's output: slurm/k8s check report options in process with that output silenced.
+                parse.InvocationConfiguration.Output.WriteLine("The options are valid.");
                 return CliApp.Ok;
             }
             if (realDir == null) AnsiConsole.Write(new Panel(new Text(ReportRunner.StandInNotice, new Style(Color.Red, decoration: Decoration.Bold))) { Border = BoxBorder.Double, BorderStyle = new Style(Color.Red) });

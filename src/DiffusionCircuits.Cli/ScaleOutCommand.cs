@@ -44,7 +44,8 @@ internal static partial class ScaleOutCommand
         return tokens;
     }
 
-    private static bool IsLatent(IReadOnlyList<string> reportArguments) => reportArguments.Any(t => t is "--pipeline" or "--vae-encoder");
+    private static bool IsLatent(IReadOnlyList<string> reportArguments) =>
+        reportArguments.Any(t => t is "--pipeline" or "--vae-encoder" || t.StartsWith("--pipeline=", StringComparison.Ordinal) || t.StartsWith("--vae-encoder=", StringComparison.Ordinal));
 
     private static Option<int> Shards() => new("--shards")
     {

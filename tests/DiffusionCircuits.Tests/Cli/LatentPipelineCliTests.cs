@@ -41,6 +41,19 @@ public class LatentPipelineCliTests
         OneErrorLine(code, err, "'encoder_hidden_states'", "--prompt", "--conditioning", "never filled with zeros");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Slurm_gives_a_pipeline_its_latents_stage_however_the_option_is_spelled(bool equalsSign)
+    {
+        var dir = Out();
+        var pipeline = equalsSign ? new[] { $"--pipeline={Pipeline}" } : new[] { "--pipeline", Pipeline };
+        var run = CliTests.Run(new[] { "slurm", "--shards", "2", "--out", dir }.Concat(pipeline).Concat(new[] { "--prompt", "a face", "--images", "4" }).ToArray());
+        Assert.True(run.Code == 0, run.Err);
+        Assert.Equal(new[] { "1-latents.sbatch", "2-features.sbatch", "3-joint.sbatch", "4-assemble.sbatch" },
+            Directory.GetFiles(Path.Combine(dir, "slurm"), "*.sbatch").Select(Path.GetFileName).Order());
+    }
+
     [Fact]
     public void Contradicting_options_are_usage_errors()
     {

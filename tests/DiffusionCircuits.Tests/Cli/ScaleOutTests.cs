@@ -98,6 +98,9 @@ public class ScaleOutTests
         var dir = Directory.CreateTempSubdirectory("slurm-scripts-").FullName;
         var run = CliTests.Run(new[] { "slurm", "--shards", "4", "--partition", "gpu", "--time", "02:00:00", "--gpus-per-task", "1", "--out", dir }.Concat(SmallArgs).ToArray());
         Assert.True(run.Code == 0, run.Err);
+        // The report options are checked in process, silently: only report --check-options itself says they are valid.
+        Assert.DoesNotContain("The options are valid.", run.Out);
+        Assert.Contains("The options are valid.", CliTests.Run(new[] { "report", "--check-options", "--out", dir }.Concat(SmallArgs).ToArray()).Out);
         var scripts = Directory.GetFiles(Path.Combine(dir, "slurm"), "*.sbatch").Order().ToList();
         Assert.Equal(new[] { "1-features.sbatch", "2-joint.sbatch", "3-assemble.sbatch" }, scripts.Select(Path.GetFileName));
         foreach (var script in scripts)
