@@ -11,12 +11,12 @@ namespace DiffusionCircuits.Bench;
 /// <param name="NaiveCalls">One Run per (ablation or baseline, row).</param>
 /// <param name="NaiveSeconds">One Run per (ablation or baseline, row), estimated from 64 timed single-row Runs.</param>
 /// <param name="FullPassSeconds">The same sweep with every condition through the full model (batched, no shared prefix).</param>
-/// <param name="OneAtATimeSeconds">Our sweep with one batch in flight at a time, on ONNX Runtime's default threads.</param>
-/// <param name="Workers">Batches in flight at once in our sweep, and threads per Run.</param>
+/// <param name="OneAtATimeSeconds">Our sweep with one condition in flight at a time, on ONNX Runtime's default threads.</param>
+/// <param name="Parallelism">Conditions of a batch in flight at once in our sweep, and threads per Run.</param>
 /// <param name="Gflop">GFLOPs of our sweep's passes (a suffix pass counts its part).</param>
 /// <param name="NaiveGflop">GFLOPs of one full pass per (ablation or baseline, row).</param>
 public sealed record AblationCostResult(long Calls, double Seconds, long NaiveCalls, double NaiveSeconds, double FullPassSeconds, double OneAtATimeSeconds,
-    RunParallelism Workers, double Gflop, double NaiveGflop);
+    RunParallelism Parallelism, double Gflop, double NaiveGflop);
 
 /// <summary>The ablation sweep's cost against one Run per ablation.</summary>
 public static class AblationCost

@@ -145,7 +145,7 @@ public static class EndToEndBench
             $"{m.Ablation.NaiveSeconds / m.Ablation.Seconds:F1} ({m.Ablation.NaiveSeconds:F1} s / {m.Ablation.Seconds:F1} s)", ">= 2.5"));
         ratios.Add(new("ablation seconds: full passes batched / shared prefix",
             $"{m.Ablation.FullPassSeconds / m.Ablation.Seconds:F2} ({m.Ablation.FullPassSeconds:F1} s / {m.Ablation.Seconds:F1} s)", "> 1"));
-        ratios.Add(new($"ablation seconds: one batch at a time / {m.Ablation.Workers.Workers} at once ({m.Ablation.Workers.ThreadsPerRun} thread{(m.Ablation.Workers.ThreadsPerRun == 1 ? "" : "s")} each)",
+        ratios.Add(new($"ablation seconds: one condition at a time / {m.Ablation.Parallelism.Workers} at once ({m.Ablation.Parallelism.ThreadsPerRun} thread{(m.Ablation.Parallelism.ThreadsPerRun == 1 ? "" : "s")} each)",
             $"{m.Ablation.OneAtATimeSeconds / m.Ablation.Seconds:F2} ({m.Ablation.OneAtATimeSeconds:F1} s / {m.Ablation.Seconds:F1} s)", "> 1"));
         ratios.Add(new("ablation GFLOP: naive / ours", $"{m.Ablation.NaiveGflop / m.Ablation.Gflop:F2} ({m.Ablation.NaiveGflop:F0} / {m.Ablation.Gflop:F0})", "> 1"));
         foreach (var (count, mb) in m.Peaks) ratios.Add(new($"peak RSS, {count} images", $"{mb:F0} MB", "flat"));
@@ -186,10 +186,10 @@ public static class EndToEndBench
             ["ablation_seconds_vs_naive"] = Math.Round(m.Ablation.NaiveSeconds / m.Ablation.Seconds, 3),
             ["ablation_seconds_full_passes"] = Math.Round(m.Ablation.FullPassSeconds, 3),
             ["ablation_seconds_vs_full_passes"] = Math.Round(m.Ablation.FullPassSeconds / m.Ablation.Seconds, 3),
-            ["ablation_seconds_one_batch_at_a_time"] = Math.Round(m.Ablation.OneAtATimeSeconds, 3),
-            ["ablation_seconds_vs_one_batch_at_a_time"] = Math.Round(m.Ablation.OneAtATimeSeconds / m.Ablation.Seconds, 3),
-            ["ablation_batches_in_flight"] = m.Ablation.Workers.Workers,
-            ["ablation_threads_per_run"] = m.Ablation.Workers.ThreadsPerRun,
+            ["ablation_seconds_one_condition_at_a_time"] = Math.Round(m.Ablation.OneAtATimeSeconds, 3),
+            ["ablation_seconds_vs_one_condition_at_a_time"] = Math.Round(m.Ablation.OneAtATimeSeconds / m.Ablation.Seconds, 3),
+            ["ablation_conditions_in_flight"] = m.Ablation.Parallelism.Workers,
+            ["ablation_threads_per_run"] = m.Ablation.Parallelism.ThreadsPerRun,
             ["ablation_gflop"] = Math.Round(m.Ablation.Gflop, 3),
             ["ablation_gflop_naive"] = Math.Round(m.Ablation.NaiveGflop, 3),
             ["ablation_gflop_vs_naive"] = Math.Round(m.Ablation.NaiveGflop / m.Ablation.Gflop, 3),

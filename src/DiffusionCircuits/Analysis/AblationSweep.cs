@@ -136,7 +136,7 @@ public sealed class AblationSweep : IDisposable
         if (Kind != AblationKind.Zero) throw new NotSupportedException("ScoreRows does zero ablation; use Run for mean ablation.");
         int len = _session.SampleLength, count = timesteps.Length;
         var losses = Enumerable.Range(0, count).Select(_ => new float[conditions.Count + 1]).ToArray();
-        var inputs = new BatchBuffers(this, headOutputInputs: false).Inputs;
+        var inputs = new NoisedRows(_session, _batchSize, _seed);
         var masks = new HeadMasks(this);
         var rows = Enumerable.Range(0, count).SelectMany(row => Enumerable.Range(-1, conditions.Count + 1).Select(c => (Row: row, Condition: c)));
         foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => timesteps[r.Row]))

@@ -235,9 +235,9 @@ public static class ModelInstrumenter
 
     /// <summary>
     /// Whether the softmax input <paramref name="scores"/> is finite whenever the model's inputs are: it comes from
-    /// the score MatMul through Mul, Div, Add or Sub by finite constants, Cast, Identity or Reshape only. An attention
-    /// mask (an Add of a computed tensor, a Where, a constant holding -inf) can put -inf there, and anything not
-    /// recognised counts as such.
+    /// the score MatMul through Mul, Div, Add or Sub by finite constants, Identity or Reshape only. An attention mask
+    /// (an Add of a computed tensor, a Where, a constant holding -inf) can put -inf there, so can a Cast from a float16
+    /// product that overflowed; anything not recognised counts as such.
     /// </summary>
     internal static bool ScoresFiniteByConstruction(GraphProto graph, string scores)
     {
@@ -269,7 +269,7 @@ public static class ModelInstrumenter
             {
                 case "MatMul":
                     return true;
-                case "Cast" or "Identity" or "Reshape":
+                case "Identity" or "Reshape":
                     return Finite(node.Input[0], depth + 1);
                 case "Mul" or "Div" or "Add" or "Sub" when node.Input.Count == 2:
                     var (left, right) = (Constant(node.Input[0]), Constant(node.Input[1]));

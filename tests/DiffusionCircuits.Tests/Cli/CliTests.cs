@@ -1,3 +1,4 @@
+using DiffusionCircuits.Capture;
 using DiffusionCircuits.Data;
 using System.Text.Json;
 using DiffusionCircuits.Cli;
@@ -170,6 +171,11 @@ public class BenchCliTests
         Assert.Equal(25, json.GetProperty("ablation_run_calls").GetInt64());
         Assert.True(json.GetProperty("ablation_gflop_vs_naive").GetDouble() > 1.2);
         Assert.True(json.GetProperty("ablation_seconds_vs_full_passes").GetDouble() > 0);
+        Assert.True(json.GetProperty("ablation_seconds_vs_one_condition_at_a_time").GetDouble() > 0);
+        // This machine's default (RunParallelism.For): the bench reports what the sweep used.
+        var expected = RunParallelism.For(new CaptureOptions());
+        Assert.Equal(expected.Workers, json.GetProperty("ablation_conditions_in_flight").GetInt32());
+        Assert.Equal(expected.ThreadsPerRun, json.GetProperty("ablation_threads_per_run").GetInt32());
         Assert.Equal(295.17, json.GetProperty("model_mflops_per_row").GetDouble(), 0.5);
         Assert.Contains("bench.json", output);
     }
