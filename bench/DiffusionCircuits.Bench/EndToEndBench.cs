@@ -147,6 +147,8 @@ public static class EndToEndBench
             $"{m.Ablation.FullPassSeconds / m.Ablation.Seconds:F2} ({m.Ablation.FullPassSeconds:F1} s / {m.Ablation.Seconds:F1} s)", "> 1"));
         ratios.Add(new($"ablation seconds: one condition at a time / {m.Ablation.Parallelism.Workers} at once ({m.Ablation.Parallelism.ThreadsPerRun} thread{(m.Ablation.Parallelism.ThreadsPerRun == 1 ? "" : "s")} each)",
             $"{m.Ablation.OneAtATimeSeconds / m.Ablation.Seconds:F2} ({m.Ablation.OneAtATimeSeconds:F1} s / {m.Ablation.Seconds:F1} s)", "> 1"));
+        ratios.Add(new($"ablation seconds: 64 rows per Run / {CircuitAnalysisOptions.DefaultBatchSize}",
+            $"{m.Ablation.Rows64Seconds / m.Ablation.Seconds:F2} ({m.Ablation.Rows64Seconds:F1} s / {m.Ablation.Seconds:F1} s)", "> 1"));
         ratios.Add(new("ablation GFLOP: naive / ours", $"{m.Ablation.NaiveGflop / m.Ablation.Gflop:F2} ({m.Ablation.NaiveGflop:F0} / {m.Ablation.Gflop:F0})", "> 1"));
         foreach (var (count, mb) in m.Peaks) ratios.Add(new($"peak RSS, {count} images", $"{mb:F0} MB", "flat"));
         ratios.Add(new("pipeline GFLOP/s (model FLOPs x rows/s)", $"{m.Pipeline * m.FlopsPerRow / 1e9:F2}", $"floor {m.FloorGflops:F1}"));
@@ -188,6 +190,9 @@ public static class EndToEndBench
             ["ablation_seconds_vs_full_passes"] = Math.Round(m.Ablation.FullPassSeconds / m.Ablation.Seconds, 3),
             ["ablation_seconds_one_condition_at_a_time"] = Math.Round(m.Ablation.OneAtATimeSeconds, 3),
             ["ablation_seconds_vs_one_condition_at_a_time"] = Math.Round(m.Ablation.OneAtATimeSeconds / m.Ablation.Seconds, 3),
+            ["ablation_seconds_64_rows_per_run"] = Math.Round(m.Ablation.Rows64Seconds, 3),
+            ["ablation_seconds_vs_64_rows_per_run"] = Math.Round(m.Ablation.Rows64Seconds / m.Ablation.Seconds, 3),
+            ["ablation_rows_per_run"] = CircuitAnalysisOptions.DefaultBatchSize,
             ["ablation_conditions_in_flight"] = m.Ablation.Parallelism.Workers,
             ["ablation_threads_per_run"] = m.Ablation.Parallelism.ThreadsPerRun,
             ["ablation_gflop"] = Math.Round(m.Ablation.Gflop, 3),

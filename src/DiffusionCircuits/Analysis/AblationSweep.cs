@@ -18,7 +18,6 @@ public sealed class AblationSweep : IDisposable
     private readonly AttentionCaptureSession _session;
     private readonly IReadOnlyList<int> _timesteps;
     private readonly int _seed, _batchSize;
-    private readonly int[] _layerOfHead, _headInLayer;
 
     private readonly bool _sharePrefix;
     private AblationSuffixes? _suffixes;
@@ -42,8 +41,6 @@ public sealed class AblationSweep : IDisposable
             throw new ArgumentException($"{kind} ablation needs a capture session created with ExposeHeadOutputs = true.", nameof(session));
         AnalysisLimits.CheckResampleDraws(resampleDraws);
         ResampleDraws = resampleDraws;
-        _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
-        _headInLayer = session.Layers.SelectMany(l => Enumerable.Range(0, l.Heads)).ToArray();
     }
 
     /// <summary>What an ablated head's output becomes.</summary>
@@ -97,7 +94,7 @@ public sealed class AblationSweep : IDisposable
     private double FlopsPerFullPass() => _fullPassFlops ??= Suffixes()?.FullFlopsPerSample
         ?? AblationSuffixes.FlopsByNode(_session).Values.Sum();
 
-    private int FirstAblatedLayer(AblationCondition c) => c.Heads.Count == 0 ? int.MaxValue : c.Heads.Min(h => _layerOfHead[h]);
+    private int FirstAblatedLayer(AblationCondition c) => c.Heads.Count == 0 ? int.MaxValue : c.Heads.Min(h => _session.LocateHead(h).Layer);
 
     /// <inheritdoc/>
     public void Dispose() => _suffixes?.Dispose();
@@ -137,13 +134,13 @@ public sealed class AblationSweep : IDisposable
         int len = _session.SampleLength, count = timesteps.Length;
         var losses = Enumerable.Range(0, count).Select(_ => new float[conditions.Count + 1]).ToArray();
         var inputs = new NoisedRows(_session, _batchSize, _seed);
-        var masks = new HeadMasks(this);
+        var masks = new HeadMasks(_session, _batchSize);
         var rows = Enumerable.Range(0, count).SelectMany(row => Enumerable.Range(-1, conditions.Count + 1).Select(c => (Row: row, Condition: c)));
         foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => timesteps[r.Row]))
         {
             inputs.Clear();
             foreach (var (row, _) in batchRows) inputs.Add(noisy.AsSpan(row * len, len), eps.AsSpan(row * len, len), timesteps[row]);
-            using var batch = inputs.Run(masks.Of(inputs, batchRows.Select(x => x.Condition).ToArray(), conditions));
+            using var batch = inputs.Run(masks.Of(inputs, r => HeadsOf(conditions, batchRows[r].Condition)));
             for (int r = 0; r < batchRows.Length; r++) losses[batchRows[r].Row][batchRows[r].Condition + 1] = inputs.LossMse(batch, r);
         }
         return losses;
@@ -169,7 +166,7 @@ public sealed class AblationSweep : IDisposable
     {
         foreach (var c in conditions)
             foreach (var h in c.Heads)
-                if (h < 0 || h >= _layerOfHead.Length) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_layerOfHead.Length} heads.");
+                if (h < 0 || h >= _session.TotalHeads) throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition '{c.Name}' names head {h}; the model has {_session.TotalHeads} heads.");
         var result = new AblationResult(dataSet, _timesteps, images.Select(i => i.Id).ToList(), conditions);
         var meanZ = Kind == AblationKind.Mean ? meanHeadOutputs ?? MeanHeadOutputs(images) : null;
         var plan = new ReusePlan(conditions, images, _timesteps, measured);
@@ -197,7 +194,7 @@ public sealed class AblationSweep : IDisposable
         else if (suffixes == null)
         {
             var buffers = new BatchBuffers(this, meanZ != null);
-            var masks = new HeadMasks(this);
+            var masks = new HeadMasks(_session, _batchSize);
             var rows = Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Range(0, _timesteps.Count)
                 .SelectMany(k => plan.Run.Select(c => (Image: i, K: k, Condition: c))));
             foreach (var batchRows in NoisedRows.Batches(_session, rows, _batchSize, r => r.K))
@@ -205,7 +202,7 @@ public sealed class AblationSweep : IDisposable
                 var inputs = buffers.Inputs;
                 inputs.Clear();
                 foreach (var (i, k, _) in batchRows) inputs.Add(images[i], _timesteps[k]);
-                using var batch = inputs.Run(masks.Of(inputs, batchRows.Select(x => x.Condition).ToArray(), conditions), buffers.MeansOf(meanZ, batchRows.Select(x => x.K).ToArray()));
+                using var batch = inputs.Run(masks.Of(inputs, r => HeadsOf(conditions, batchRows[r].Condition)), buffers.MeansOf(meanZ, batchRows.Select(x => x.K).ToArray()));
                 for (int r = 0; r < batchRows.Length; r++) Store(batchRows[r].Image, batchRows[r].K, batchRows[r].Condition, inputs.LossMse(batch, r));
                 RowsDone(batchRows.Length);
             }
@@ -238,10 +235,10 @@ public sealed class AblationSweep : IDisposable
                     for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, -1, inputs.LossMse(intact.Noise, r));
                     RowsDone(pairBatch.Length);
                 }
-                Parallelism.ForEach(ablated, () => new HeadMasks(this), (a, condition, masks) =>
+                Parallelism.ForEach(ablated, () => new HeadMasks(_session, _batchSize), (a, condition, masks) =>
                 {
                     var (c, first) = condition;
-                    using var noise = suffixes.RunAblated(first, intact, inputs, masks.Of(inputs, Enumerable.Repeat(c, pairBatch.Length).ToArray(), conditions), batchMeans);
+                    using var noise = suffixes.RunAblated(first, intact, inputs, masks.Of(inputs, _ => conditions[c].Heads), batchMeans);
                     var predicted = noise[0].GetTensorDataAsSpan<float>();
                     for (int r = 0; r < pairBatch.Length; r++) Store(pairBatch[r].Image, pairBatch[r].K, c, inputs.LossMse(predicted, r));
                     conditionFlops[a] = pairBatch.Length * suffixes.FlopsPerSample(first);
@@ -312,10 +309,10 @@ public sealed class AblationSweep : IDisposable
                 }
                 (passes, flops) = (passes + pairBatch.Length, flops + pairBatch.Length * full);
                 int currentDraw = draw;
-                parallelism.ForEach(ablated, () => new HeadMasks(this), (a, condition, masks) =>
+                parallelism.ForEach(ablated, () => new HeadMasks(_session, _batchSize), (a, condition, masks) =>
                 {
                     var (c, first) = condition;
-                    var rowMasks = masks.Of(inputs, Enumerable.Repeat(c, pairBatch.Length).ToArray(), conditions);
+                    var rowMasks = masks.Of(inputs, _ => conditions[c].Heads);
                     if (suffixes != null)
                     {
                         using var noise = suffixes.RunAblated(first, intact!, inputs, rowMasks, replacement);
@@ -380,23 +377,9 @@ public sealed class AblationSweep : IDisposable
         }
     }
 
-    /// <summary>Per-layer [B, H] head masks, one set per worker (conditions of a batch run on several threads at once).</summary>
-    private sealed class HeadMasks(AblationSweep sweep)
-    {
-        private readonly float[][] _masks = sweep._session.Layers.Select(l => new float[sweep._batchSize * l.Heads]).ToArray();
-
-        /// <summary>The masks of <paramref name="rows"/>' filled rows: 1 everywhere, then 0 for each row's ablated heads (condition -1 ablates nothing).</summary>
-        public float[][] Of(NoisedRows rows, IReadOnlyList<int> conditionOfRow, IReadOnlyList<AblationCondition> conditions)
-        {
-            var layers = sweep._session.Layers;
-            foreach (var m in _masks) Array.Fill(m, 1f);
-            for (int r = 0; r < conditionOfRow.Count; r++)
-                if (conditionOfRow[r] >= 0)
-                    foreach (int h in conditions[conditionOfRow[r]].Heads)
-                        _masks[sweep._layerOfHead[h]][r * layers[sweep._layerOfHead[h]].Heads + sweep._headInLayer[h]] = 0f;
-            return _masks.Select((m, l) => rows.Slice(m, layers[l].Heads)).ToArray();
-        }
-    }
+    /// <summary>The heads a row of <paramref name="condition"/> ablates (-1: the intact model, none).</summary>
+    private static IEnumerable<int> HeadsOf(IReadOnlyList<AblationCondition> conditions, int condition) =>
+        condition < 0 ? Array.Empty<int>() : conditions[condition].Heads;
 
     /// <summary>
     /// Which rows a sweep runs (-1: the intact model; else a condition) and where the other conditions' losses come

@@ -34,7 +34,6 @@ public sealed class ActivationPatching : IDisposable
     private readonly AttentionCaptureSession _session;
     private readonly IReadOnlyList<int> _timesteps;
     private readonly int _seed, _batchSize;
-    private readonly int[] _layerOfHead, _headInLayer;
     private readonly AblationSweep? _ownSweep;
     private readonly AblationSweep _sweep;
 
@@ -58,8 +57,6 @@ public sealed class ActivationPatching : IDisposable
         (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, Math.Max(2, batchSize));
         _ownSweep = sweep == null ? new AblationSweep(session, timesteps, seed, batchSize, sharePrefix: sharePrefix) : null;
         _sweep = sweep ?? _ownSweep!;
-        _layerOfHead = session.Layers.SelectMany((l, li) => Enumerable.Repeat(li, l.Heads)).ToArray();
-        _headInLayer = session.Layers.SelectMany(l => Enumerable.Range(0, l.Heads)).ToArray();
     }
 
     /// <inheritdoc/>
@@ -146,12 +143,10 @@ public sealed class ActivationPatching : IDisposable
                 result.OutputGap[batch[i].K][batch[i].Pair] = NoiseLoss.MeanSquaredError(intactEps[i + n], intactEps[i]);
 
             var means = partnerZ.Select((z, l) => (float[]?)rows.Slice(z, zSize[l])).ToArray();
-            parallelism.ForEach(headIndices, () => _session.Layers.Select(l => new float[2 * pairsPerBatch * l.Heads]).ToArray(), (_, h, masks) =>
+            parallelism.ForEach(headIndices, () => new HeadMasks(_session, 2 * pairsPerBatch), (_, h, masks) =>
             {
-                int layer = _layerOfHead[h];
-                foreach (var m in masks) Array.Fill(m, 1f);
-                for (int r = 0; r < 2 * n; r++) masks[layer][r * _session.Layers[layer].Heads + _headInLayer[h]] = 0f;
-                var rowMasks = masks.Select((m, l) => rows.Slice(m, _session.Layers[l].Heads)).ToArray();
+                int layer = _session.LocateHead(h).Layer;
+                var rowMasks = masks.Of(rows, _ => new[] { h });   // head h of every row: its z comes from the partner
                 if (intact != null)
                 {
                     using var patched = suffixes!.RunAblated(layer, intact, rows, rowMasks, means);

@@ -34,6 +34,7 @@ public sealed class AttentionCaptureSession : IDisposable
         Conditioning = ModelConditioning.Bind(Discovery.Signature, options.Conditioning, model.SourcePath ?? "model");
         bool probes = options.ExposeProbes || options.GraphFeatures;
         Geometries = Layers.Select(TokenGeometry.For).ToArray();
+        _headLocations = Layers.SelectMany((l, li) => Enumerable.Range(0, l.Heads).Select(h => (li, h))).ToArray();
         Instrumented = ModelInstrumenter.Instrument(Discovery.Model, Discovery, new InstrumentOptions
         {
             ExposeMaps = options.ExposeMaps, ExposeHeadOutputs = options.ExposeHeadOutputs, ExposeEntropy = options.ExposeEntropy || options.GraphFeatures,
@@ -111,6 +112,11 @@ public sealed class AttentionCaptureSession : IDisposable
     public int SampleLength => Channels * Height * Width;
     /// <summary>Heads over all layers.</summary>
     public int TotalHeads => Discovery.TotalHeads;
+
+    /// <summary>Where head <paramref name="head"/> (<see cref="HeadId.Index"/>) is: its layer's index in <see cref="Layers"/> and its index in that layer.</summary>
+    internal (int Layer, int InLayer) LocateHead(int head) => _headLocations[head];
+
+    private readonly (int Layer, int InLayer)[] _headLocations;
 
     /// <summary>
     /// The model takes one timestep for the whole batch (a scalar input): every batch must hold rows of one timestep

@@ -109,11 +109,11 @@ internal sealed class NoisedRows
 
     /// <summary>
     /// The noise eps_hat that row <paramref name="row"/> of a batch's model output [B, C, H, W] stands for (converted for
-    /// v or x0 models), valid until the next call.
+    /// v or x0 models), valid until the next call on this thread.
     /// </summary>
     public ReadOnlySpan<float> PredictedEps(ReadOnlySpan<float> output, int row) => NoiseOf(output.Slice(row * Length, Length), row);
 
-    /// <summary>The noise eps_hat that row <paramref name="row"/> of a batch stands for, valid until the next call.</summary>
+    /// <summary>The noise eps_hat that row <paramref name="row"/> of a batch stands for, valid until the next call on this thread.</summary>
     public ReadOnlySpan<float> PredictedEps(CaptureBatch batch, int row) => NoiseOf(batch.PredictedNoise(row), row);
 
     // One per thread: conditions of one batch are scored on several threads at once (RunParallelism).

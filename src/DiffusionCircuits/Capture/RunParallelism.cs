@@ -34,7 +34,8 @@ public readonly record struct RunParallelism(int Workers, int ThreadsPerRun)
     /// <summary>
     /// Runs <paramref name="body"/> on every item (with its index), on <see cref="Workers"/> threads that each take the
     /// next item in order and keep a state of their own from <paramref name="newState"/> (masks, say). The first
-    /// exception stops the other workers after their current item and is rethrown as it was.
+    /// exception stops the other workers after their current item and is rethrown as it was. (Not Parallel.For: its
+    /// replicas come and go, so a state would be made an unknown number of times, and failures come back aggregated.)
     /// </summary>
     public void ForEach<TItem, TState>(IReadOnlyList<TItem> items, Func<TState> newState, Action<int, TItem, TState> body)
     {

@@ -247,19 +247,12 @@ public static class ModelInstrumenter
         var initializers = new Dictionary<string, TensorProto>();
         foreach (var t in graph.Initializer) initializers[t.Name] = t;
 
-        // A constant's values (float or double), or null for a computed tensor or another type.
+        // A constant's values, or null for a computed tensor or another type.
         double[]? Constant(string tensor)
         {
             var t = initializers.GetValueOrDefault(tensor)
                     ?? (producer.TryGetValue(tensor, out var c) && c.OpType == "Constant" ? c.Attribute.FirstOrDefault(a => a.Name == "value")?.T : null);
-            return (DataType?)t?.DataType switch
-            {
-                DataType.Float => t!.FloatData.Count > 0 ? t.FloatData.Select(v => (double)v).ToArray()
-                    : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray().Select(v => (double)v).ToArray(),
-                DataType.Double => t!.DoubleData.Count > 0 ? t.DoubleData.ToArray()
-                    : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(t.RawData.Span).ToArray(),
-                _ => null,
-            };
+            return t == null ? null : OnnxProtos.Doubles(t);
         }
 
         bool Finite(string tensor, int depth)

@@ -21,6 +21,21 @@ internal static class OnnxProtos
         return t;
     }
 
+    /// <summary>A float, double or int64 tensor's values as doubles (typed fields or raw data); null for other types.</summary>
+    public static double[]? Doubles(TensorProto t)
+    {
+        var raw = t.RawData.Span;
+        return (DataType)t.DataType switch
+        {
+            DataType.Float => t.FloatData.Count > 0 ? t.FloatData.Select(v => (double)v).ToArray()
+                : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(raw).ToArray().Select(v => (double)v).ToArray(),
+            DataType.Double => t.DoubleData.Count > 0 ? t.DoubleData.ToArray() : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(raw).ToArray(),
+            DataType.Int64 => t.Int64Data.Count > 0 ? t.Int64Data.Select(v => (double)v).ToArray()
+                : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(raw).ToArray().Select(v => (double)v).ToArray(),
+            _ => null,
+        };
+    }
+
     /// <summary>A tensor value-info; a dimension is an int (fixed), a string (symbolic) or null (unknown).</summary>
     public static ValueInfoProto TensorValue(string name, DataType type, params object?[]? dims)
     {

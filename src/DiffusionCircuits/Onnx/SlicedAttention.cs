@@ -174,13 +174,7 @@ public static class SlicedAttention
         if (!producer.TryGetValue(tensor, out var node) || node.OpType != "Constant") return null;
         var t = node.Attribute.FirstOrDefault(a => a.Name == "value")?.T;
         if (t == null || t.Dims.Aggregate(1L, (a, b) => a * b) != 1) return null;
-        return (TensorProto.Types.DataType)t.DataType switch
-        {
-            TensorProto.Types.DataType.Float => t.FloatData.Count > 0 ? t.FloatData[0] : BitConverter.ToSingle(t.RawData.Span),
-            TensorProto.Types.DataType.Double => t.DoubleData.Count > 0 ? t.DoubleData[0] : BitConverter.ToDouble(t.RawData.Span),
-            TensorProto.Types.DataType.Int64 => t.Int64Data.Count > 0 ? t.Int64Data[0] : BitConverter.ToInt64(t.RawData.Span),
-            _ => null,
-        };
+        return OnnxProtos.Doubles(t) is [var value] ? value : null;
     }
 
     private static bool IsConstant(string tensor, GraphProto graph, Dictionary<string, NodeProto> producer) =>

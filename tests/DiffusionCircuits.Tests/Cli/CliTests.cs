@@ -172,6 +172,7 @@ public class BenchCliTests
         Assert.True(json.GetProperty("ablation_gflop_vs_naive").GetDouble() > 1.2);
         Assert.True(json.GetProperty("ablation_seconds_vs_full_passes").GetDouble() > 0);
         Assert.True(json.GetProperty("ablation_seconds_vs_one_condition_at_a_time").GetDouble() > 0);
+        Assert.True(json.GetProperty("ablation_seconds_vs_64_rows_per_run").GetDouble() > 0);
         // This machine's default (RunParallelism.For): the bench reports what the sweep used.
         var expected = RunParallelism.For(new CaptureOptions());
         Assert.Equal(expected.Workers, json.GetProperty("ablation_conditions_in_flight").GetInt32());
