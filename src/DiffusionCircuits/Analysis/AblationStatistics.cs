@@ -25,24 +25,25 @@ public static class AblationStatistics
 {
     /// <summary>
     /// Degradation % (the mean over timesteps of D_t), a bootstrap CI over images, per-timestep values, the pooled value, and
-    /// a Wilcoxon signed-rank test on the per-image relative loss changes averaged over timesteps.
+    /// a Wilcoxon signed-rank test on the per-image relative loss changes averaged over timesteps; of the conditions
+    /// <paramref name="include"/> accepts (all when null), in condition order.
     /// </summary>
-    public static List<Degradation> Degradations(AblationResult result, int bootstrap = 2000, int seed = 0)
+    public static List<Degradation> Degradations(AblationResult result, int bootstrap = 2000, int seed = 0, Func<AblationCondition, bool>? include = null)
     {
-        var list = new List<Degradation>();
-        for (int c = 0; c < result.Conditions.Count; c++)
+        var wanted = Enumerable.Range(0, result.Conditions.Count).Where(c => include?.Invoke(result.Conditions[c]) ?? true).ToArray();
+        // Each condition's bootstrap is seeded by its index: the conditions run on every core, and which others are wanted changes nothing.
+        return IndependentPieces.Map(wanted.Length, w =>
         {
-            int cc = c;
-            var ci = Resampling.BootstrapIndices(result.ImageIds.Count, idx => result.DegradationPercent(cc, null, idx), bootstrap, StableSeed.Of(seed, c));
-            var perT = Enumerable.Range(0, result.Timesteps.Count).Select(k => result.DegradationPercent(cc, k)).ToArray();
+            int c = wanted[w];
+            var ci = Resampling.BootstrapIndices(result.ImageIds.Count, idx => result.DegradationPercent(c, null, idx), bootstrap, StableSeed.Of(seed, c));
+            var perT = Enumerable.Range(0, result.Timesteps.Count).Select(k => result.DegradationPercent(c, k)).ToArray();
             var test = RankTests.Wilcoxon(result.PerImageDifferences(c)) with
             {
                 Test = $"Wilcoxon signed-rank: {result.Conditions[c].Name} ablated vs intact ({result.DataSet})", Subject = $"{result.Conditions[c].Name} ({result.DataSet})",
             };
             var condition = result.Conditions[c];
-            list.Add(new Degradation(result.DataSet, condition.Name, result.DegradationPercent(c), ci.Low, ci.High, perT, test)
-                { Kind = condition.Kind, Subject = condition.Subject, PooledDegradationPercent = result.PooledDegradationPercent(c) });
-        }
-        return list;
+            return new Degradation(result.DataSet, condition.Name, result.DegradationPercent(c), ci.Low, ci.High, perT, test)
+                { Kind = condition.Kind, Subject = condition.Subject, PooledDegradationPercent = result.PooledDegradationPercent(c) };
+        }).ToList();
     }
 }

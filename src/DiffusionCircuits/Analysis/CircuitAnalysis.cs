@@ -53,6 +53,10 @@ public sealed class CircuitAnalysis
 
         private int Heads => _names.Count;
 
+        // [data set][probe][head]: per image, the probe's feature averaged over timesteps (null for probes that are not
+        // features), made once: the role statistics' resamples each average them over a sample of images.
+        private Dictionary<DataSetId, double[]?[][]>? _probeValues;
+
         private IProgress<double> Stage(string name) => new SynchronousProgress<double>(f => progress?.Report((name, f)));
 
         public CircuitAnalysisResult All()
@@ -83,12 +87,14 @@ public sealed class CircuitAnalysis
             finally { _sweep.Dispose(); }
             var degradations = Degradations(ablations);
             var circuits = DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent)).ToList();
-            var ratios = Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent, _o.Bootstrap, _o.PermutationCount, _o.Seed);
-            // The same at each timestep alone, from the same measured losses (the prefixes keep the overall orders).
+            // Over all timesteps (first: it costs as much as the others together) and at each timestep alone, from the same
+            // measured losses (the prefixes keep the overall orders); each is seeded on its own, so they run side by side.
             var byT = Enumerable.Range(0, _o.Timesteps.Count).ToList();
+            var allRatios = IndependentPieces.Map(1 + byT.Count, i => Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent,
+                _o.Bootstrap, _o.PermutationCount, _o.Seed, i == 0 ? null : byT[i - 1]));
+            var ratios = allRatios[0];
+            var ratiosByT = allRatios.Skip(1).SelectMany(r => r).ToList();
             var circuitsByT = byT.SelectMany(k => DataSetId.Compared.Select(d => Circuits.Find(ablations[d], _names, orders[d], d, _o.TolerancePercent, k))).ToList();
-            var ratiosByT = byT.SelectMany(k => Circuits.Ratios(ablations[DataSetId.Real], ablations[DataSetId.Synthetic], _names, _o.TolerancePercent,
-                _o.Bootstrap, _o.PermutationCount, _o.Seed, k)).ToList();
             var all = _singles.Values.Concat(ablations.Values).ToList();
             return new CircuitAnalysisResult(_names, DataSetId.Compared.Select(d => _features[d]).ToList(), DataSetId.Compared.Select(d => ablations[d]).ToList(),
                 _importance, roles, stability, probeMatrix, degradations, circuits, ratios,
@@ -130,12 +136,13 @@ public sealed class CircuitAnalysis
         /// </summary>
         private double[][] ProbeMatrix(IReadOnlyDictionary<DataSetId, int[]>? sample) => Enumerable.Range(0, Heads).Select(h =>
         {
+            _probeValues ??= DataSetId.Compared.ToDictionary(d => d, d => Enum.GetValues<RoleProbe>()
+                .Select(p => HeadRoles.FeatureOf(p) is { } f ? Enumerable.Range(0, Heads).Select(head => _features[d].PerImageMeans(head, f)).ToArray() : null).ToArray());
             double Mean(DataSetId d, double[] values) => (sample?[d] ?? Enumerable.Range(0, values.Length).ToArray()).Average(i => values[i]);
             var row = new double[HeadRoles.Probes.Length];
             foreach (var probe in Enum.GetValues<RoleProbe>())
-                if (HeadRoles.FeatureOf(probe) is { } feature)
-                    row[(int)probe] = (Mean(DataSetId.Real, _features[DataSetId.Real].PerImageMeans(h, feature)) +
-                                       Mean(DataSetId.Synthetic, _features[DataSetId.Synthetic].PerImageMeans(h, feature))) / 2;
+                if (_probeValues[DataSetId.Real][(int)probe] is { } real)
+                    row[(int)probe] = (Mean(DataSetId.Real, real[h]) + Mean(DataSetId.Synthetic, _probeValues[DataSetId.Synthetic][(int)probe]![h])) / 2;
             row[(int)RoleProbe.Importance] = sample == null ? _importance[h]
                 : (_singles[DataSetId.Real].DegradationPercent(h, null, sample[DataSetId.Real]) + _singles[DataSetId.Synthetic].DegradationPercent(h, null, sample[DataSetId.Synthetic])) / 2;
             return row;
@@ -179,8 +186,7 @@ public sealed class CircuitAnalysis
         /// <summary>Degradations of heads and roles (not prefixes) of both data sets, BH-adjusted as one family.</summary>
         private List<Degradation> Degradations(Dictionary<DataSetId, AblationResult> ablations)
         {
-            var list = DataSetId.Compared.SelectMany(d => AblationStatistics.Degradations(ablations[d], _o.Bootstrap, _o.Seed))
-                .Where(x => x.Kind != ConditionKind.Prefix).ToList();
+            var list = DataSetId.Compared.SelectMany(d => AblationStatistics.Degradations(ablations[d], _o.Bootstrap, _o.Seed, c => c.Kind != ConditionKind.Prefix)).ToList();
             var adjusted = MultipleComparisons.Adjust(list.Select(x => x.Test).ToList(), "ablation degradation (heads and roles, both data sets)");
             return list.Select((x, i) => x with { Test = adjusted[i] }).ToList();
         }

@@ -19,19 +19,23 @@ public static class FeatureAggregation
     /// <summary>Mean, SD and 95% percentile-bootstrap CI over images, per head and feature, per timestep and over all timesteps.</summary>
     public static List<HeadSummary> Summarise(DataSetFeatures data, IReadOnlyList<string> headNames, int bootstrap = 2000, int seed = 0)
     {
-        var list = new List<HeadSummary>();
-        for (int h = 0; h < headNames.Count; h++)
+        // Each head's bootstraps are seeded by (head, feature, timestep): the heads run on every core, in head order in the list.
+        var list = IndependentPieces.Map(headNames.Count, h =>
+        {
+            var rows = new List<HeadSummary>();
             foreach (var f in HeadFeatures.All)
             {
                 for (int k = -1; k < data.Timesteps.Count; k++)
                 {
                     var values = k < 0 ? data.PerImageMeans(h, f) : data.Values(h, f, k);
                     if (values.Any(double.IsNaN)) continue;    // cross-attention or image-free probes
-                    var ci = Resampling.Bootstrap(values, v => v.Average(), bootstrap, StableSeed.Of(seed, h, (int)f, k));
-                    list.Add(new HeadSummary(data.DataSet.Name, headNames[h], k < 0 ? null : data.Timesteps[k], f.ToString(), values.Length,
+                    var ci = Resampling.BootstrapMean(values, bootstrap, StableSeed.Of(seed, h, (int)f, k));
+                    rows.Add(new HeadSummary(data.DataSet.Name, headNames[h], k < 0 ? null : data.Timesteps[k], f.ToString(), values.Length,
                         values.Average(), Descriptive.StandardDeviation(values), ci.Low, ci.High));
                 }
             }
+            return rows;
+        }).SelectMany(rows => rows).ToList();
         var slopes = EntropySlopesPer1000Steps(data, headNames.Count);
         for (int h = 0; h < headNames.Count; h++)
             list.Add(new HeadSummary(data.DataSet.Name, headNames[h], null, EntropySlopeFeature, data.Timesteps.Count, slopes[h], double.NaN, double.NaN, double.NaN));

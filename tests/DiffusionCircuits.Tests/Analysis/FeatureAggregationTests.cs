@@ -48,4 +48,37 @@ public class FeatureAggregationTests
         Assert.Contains(rows, r => r.Feature == "EntropyNats" && r.Head == "l.h1" && r.Mean == 2);
         Assert.Contains(rows, r => r.Feature == FeatureAggregation.EntropySlopeFeature && double.IsNaN(r.Mean));   // one timestep
     }
+
+    [Fact]
+    public void Summaries_computed_on_every_core_equal_one_bootstrap_after_another_in_head_order()
+    {
+        // 12 heads, 40 images, 3 timesteps of varied features: the heads run in parallel, the rows must not notice.
+        var d = new DataSetFeatures(new DataSetId("a"), new[] { 100, 400, 800 }, new[] { 12 }, new[] { 0 });
+        var rng = new Random(9);
+        for (int i = 0; i < 40; i++)
+        {
+            d.ImageIds.Add($"i{i}");
+            for (int k = 0; k < 3; k++)
+                d.Features[k].Add(Enumerable.Range(0, 12).Select(_ => new HeadFeatures
+                {
+                    EntropyNats = (float)(rng.NextDouble() * 5), DistanceImageUnits = (float)rng.NextDouble(), Symmetry = (float)rng.NextDouble(),
+                }).ToArray());
+        }
+        var heads = Enumerable.Range(0, 12).Select(h => $"l.h{h}").ToList();
+        var rows = FeatureAggregation.Summarise(d, heads, bootstrap: 300, seed: 4);
+
+        var expected = new List<(string Head, int? T, string Feature, double Low, double High)>();
+        for (int h = 0; h < heads.Count; h++)
+            foreach (var f in HeadFeatures.All)
+                for (int k = -1; k < 3; k++)
+                {
+                    var values = k < 0 ? d.PerImageMeans(h, f) : d.Values(h, f, k);
+                    if (values.Any(double.IsNaN)) continue;
+                    var ci = DiffusionCircuits.Statistics.Resampling.Bootstrap(values, v => v.Average(), 300, StableSeed.Of(4, h, (int)f, k));
+                    expected.Add((heads[h], k < 0 ? null : d.Timesteps[k], f.ToString(), ci.Low, ci.High));
+                }
+        var actual = rows.Where(r => r.Feature != FeatureAggregation.EntropySlopeFeature).Select(r => (r.Head, r.Timestep, r.Feature, r.CiLow, r.CiHigh)).ToList();
+        Assert.Equal(expected.Count, actual.Count);
+        Assert.Equal(expected, actual);
+    }
 }

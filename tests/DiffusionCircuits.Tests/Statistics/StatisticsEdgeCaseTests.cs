@@ -109,6 +109,29 @@ public class ResamplingTests
         Assert.Equal(a.Estimate + 1.96 * se, a.High, 0.15);
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(7, 2)]
+    [InlineData(2000, 3)]
+    public void BootstrapMean_gives_the_same_bits_as_the_bootstrap_of_the_average(int n, int seed)
+    {
+        // Values of very different magnitudes: a summation in another order would round differently.
+        var rng = new Random(seed);
+        var x = Enumerable.Range(0, n).Select(i => (rng.NextDouble() - 0.3) * Math.Pow(10, rng.Next(-8, 9))).ToArray();
+        var general = Resampling.Bootstrap(x, s => s.Average(), 500, seed);
+        var mean = Resampling.BootstrapMean(x, 500, seed);
+        Assert.Equal(general.Estimate, mean.Estimate);
+        Assert.Equal(general.Low, mean.Low);
+        Assert.Equal(general.High, mean.High);
+        Assert.Equal(general, mean);
+        if (n > 1)
+        {
+            // The seed matters: another seed draws other resamples.
+            var other = Resampling.BootstrapMean(x, 500, seed + 1);
+            Assert.NotEqual((mean.Low, mean.High), (other.Low, other.High));
+        }
+    }
+
     [Fact]
     public void Bootstrap_of_a_ratio_covers_the_true_ratio_about_95_percent_of_the_time()
     {
