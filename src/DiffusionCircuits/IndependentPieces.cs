@@ -16,14 +16,20 @@ internal static class IndependentPieces
     public static T[] Map<T>(int count, Func<int, T> piece)
     {
         var results = new T[count];
+        Run(count, i => results[i] = piece(i));
+        return results;
+    }
+
+    /// <summary><c>piece(0) .. piece(count - 1)</c> for their effects (each writes its own part of a result), as <see cref="Map{T}"/>.</summary>
+    public static void Run(int count, Action<int> piece)
+    {
         try
         {
-            Parallel.For(0, count, i => results[i] = piece(i));
+            Parallel.For(0, count, piece);
         }
         catch (AggregateException e) when (e.InnerExceptions.Count > 0)
         {
             ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
         }
-        return results;
     }
 }

@@ -14,13 +14,13 @@ public sealed class FeatureExtractor
     private readonly AttentionCaptureSession _session;
     private readonly IReadOnlyList<int> _timesteps;
     private readonly int _seed, _batchSize;
-    private readonly AttentionFeatureCalculator _calculator;
+    private readonly int? _promptTokens;   // of the conditioning prompt, for the token masses of cross-attention heads
 
     /// <summary>Extracts at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
     {
         (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
-        _calculator = new AttentionFeatureCalculator(session.Conditioning.Conditioning?.PromptTokens);
+        _promptTokens = session.Conditioning.Conditioning?.PromptTokens;
         foreach (var t in timesteps)
             if (t < 0 || t >= session.Schedule.Timesteps) throw new ArgumentOutOfRangeException(nameof(timesteps), t, $"Timesteps must be in 0..{session.Schedule.Timesteps - 1}.");
     }
@@ -91,6 +91,7 @@ public sealed class FeatureExtractor
         using var batch = inputs.Run(parts: graph ? PartGrids(rows.Length, tokensOf) : null);
         ModelSeconds += timer.Elapsed.TotalSeconds;
         timer.Restart();
+        var tokens = Enumerable.Range(0, rows.Length).Select(tokensOf).ToArray();   // here, in row order: tokensOf may keep the last image's
         if (graph)
             for (int l = 0; l < layers.Count; l++)
             {
@@ -99,34 +100,66 @@ public sealed class FeatureExtractor
                 var mapSum = batch.MapSum(l);
                 for (int i = 0; i < mapSum.Length; i++) sum[i] += mapSum[i];
             }
+        else AddMaps(batch, rows, result);
+        // The rows' features on every core, each row with a calculator (scratch buffers) of its own.
+        var features = IndependentPieces.Map(rows.Length, r => RowFeatures(batch, r, tokens[r], graph));
         for (int r = 0; r < rows.Length; r++)
         {
             var (image, k) = rows[r];
-            var tokens = tokensOf(r);
-            var features = new HeadFeatures[_session.TotalHeads];
-            int offset = 0;
-            for (int l = 0; l < layers.Count; l++)
-            {
-                var layer = layers[l];
-                if (graph) GraphFeatures(batch, l, r, tokens[l], features.AsSpan(offset, layer.Heads));
-                else
-                {
-                    var maps = batch.Maps(l, r);
-                    var sum = result.MeanMaps[k][l];
-                    for (int i = 0; i < maps.Length; i++) sum[i] += maps[i];
-                    int size = layer.QueryTokens * layer.KeyTokens;
-                    for (int h = 0; h < layer.Heads; h++)
-                        features[offset + h] = _calculator.Compute(maps.Slice(h * size, size), layer, _session.Geometries[l], tokens[l]);
-                }
-                offset += layer.Heads;
-            }
             float loss = inputs.LossMse(batch, r);
-            CheckFinite(features, loss, image, inputs.Timesteps[r]);
-            result.Features[k].Add(features);
+            CheckFinite(features[r], loss, image, inputs.Timesteps[r]);
+            result.Features[k].Add(features[r]);
             result.LossMse[k].Add(loss);
-            onRow?.Invoke(image.Id, inputs.Timesteps[r], features, loss);
+            onRow?.Invoke(image.Id, inputs.Timesteps[r], features[r], loss);
         }
         FeatureSeconds += timer.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// Adds each row's maps to its timestep's sums. The elements are split into blocks that run on every core; within an
+    /// element the rows are added in row order, so the sums are the bits of one row after another.
+    /// </summary>
+    private void AddMaps(CaptureBatch batch, (FaceImage Image, int K)[] rows, DataSetFeatures result)
+    {
+        const int block = 1 << 14;
+        var pieces = _session.Layers.SelectMany((layer, l) =>
+        {
+            int size = layer.Heads * layer.QueryTokens * layer.KeyTokens;
+            return Enumerable.Range(0, (size + block - 1) / block).Select(b => (Layer: l, Start: b * block, Length: Math.Min(block, size - b * block)));
+        }).ToArray();
+        IndependentPieces.Run(pieces.Length, p =>
+        {
+            var (l, start, length) = pieces[p];
+            for (int r = 0; r < rows.Length; r++)
+            {
+                var maps = batch.Maps(l, r).Slice(start, length);
+                var sum = result.MeanMaps[rows[r].K][l].AsSpan(start, length);
+                for (int i = 0; i < length; i++) sum[i] += maps[i];
+            }
+        });
+    }
+
+    /// <summary>Every head's features of row <paramref name="r"/>, from the graph's outputs or from its maps.</summary>
+    private HeadFeatures[] RowFeatures(CaptureBatch batch, int r, ImageTokenMaps?[] tokens, bool graph)
+    {
+        var layers = _session.Layers;
+        var calculator = new AttentionFeatureCalculator(_promptTokens);
+        var features = new HeadFeatures[_session.TotalHeads];
+        int offset = 0;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var layer = layers[l];
+            if (graph) GraphFeatures(batch, l, r, tokens[l], features.AsSpan(offset, layer.Heads));
+            else
+            {
+                var maps = batch.Maps(l, r);
+                int size = layer.QueryTokens * layer.KeyTokens;
+                for (int h = 0; h < layer.Heads; h++)
+                    features[offset + h] = calculator.Compute(maps.Slice(h * size, size), layer, _session.Geometries[l], tokens[l]);
+            }
+            offset += layer.Heads;
+        }
+        return features;
     }
 
     /// <summary>
@@ -152,7 +185,7 @@ public sealed class FeatureExtractor
             // On a cross-attention layer the attention each key receives is the mass on each token.
             var mass = batch.Received(l, r);
             for (int h = 0; h < heads.Length; h++)
-                AttentionFeatureCalculator.SetTokenMasses(ref heads[h], mass.Slice(h * layer.KeyTokens, layer.KeyTokens), _calculator.PromptTokens);
+                AttentionFeatureCalculator.SetTokenMasses(ref heads[h], mass.Slice(h * layer.KeyTokens, layer.KeyTokens), _promptTokens);
         }
         if (geometry == null) return;
         var distance = batch.DistanceImageUnits(l, r);
