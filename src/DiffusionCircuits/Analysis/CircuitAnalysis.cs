@@ -134,19 +134,26 @@ public sealed class CircuitAnalysis
         /// The probes of every head (rows) in <see cref="RoleProbe"/> order, averaged over both data sets' images; with
         /// <paramref name="sample"/>, over those images (with repeats) of each data set instead.
         /// </summary>
-        private double[][] ProbeMatrix(IReadOnlyDictionary<DataSetId, int[]>? sample) => Enumerable.Range(0, Heads).Select(h =>
+        private double[][] ProbeMatrix(IReadOnlyDictionary<DataSetId, int[]>? sample)
         {
-            _probeValues ??= DataSetId.Compared.ToDictionary(d => d, d => Enum.GetValues<RoleProbe>()
-                .Select(p => HeadRoles.FeatureOf(p) is { } f ? Enumerable.Range(0, Heads).Select(head => _features[d].PerImageMeans(head, f)).ToArray() : null).ToArray());
-            double Mean(DataSetId d, double[] values) => (sample?[d] ?? Enumerable.Range(0, values.Length).ToArray()).Average(i => values[i]);
-            var row = new double[HeadRoles.Probes.Length];
-            foreach (var probe in Enum.GetValues<RoleProbe>())
-                if (_probeValues[DataSetId.Real][(int)probe] is { } real)
-                    row[(int)probe] = (Mean(DataSetId.Real, real[h]) + Mean(DataSetId.Synthetic, _probeValues[DataSetId.Synthetic][(int)probe]![h])) / 2;
-            row[(int)RoleProbe.Importance] = sample == null ? _importance[h]
-                : (_singles[DataSetId.Real].DegradationPercent(h, null, sample[DataSetId.Real]) + _singles[DataSetId.Synthetic].DegradationPercent(h, null, sample[DataSetId.Synthetic])) / 2;
-            return row;
-        }).ToArray();
+            var values = _probeValues ??= DataSetId.Compared.ToDictionary(d => d, d => Enum.GetValues<RoleProbe>()
+                .Select(p => HeadRoles.FeatureOf(p) is { } f ? Enumerable.Range(0, Heads).Select(h => _features[d].PerImageMeans(h, f)).ToArray() : null).ToArray());
+            double Mean(DataSetId d, int probe, int h)
+            {
+                var perImage = values[d][probe]![h];
+                return (sample?[d] ?? Enumerable.Range(0, perImage.Length).ToArray()).Average(i => perImage[i]);
+            }
+            return Enumerable.Range(0, Heads).Select(h =>
+            {
+                var row = new double[HeadRoles.Probes.Length];
+                foreach (var probe in Enum.GetValues<RoleProbe>())
+                    if (HeadRoles.FeatureOf(probe) != null)
+                        row[(int)probe] = (Mean(DataSetId.Real, (int)probe, h) + Mean(DataSetId.Synthetic, (int)probe, h)) / 2;
+                row[(int)RoleProbe.Importance] = sample == null ? _importance[h]
+                    : (_singles[DataSetId.Real].DegradationPercent(h, null, sample[DataSetId.Real]) + _singles[DataSetId.Synthetic].DegradationPercent(h, null, sample[DataSetId.Synthetic])) / 2;
+                return row;
+            }).ToArray();
+        }
 
         /// <summary>Roles found again on bootstrap resamples of the images, each data set resampled separately (features and ablations stay paired per image).</summary>
         private double RoleStability(RoleClustering roles) =>
