@@ -15,12 +15,19 @@ public sealed class FeatureExtractor
     private readonly IReadOnlyList<int> _timesteps;
     private readonly int _seed, _batchSize;
     private readonly int? _promptTokens;   // of the conditioning prompt, for the token masses of cross-attention heads
+    private readonly (int Layer, int Start, int Length)[] _mapBlocks;   // the maps' elements in blocks of 16 Ki, for AddMaps
 
     /// <summary>Extracts at <paramref name="timesteps"/> with paired noise of <paramref name="seed"/>, <paramref name="batchSize"/> rows per run.</summary>
     public FeatureExtractor(AttentionCaptureSession session, IReadOnlyList<int> timesteps, int seed, int batchSize = 32)
     {
         (_session, _timesteps, _seed, _batchSize) = (session, timesteps, seed, batchSize);
         _promptTokens = session.Conditioning.Conditioning?.PromptTokens;
+        const int block = 1 << 14;
+        _mapBlocks = session.Layers.SelectMany((layer, l) =>
+        {
+            int size = layer.Heads * layer.QueryTokens * layer.KeyTokens;
+            return Enumerable.Range(0, (size + block - 1) / block).Select(b => (l, b * block, Math.Min(block, size - b * block)));
+        }).ToArray();
         foreach (var t in timesteps)
             if (t < 0 || t >= session.Schedule.Timesteps) throw new ArgumentOutOfRangeException(nameof(timesteps), t, $"Timesteps must be in 0..{session.Schedule.Timesteps - 1}.");
     }
@@ -87,11 +94,11 @@ public sealed class FeatureExtractor
         bool graph = _session.ExposesGraphFeatures;
         inputs.Clear();
         foreach (var (image, k) in rows) inputs.Add(image, _timesteps[k]);
+        var tokens = Enumerable.Range(0, rows.Length).Select(tokensOf).ToArray();   // once, in row order: tokensOf may keep the last image's
         var timer = Stopwatch.StartNew();
-        using var batch = inputs.Run(parts: graph ? PartGrids(rows.Length, tokensOf) : null);
+        using var batch = inputs.Run(parts: graph ? PartGrids(tokens) : null);
         ModelSeconds += timer.Elapsed.TotalSeconds;
         timer.Restart();
-        var tokens = Enumerable.Range(0, rows.Length).Select(tokensOf).ToArray();   // here, in row order: tokensOf may keep the last image's
         if (graph)
             for (int l = 0; l < layers.Count; l++)
             {
@@ -119,17 +126,10 @@ public sealed class FeatureExtractor
     /// Adds each row's maps to its timestep's sums. The elements are split into blocks that run on every core; within an
     /// element the rows are added in row order, so the sums are the bits of one row after another.
     /// </summary>
-    private void AddMaps(CaptureBatch batch, (FaceImage Image, int K)[] rows, DataSetFeatures result)
-    {
-        const int block = 1 << 14;
-        var pieces = _session.Layers.SelectMany((layer, l) =>
+    private void AddMaps(CaptureBatch batch, (FaceImage Image, int K)[] rows, DataSetFeatures result) =>
+        IndependentPieces.Run(_mapBlocks.Length, p =>
         {
-            int size = layer.Heads * layer.QueryTokens * layer.KeyTokens;
-            return Enumerable.Range(0, (size + block - 1) / block).Select(b => (Layer: l, Start: b * block, Length: Math.Min(block, size - b * block)));
-        }).ToArray();
-        IndependentPieces.Run(pieces.Length, p =>
-        {
-            var (l, start, length) = pieces[p];
+            var (l, start, length) = _mapBlocks[p];
             for (int r = 0; r < rows.Length; r++)
             {
                 var maps = batch.Maps(l, r).Slice(start, length);
@@ -137,7 +137,6 @@ public sealed class FeatureExtractor
                 for (int i = 0; i < length; i++) sum[i] += maps[i];
             }
         });
-    }
 
     /// <summary>Every head's features of row <paramref name="r"/>, from the graph's outputs or from its maps.</summary>
     private HeadFeatures[] RowFeatures(CaptureBatch batch, int r, ImageTokenMaps?[] tokens, bool graph)
@@ -203,8 +202,9 @@ public sealed class FeatureExtractor
     }
 
     /// <summary>Each graph layer's part grids (soft labels, [tokens, parts]) of the batch's rows (zeros where an image has no part mask).</summary>
-    private float[]?[] PartGrids(int rows, Func<int, ImageTokenMaps?[]> tokensOf)
+    private float[]?[] PartGrids(ImageTokenMaps?[][] tokens)
     {
+        int rows = tokens.Length;
         var layers = _session.Layers;
         var grids = new float[]?[layers.Count];
         for (int l = 0; l < layers.Count; l++)
@@ -213,7 +213,7 @@ public sealed class FeatureExtractor
             int size = layers[l].QueryTokens * FaceImage.PartCount;
             var grid = new float[rows * size];
             for (int r = 0; r < rows; r++)
-                if (tokensOf(r)[l]?.PartFractions is { } fractions && fractions.Length == size) fractions.CopyTo(grid, r * size);
+                if (tokens[r][l]?.PartFractions is { } fractions && fractions.Length == size) fractions.CopyTo(grid, r * size);
             grids[l] = grid;
         }
         return grids;

@@ -31,7 +31,7 @@ public static class Resampling
         var values = sample.ToArray();   // read through an array, not the interface: this loop runs resamples x n times
         Checks.Finite(values, "sample");
         var buffer = new double[values.Length];
-        return Interval(statistic(values.ToArray()), Resample(new Random(StableSeed.Of(seed, 0xB0075)), values.Length, 0, resamples, (ix, _) =>
+        return Interval(statistic(values.ToArray()), Resample(OneSampleGenerator(seed), values.Length, 0, resamples, (ix, _) =>
         {
             for (int i = 0; i < buffer.Length; i++) buffer[i] = values[ix[i]];
             return statistic(buffer);
@@ -48,7 +48,7 @@ public static class Resampling
         if (sample.Count == 0) throw new ArgumentException("Cannot bootstrap an empty sample.");
         var values = sample.ToArray();
         Checks.Finite(values, "sample");
-        var rng = new Random(StableSeed.Of(seed, 0xB0075));
+        var rng = OneSampleGenerator(seed);
         int n = values.Length;
         var stats = new double[resamples];
         for (int b = 0; b < resamples; b++)
@@ -59,6 +59,9 @@ public static class Resampling
         }
         return Interval(values.Average(), stats, resamples, confidence);
     }
+
+    /// <summary>The generator of a one-sample bootstrap: <see cref="BootstrapMean"/> draws what <see cref="Bootstrap(IReadOnlyList{double}, Func{double[], double}, int, int, double)"/> draws.</summary>
+    private static Random OneSampleGenerator(int seed) => new(StableSeed.Of(seed, 0xB0075));
 
     /// <summary>
     /// Percentile bootstrap CI of a two-sample statistic, resampling within each sample (e.g. a ratio of means,
