@@ -92,6 +92,8 @@ public static class ModelInstrumenter
         var graph = copy.Graph;
         object batch = long.TryParse(discovery.Signature.BatchDim, out var fixedBatch) ? fixedBatch : discovery.Signature.BatchDim;
         var existing = new HashSet<string>(graph.Input.Select(i => i.Name).Concat(graph.Output.Select(o => o.Name)));
+        // A subgraph (If, Loop) may read an outer tensor by name; renaming then stays out of such models.
+        bool hasSubgraphs = graph.Node.Any(n => n.Attribute.Any(a => a.G != null || a.Graphs.Count > 0));
 
         foreach (var layer in discovery.Layers.Where(l => options.Layers == null || options.Layers.Contains(l.Name)))
         {
@@ -102,11 +104,15 @@ public static class ModelInstrumenter
             int at = graph.Node.IndexOf(graph.Node.First(n => n.Name == layer.PvMatMulNode && n.Output[0] == layer.HeadOutputTensor)) + 1;
             var added = new List<NodeProto>();
 
+            // Float32 maps leave the runtime as the softmax's own output, renamed (below), not as a copy: an Identity
+            // to a graph output copies every probability once more (measured: docs/PERFORMANCE.md).
+            bool renameMaps = options.ExposeMaps && !half && !hasSubgraphs && !existing.Contains(layer.ProbabilitiesTensor);
             if (options.ExposeMaps)
             {
-                added.Add(half
-                    ? OnnxProtos.Node("Cast", new[] { layer.ProbabilitiesTensor }, new[] { layer.MapsOutput }, $"dc/{layer.Name}/maps", null, OnnxProtos.Attr("to", (long)DataType.Float))
-                    : OnnxProtos.Node("Identity", new[] { layer.ProbabilitiesTensor }, new[] { layer.MapsOutput }, $"dc/{layer.Name}/maps"));
+                if (!renameMaps)
+                    added.Add(half
+                        ? OnnxProtos.Node("Cast", new[] { layer.ProbabilitiesTensor }, new[] { layer.MapsOutput }, $"dc/{layer.Name}/maps", null, OnnxProtos.Attr("to", (long)DataType.Float))
+                        : OnnxProtos.Node("Identity", new[] { layer.ProbabilitiesTensor }, new[] { layer.MapsOutput }, $"dc/{layer.Name}/maps"));
                 graph.Output.Add(OnnxProtos.TensorValue(layer.MapsOutput, DataType.Float, MapDims(layer, batch)));
             }
 
@@ -181,6 +187,7 @@ public static class ModelInstrumenter
                         if (node.Input[i] == z) node.Input[i] = zNew;
             }
             for (int i = 0; i < added.Count; i++) graph.Node.Insert(at + i, added[i]);
+            if (renameMaps) RenameTensor(graph, layer.ProbabilitiesTensor, layer.MapsOutput);
         }
         // Unique node names: the cost of a part of the model is summed by node name (FlopCounter.CountByNode).
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -191,6 +198,20 @@ public static class ModelInstrumenter
                 names.Add(graph.Node[i].Name);
             }
         return new InstrumentedModel(copy, discovery, options);
+    }
+
+    /// <summary>Every mention of tensor <paramref name="from"/> in the graph's nodes and value infos becomes <paramref name="to"/>.</summary>
+    private static void RenameTensor(GraphProto graph, string from, string to)
+    {
+        foreach (var node in graph.Node)
+        {
+            for (int i = 0; i < node.Input.Count; i++)
+                if (node.Input[i] == from) node.Input[i] = to;
+            for (int i = 0; i < node.Output.Count; i++)
+                if (node.Output[i] == from) node.Output[i] = to;
+        }
+        foreach (var info in graph.ValueInfo)
+            if (info.Name == from) info.Name = to;
     }
 
     /// <summary>

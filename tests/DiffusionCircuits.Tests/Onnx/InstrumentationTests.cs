@@ -160,4 +160,29 @@ public class InstrumentationTests
         var e = Assert.Throws<OnnxModelException>(() => ModelInstrumenter.Instrument(again, AttentionDiscovery.Discover(again)));
         Assert.Contains("instrumented already", e.Message);
     }
+
+    [Fact]
+    public void Float32_maps_leave_as_the_softmax_output_itself_not_a_copy()
+    {
+        var m = Instrument(PlantedCircuit.Build(AttentionLayout.Heads4D));
+        var layer = m.Layers.Single();
+        var graph = m.Model.Graph;
+        Assert.Contains(graph.Node, n => n.OpType == "Softmax" && n.Output[0] == layer.MapsOutput);
+        Assert.DoesNotContain(graph.Node, n => n.Input.Contains(layer.ProbabilitiesTensor) || n.Output.Contains(layer.ProbabilitiesTensor));
+        Assert.DoesNotContain(graph.Node, n => n.OpType == "Identity" && n.Output.Contains(layer.MapsOutput));
+        // The model's own attention product now reads the renamed tensor.
+        Assert.Contains(graph.Node, n => n.Name == layer.PvMatMulNode && n.Input.Contains(layer.MapsOutput));
+    }
+
+    [Fact]
+    public void Maps_the_model_already_outputs_keep_that_output_and_are_copied()
+    {
+        var original = PlantedCircuit.Build(AttentionLayout.Heads4D);
+        var probabilities = AttentionDiscovery.Discover(original).Layers.Single().ProbabilitiesTensor;
+        original.Graph.Output.Add(new DiffusionCircuits.Onnx.Proto.ValueInfoProto { Name = probabilities });
+        var m = Instrument(original);
+        var outputs = ModelRunner.Run(m.Model, Inputs(m, 2), "attn.down.1.attn", probabilities);
+        Assert.Equal(outputs[probabilities].Data, outputs["attn.down.1.attn"].Data);
+        Assert.Contains(m.Model.Graph.Node, n => n.OpType == "Identity" && n.Output.Contains("attn.down.1.attn"));
+    }
 }
