@@ -55,7 +55,7 @@ public sealed class CircuitAnalysis
 
         // [data set][probe][head]: per image, the probe's feature averaged over timesteps (null for probes that are not
         // features), made once: the role statistics' resamples each average them over a sample of images.
-        private Dictionary<DataSetId, double[]?[][]>? _probeValues;
+        private Dictionary<DataSetId, double[][]?[]>? _probeValues;
 
         private IProgress<double> Stage(string name) => new SynchronousProgress<double>(f => progress?.Report((name, f)));
 

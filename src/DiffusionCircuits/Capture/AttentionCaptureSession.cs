@@ -50,8 +50,9 @@ public sealed class AttentionCaptureSession : IDisposable
         Channels = (int)(sample.FixedDim(1) ?? 3);
         Height = (int)(sample.FixedDim(2) ?? options.SampleSize);
         Width = (int)(sample.FixedDim(3) ?? options.SampleSize);
-        _sessionOptions = CreateSessionOptions(options, out var note);
+        _sessionOptions = CreateSessionOptions(options, out var note, out var cuda);
         DeviceNote = note;
+        CudaDevice = cuda;
         _session = OrtSessions.Create(Instrumented.Model, _sessionOptions);
         _outputNames = new[] { Discovery.Signature.NoiseOutput.Name }
             .Concat(options.ExposeMaps ? Layers.Select(l => l.MapsOutput) : Array.Empty<string>())
@@ -148,6 +149,9 @@ public sealed class AttentionCaptureSession : IDisposable
     /// <summary>Where the session runs, and why if not where asked.</summary>
     public string DeviceNote { get; }
 
+    /// <summary>The CUDA device the runs use; null on the CPU (asked for none, or CUDA could not start: <see cref="DeviceNote"/>).</summary>
+    public int? CudaDevice { get; }
+
     /// <summary>Number of ONNX Runtime Run calls so far (the cost measure of sweeps).</summary>
     public long RunCalls => Interlocked.Read(ref _runCalls);
 
@@ -241,11 +245,25 @@ public sealed class AttentionCaptureSession : IDisposable
     /// counted in <see cref="RunCalls"/> and <see cref="ForwardPasses"/> unless it is a check, not work.
     /// </summary>
     internal IDisposableReadOnlyCollection<OrtValue> RunModel(InferenceSession session, IReadOnlyCollection<string> names, IReadOnlyCollection<OrtValue> values,
-        IReadOnlyCollection<string> outputs, int batch, bool counted = true)
+        IReadOnlyCollection<string> outputs, int batch, bool counted = true) =>
+        Counted(() => session.Run(_runOptions, names, values, outputs), batch, counted);
+
+    /// <summary>
+    /// One Run of <paramref name="session"/> through an IO binding (inputs and outputs bound by the caller, outputs where
+    /// they were bound: device memory stays on the device); the outputs in binding order. Counted as <see cref="RunModel"/>.
+    /// </summary>
+    internal IDisposableReadOnlyCollection<OrtValue> RunBound(InferenceSession session, OrtIoBinding binding, int batch, bool counted = true) =>
+        Counted(() =>
+        {
+            session.RunWithBinding(_runOptions, binding);
+            return binding.GetOutputValues();
+        }, batch, counted);
+
+    private IDisposableReadOnlyCollection<OrtValue> Counted(Func<IDisposableReadOnlyCollection<OrtValue>> run, int batch, bool counted)
     {
         try
         {
-            var results = session.Run(_runOptions, names, values, outputs);
+            var results = run();
             if (!counted) return results;
             // Runs may come from several threads (the capture cursor runs the next batch on a worker; ONNX Runtime sessions are thread-safe).
             Interlocked.Increment(ref _runCalls);
@@ -268,7 +286,7 @@ public sealed class AttentionCaptureSession : IDisposable
     /// Options for another ONNX Runtime session of this model (a part of it) whose Runs use <paramref name="threads"/>
     /// intra-op threads (0: the default); the same device as this session. The caller disposes them.
     /// </summary>
-    internal SessionOptions CreatePartOptions(int threads) => CreateSessionOptions(Options with { Threads = threads }, out _);
+    internal SessionOptions CreatePartOptions(int threads) => CreateSessionOptions(Options with { Threads = threads }, out _, out _);
 
     // Constant all-ones masks and all-zero means, one array per exact length (ONNX Runtime reads them in place).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, float[]> _ones = new(), _zeros = new();
@@ -278,8 +296,12 @@ public sealed class AttentionCaptureSession : IDisposable
     private float[] Zeros(int n) => _zeros.GetOrAdd(n, k => new float[k]);
 
     /// <summary>CPU by default; CUDA when asked and available, else CPU with the reason.</summary>
-    public static SessionOptions CreateSessionOptions(CaptureOptions options, out string note)
+    public static SessionOptions CreateSessionOptions(CaptureOptions options, out string note) => CreateSessionOptions(options, out note, out _);
+
+    /// <summary>As <see cref="CreateSessionOptions(CaptureOptions, out string)"/>, also saying which CUDA device the options run on (null: the CPU).</summary>
+    internal static SessionOptions CreateSessionOptions(CaptureOptions options, out string note, out int? cudaDevice)
     {
+        cudaDevice = null;
         var so = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         // Idle ONNX Runtime threads sleep instead of spinning: the capture stage computes features on another thread
         // while the next batch runs, and spinning threads would take its core (measured: bench, docs/PERFORMANCE.md).
@@ -296,6 +318,7 @@ public sealed class AttentionCaptureSession : IDisposable
             {
                 so.AppendExecutionProvider_CUDA(gpu);
                 note = $"CUDA device {gpu}";
+                cudaDevice = gpu;
             }
             catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
             {

@@ -100,6 +100,25 @@ public class SharedPrefixTests
     }
 
     [Fact]
+    public void The_intact_run_through_its_io_binding_predicts_the_plain_runs_noise_and_keeps_its_cuts_where_the_model_ran()
+    {
+        using var session = new AttentionCaptureSession(ReferenceModel, new CaptureOptions { ExposeMaps = false });
+        using var suffixes = AblationSuffixes.TryCreate(session, out _)!;
+        var rows = new NoisedRows(session, 3, seed: 5);
+        foreach (var (image, t) in Images(3, 32, 6).Zip(new[] { 50, 400, 900 })) rows.Add(image, t);
+        using var plain = rows.Run();
+        using var intact = suffixes.RunIntact(rows);
+        for (int r = 0; r < rows.Count; r++)
+            Assert.Equal(plain.PredictedNoise(r).ToArray(), intact.Noise.Slice(r * session.SampleLength, session.SampleLength).ToArray());
+        // No CUDA here: the cuts' memory is the host's, the same memory the conditions' runs read them from.
+        Assert.Null(session.CudaDevice);
+        Assert.Equal("Cpu", suffixes.CutMemory.Name);
+        Assert.NotEmpty(suffixes.CutTensors);
+        foreach (var cut in suffixes.CutTensors)
+            Assert.Equal(suffixes.CutMemory.Name, intact.Value(cut).GetTensorMemoryInfo().Name);
+    }
+
+    [Fact]
     public void The_suffix_reads_skip_connections_from_the_cut_and_computes_its_own_constants()
     {
         var b = new OnnxGraphBuilder();
