@@ -256,6 +256,7 @@ public sealed class AttentionCaptureSession : IDisposable
         Counted(() =>
         {
             session.RunWithBinding(_runOptions, binding);
+            binding.SynchronizeBoundOutputs();   // device outputs complete before another session reads them
             return binding.GetOutputValues();
         }, batch, counted);
 

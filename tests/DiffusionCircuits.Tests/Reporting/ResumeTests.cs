@@ -14,7 +14,11 @@ public class ResumeTests
     private static Process Start(string outDir)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "diffcircuits.dll");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ModelRunner.RepoRoot() };
+        // SIGINT at its default, as in a terminal: a test runner started as a background job of a non-interactive
+        // shell ignores SIGINT, and the CLI would inherit that and never see the Ctrl-C these tests send.
+        var info = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ModelRunner.RepoRoot() };
+        info.ArgumentList.Add("--default-signal=INT");
+        info.ArgumentList.Add("dotnet");
         info.ArgumentList.Add(dll);
         foreach (var a in Args) info.ArgumentList.Add(a);
         info.ArgumentList.Add("--out");
