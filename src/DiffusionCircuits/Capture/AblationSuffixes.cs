@@ -22,10 +22,9 @@ internal sealed class AblationSuffixes : IDisposable
     private readonly string[] _intactOutputs;
     private readonly string _noise;
     private readonly HashSet<string> _cuts;
-    // Where the intact run leaves the cut tensors: on a GPU its memory, so the conditions' runs read them there
-    // instead of each copying them to the host and back; on a CPU the host.
-    private readonly OrtMemoryInfo _cutMemory;
-    private readonly bool _ownsCutMemory;
+    // On a GPU, its memory: the intact run leaves the cut tensors there, so the conditions' runs read them there
+    // instead of each copying them to the host and back. Null on a CPU (the host's memory).
+    private readonly OrtMemoryInfo? _deviceMemory;
     private readonly List<Part> _parts = new();
 
     private sealed record Part(int FirstLayer, ModelSuffix Suffix, InferenceSession Session, double FlopsPerSample, HashSet<string> OriginalInputs);
@@ -35,17 +34,14 @@ internal sealed class AblationSuffixes : IDisposable
         (_session, _options, _intact, _intactOutputs, FullFlopsPerSample, CutBytesPerRow) = (session, options, intact, intactOutputs, fullFlops, cutBytesPerRow);
         _noise = session.Discovery.Signature.NoiseOutput.Name;
         _cuts = intactOutputs.Skip(1).ToHashSet();
-        _ownsCutMemory = session.CudaDevice != null;
-        _cutMemory = session.CudaDevice is int gpu
-            ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, gpu, OrtMemType.Default)
-            : OrtMemoryInfo.DefaultInstance;
+        if (session.CudaDevice is int gpu) _deviceMemory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, gpu, OrtMemType.Default);
     }
 
     /// <summary>The tensors at the cuts, returned by <see cref="RunIntact"/> for the conditions' runs.</summary>
     public IReadOnlyCollection<string> CutTensors => _cuts;
 
     /// <summary>Where the cut tensors of <see cref="RunIntact"/> live: the GPU's memory on CUDA, else the host's.</summary>
-    public OrtMemoryInfo CutMemory => _cutMemory;
+    public OrtMemoryInfo CutMemory => _deviceMemory ?? OrtMemoryInfo.DefaultInstance;
 
     /// <summary>FLOPs of one full forward pass per sample (matrix products and convolutions, <see cref="FlopCounter"/>).</summary>
     public double FullFlopsPerSample { get; }
@@ -150,7 +146,7 @@ internal sealed class AblationSuffixes : IDisposable
             // IO binding: the noise and the extra outputs are read on the host, the cuts stay where the model ran.
             using var binding = _intact.CreateIoBinding();
             for (int i = 0; i < names.Count; i++) binding.BindInput(names[i], values[i]);
-            foreach (var output in outputs) binding.BindOutputToDevice(output, _cuts.Contains(output) ? _cutMemory : OrtMemoryInfo.DefaultInstance);
+            foreach (var output in outputs) binding.BindOutputToDevice(output, _cuts.Contains(output) ? CutMemory : OrtMemoryInfo.DefaultInstance);
             var results = _session.RunBound(_intact, binding, rows.Count, counted);
             return new IntactRun(results, binding.GetOutputNames());
         }
@@ -246,7 +242,7 @@ internal sealed class AblationSuffixes : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        if (_ownsCutMemory) _cutMemory.Dispose();
+        _deviceMemory?.Dispose();
         _intact.Dispose();
         foreach (var p in _parts) p.Session.Dispose();
         _options.Dispose();
