@@ -55,7 +55,7 @@ public sealed class FeatureExtractor
             {
                 result.ImageIds.AddRange(group.Select(i => i.Id));
                 var tokens = group.Select(TokenMaps).ToArray();
-                for (int k = 0; k < _timesteps.Count; k++) Process(group.Select(i => (i, k)).ToArray(), inputs, result, r => tokens[r], onRow);
+                for (int k = 0; k < _timesteps.Count; k++) Process(group.Select(i => (i, k)).ToArray(), inputs, result, tokens, onRow);
                 progress?.Report(result.ImageIds.Count);
             }
         }
@@ -73,7 +73,7 @@ public sealed class FeatureExtractor
             // Rows of one image at several timesteps are consecutive: its token maps are computed once.
             (FaceImage? Image, ImageTokenMaps?[] Maps) last = (null, Array.Empty<ImageTokenMaps?>());
             ImageTokenMaps?[] Last(FaceImage image) => ReferenceEquals(last.Image, image) ? last.Maps : (last = (image, TokenMaps(image))).Maps;
-            foreach (var rows in Rows().Chunk(_batchSize)) Process(rows, inputs, result, r => Last(rows[r].Image), onRow);
+            foreach (var rows in Rows().Chunk(_batchSize)) Process(rows, inputs, result, rows.Select(r => Last(r.Image)).ToArray(), onRow);
         }
         if (result.ImageCount == 0) throw new InvalidDataException($"Data set '{dataSet}' has no usable images.");
         foreach (var perT in result.MeanMaps)
@@ -87,14 +87,13 @@ public sealed class FeatureExtractor
         _session.Geometries.Select(g => g is null ? null : ImageTokenMaps.Create(image, g)).ToArray();
 
     /// <summary>One batch: run it, then each row's features, loss and map sums (from the maps, or all from the graph).</summary>
-    private void Process((FaceImage Image, int K)[] rows, NoisedRows inputs, DataSetFeatures result, Func<int, ImageTokenMaps?[]> tokensOf,
+    private void Process((FaceImage Image, int K)[] rows, NoisedRows inputs, DataSetFeatures result, ImageTokenMaps?[][] tokens,
         Action<string, int, HeadFeatures[], float>? onRow)
     {
         var layers = _session.Layers;
         bool graph = _session.ExposesGraphFeatures;
         inputs.Clear();
         foreach (var (image, k) in rows) inputs.Add(image, _timesteps[k]);
-        var tokens = Enumerable.Range(0, rows.Length).Select(tokensOf).ToArray();   // once, in row order: tokensOf may keep the last image's
         var timer = Stopwatch.StartNew();
         using var batch = inputs.Run(parts: graph ? PartGrids(tokens) : null);
         ModelSeconds += timer.Elapsed.TotalSeconds;

@@ -31,6 +31,7 @@ public static class Resampling
         var values = sample.ToArray();   // read through an array, not the interface: this loop runs resamples x n times
         Checks.Finite(values, "sample");
         var buffer = new double[values.Length];
+        // The point estimate gets a copy: a statistic may sort its input, and the resamples read values.
         return Interval(statistic(values.ToArray()), Resample(OneSampleGenerator(seed), values.Length, 0, resamples, (ix, _) =>
         {
             for (int i = 0; i < buffer.Length; i++) buffer[i] = values[ix[i]];
